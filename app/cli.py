@@ -1,0 +1,399 @@
+"""The single entry point: `csi-workstation` opens the GUI; subcommands run headless.
+
+    csi-workstation [PATH ...] [--workspace ID] [--sample]     open the window
+    csi-workstation engines [--json]                           list engines, device and weight status
+    csi-workstation inspect PATH [--json]                      describe a file or folder
+    csi-workstation run ENGINE INPUT... --out PATH             run one engine without a screen
+    csi-workstation self-test [--json]                         every workspace and engine on its sample
+    csi-workstation screenshot --workspace ID OUT.png          render the window to a PNG
+
+Bad arguments and unreadable inputs print one line and exit non-zero, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+PROG = "csi-workstation"
+SUBCOMMANDS = ("engines", "inspect", "run", "self-test", "screenshot", "gui")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2
+        raise UsageError(message)
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return code
+
+
+def build_parser() -> _Parser:
+    parser = _Parser(prog=PROG, description="CSI Workstation: AI review of CT/MRI, slides and music, offline.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    gui = sub.add_parser("gui", help="open the window (the default)")
+    _gui_args(gui)
+
+    p = sub.add_parser("engines", help="list engines with device and weight status")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
+
+    p = sub.add_parser("inspect", help="describe a file or folder")
+    p.add_argument("path")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("run", help="run one engine on input files without a screen")
+    p.add_argument("engine")
+    p.add_argument("inputs", nargs="+")
+    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="engine option (repeatable), e.g. --set min_voxels=50")
+
+    p = sub.add_parser("self-test", help="open every workspace offscreen and run every engine on its sample")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per item")
+
+    p = sub.add_parser("screenshot", help="render the main window to a PNG")
+    p.add_argument("out")
+    p.add_argument("--workspace", required=True)
+    p.add_argument("--open", dest="open_path", default=None, help="file or folder to open first")
+    p.add_argument("--sample", action="store_true", help="open the workspace's sample first")
+    p.add_argument("--size", default="1400x900", help="window size WxH")
+    p.add_argument("--timeout", type=float, default=120.0)
+    return parser
+
+
+def _gui_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="*", help="files or folders to open")
+    p.add_argument("--workspace", default=None, help="workspace to show first")
+    p.add_argument("--sample", action="store_true", help="open the workspace's bundled sample")
+    p.add_argument("--verbose", action="store_true")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if not argv or (argv[0] not in SUBCOMMANDS and argv[0] not in ("-h", "--help", "--version")):
+            gui = _Parser(prog=PROG, description="Open the CSI Workstation window. Subcommands: "
+                          + ", ".join(SUBCOMMANDS[:-1]) + " (see --help of each).")
+            _gui_args(gui)
+            return cmd_gui(gui.parse_args(argv))
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        return _fail(str(exc), 2)
+    if args.version:
+        from app import __version__
+
+        print(f"{PROG} {__version__}")
+        return 0
+    try:
+        return {
+            "gui": cmd_gui, "engines": cmd_engines, "inspect": cmd_inspect, "run": cmd_run,
+            "self-test": cmd_self_test, "screenshot": cmd_screenshot,
+        }[args.command](args)
+    except UsageError as exc:
+        return _fail(str(exc), 2)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # noqa: BLE001 - the CLI prints one line; the log has the traceback
+        from engines.core.engine import EngineError
+
+        if not isinstance(exc, EngineError):
+            import logging
+
+            logging.getLogger(PROG).exception("unexpected error")
+        return _fail(str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}")
+
+
+def gui_main() -> int:
+    return main()
+
+
+# -- GUI --------------------------------------------------------------------------------------------
+def cmd_gui(args) -> int:
+    for p in args.paths:
+        if not Path(p).expanduser().exists():
+            known = ", ".join(SUBCOMMANDS[:-1])
+            raise UsageError(f"'{p}' is neither a command ({known}) nor an existing file or folder")
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")):
+        raise UsageError("no display to open the window on: run it in a desktop session, under `xvfb-run -a`, "
+                         "or set QT_QPA_PLATFORM=offscreen")
+    from app.logsetup import configure_logging
+
+    configure_logging(getattr(args, "verbose", False))
+    from app.main_window import MainWindow, create_app
+
+    app = create_app()
+    window = MainWindow()
+    window.show()
+    _startup_mark(window)
+    _initial_view(window, args.workspace, [Path(p) for p in args.paths], args.sample)
+    return app.exec()
+
+
+def _initial_view(window, workspace: str | None, paths: list[Path], sample: bool) -> None:
+    ids = [m.id for m in window.manifests]
+    if workspace and workspace not in ids:
+        raise UsageError(f"no workspace '{workspace}' (known: {', '.join(ids)})")
+    target = workspace or (window.settings.last_workspace if window.settings.last_workspace in ids else None) \
+        or (ids[0] if ids else None)
+    if target:
+        window.switch_to(target)
+    if paths:
+        window.open_paths(paths)
+    elif sample and target:
+        window.view(target).open_sample()
+
+
+def _startup_mark(window) -> None:
+    """CSI_STARTUP_EXIT=1: print seconds from process start to a visible window, then quit (benchmarks)."""
+    if not os.environ.get("CSI_STARTUP_EXIT"):
+        return
+    from PySide6.QtCore import QTimer
+
+    def report() -> None:
+        print(f"window-visible-s {time.time() - _process_start_time():.3f}", flush=True)
+        window.close()
+
+    QTimer.singleShot(0, report)
+
+
+def _process_start_time() -> float:
+    try:
+        with open("/proc/self/stat") as fh:
+            start_ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat") as fh:
+            btime = next(int(line.split()[1]) for line in fh if line.startswith("btime"))
+        return btime + start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, StopIteration):
+        return time.time()
+
+
+# -- engines ----------------------------------------------------------------------------------------
+def cmd_engines(args) -> int:
+    from engines.core.device import resolve_device
+    from engines.core.registry import EngineRegistry
+
+    info = resolve_device(args.device)
+    registry = EngineRegistry.discover()
+    rows = []
+    for engine_id in registry.ids():
+        engine = registry.get(engine_id)
+        meta = engine.info()
+        rows.append({"id": engine_id, "workspace": meta.workspace, "task": meta.task, "title": meta.title,
+                     "weights": meta.weights or "-", "weights_status": engine.weights_status(),
+                     "device": info.device})
+    if args.json:
+        print(json.dumps({"device": info.device, "device_label": info.label, "device_note": info.note,
+                          "engines": rows, "plugin_errors": registry.errors}, indent=2))
+    else:
+        print(f"Device: {info.label}" + (f"  ({info.note})" if info.note else ""))
+        _print_table(["engine", "workspace", "task", "weights", "status"],
+                     [[r["id"], r["workspace"], r["task"], r["weights"], r["weights_status"]] for r in rows])
+        for name, err in registry.errors.items():
+            print(f"plugin {name} failed to load: {err}", file=sys.stderr)
+    return 1 if registry.errors else 0
+
+
+def _print_table(header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print("  ".join("-" * w for w in widths))
+    for row in rows:
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+
+
+# -- inspect ----------------------------------------------------------------------------------------
+def cmd_inspect(args) -> int:
+    from engines.core.inspect import inspect_path
+
+    report = inspect_path(Path(args.path), workspace_for_kind=_workspace_for_kind)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    print(f"{report['path']}\n  kind: {report['kind']}\n  opens in: {report['workspace'] or '(no workspace)'}")
+    for key, value in report["details"].items():
+        if key == "series":
+            print(f"  series: {len(value)}")
+            for s in value:
+                print(f"    - {s.get('modality', '?'):3} {s.get('description') or '(no description)'}: "
+                      f"{s.get('files')} file(s), {s.get('frames')} frame(s), {s.get('rows')}x{s.get('columns')}, "
+                      f"UID {s.get('series_uid')}")
+        else:
+            print(f"  {key}: {value}")
+    for finding in report["findings"]:
+        print(f"  ! {finding}")
+    return 0
+
+
+def _workspace_for_kind(kind: str) -> str | None:
+    from app.workspaces.manifest import discover_workspaces, workspace_for_kind
+
+    manifest = workspace_for_kind(kind, discover_workspaces()[0])
+    return manifest.id if manifest else None
+
+
+# -- run --------------------------------------------------------------------------------------------
+class TerminalProgress:
+    """A progress bar on a terminal; plain lines (at most every 10 %) when stderr is not a terminal."""
+
+    def __init__(self, stream=sys.stderr, width: int = 30) -> None:
+        self.stream, self.width = stream, width
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self._last_decile = -1
+        self._last_message = ""
+
+    def __call__(self, fraction: float | None, message: str = "") -> None:
+        if self.tty:
+            if fraction is None:
+                bar = "?" * self.width
+                pct = "  ?%"
+            else:
+                filled = int(round(max(0.0, min(1.0, fraction)) * self.width))
+                bar = "#" * filled + "-" * (self.width - filled)
+                pct = f"{fraction * 100:3.0f}%"
+            self.stream.write(f"\r[{bar}] {pct} {message[:60]:<60}")
+            self.stream.flush()
+        else:
+            decile = -1 if fraction is None else int(fraction * 10)
+            if decile != self._last_decile or (fraction is None and message != self._last_message):
+                self._last_decile, self._last_message = decile, message
+                pct = "?" if fraction is None else f"{fraction * 100:.0f}"
+                print(f"{pct}% {message}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _parse_options(pairs: list[str]) -> dict:
+    options = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UsageError(f"--set expects KEY=VALUE, got '{pair}'")
+        key, value = pair.split("=", 1)
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options
+
+
+def cmd_run(args) -> int:
+    from engines.core.device import resolve_device
+    from engines.core.engine import CancelToken, EngineError
+    from engines.core.registry import EngineRegistry
+    from engines.core.runner import run_engine
+
+    registry = EngineRegistry.discover()
+    if args.engine not in registry:
+        raise UsageError(f"no engine '{args.engine}' (known: {', '.join(registry.ids()) or 'none'})")
+    inputs = [Path(p).expanduser() for p in args.inputs]
+    for path in inputs:
+        if not path.exists():
+            raise EngineError(f"{path}: no such file or folder")
+    out = Path(args.out).expanduser()
+    if out.exists() and out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give a file name")
+    engine = registry.get(args.engine)
+    request = dict(engine.request_from_paths(inputs))
+    request.update(_parse_options(args.set))
+    device = resolve_device(args.device)
+    if device.note:
+        print(f"note: {device.note}; using {device.label}", file=sys.stderr)
+    progress = TerminalProgress()
+    cancel = CancelToken()
+    started = time.perf_counter()
+    try:
+        result = run_engine(engine, request, device=device.device, progress=progress, cancel=cancel,
+                            notice=lambda m: print(f"note: {m}", file=sys.stderr))
+    finally:
+        progress.close()
+    written = engine.write_result(result, out)
+    print(f"{args.engine}: wrote {', '.join(str(p) for p in written)} in {time.perf_counter() - started:.2f} s "
+          f"on {device.label}")
+    return 0
+
+
+# -- self-test --------------------------------------------------------------------------------------
+def _force_offscreen() -> None:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def cmd_self_test(args) -> int:
+    _force_offscreen()
+    from app.logsetup import configure_logging
+
+    configure_logging()
+    from app.selftest import run_self_test
+
+    results = run_self_test(timeout_s=args.timeout)
+    failed = [r for r in results if r["status"] != "ok"]
+    if args.json:
+        print(json.dumps({"results": results, "failed": len(failed)}, indent=2))
+    else:
+        _print_table(["kind", "name", "status", "seconds", "detail"],
+                     [[r["kind"], r["name"], r["status"], f"{r['seconds']:.2f}", r["detail"][:90]] for r in results])
+        print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+# -- screenshot -------------------------------------------------------------------------------------
+def cmd_screenshot(args) -> int:
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        _force_offscreen()
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"--size expects WxH, got '{args.size}'") from None
+    out = Path(args.out).expanduser()
+    if out.suffix.lower() != ".png":
+        raise UsageError("the screenshot must be a .png file")
+    from app.logsetup import configure_logging
+
+    configure_logging()
+    from app.main_window import MainWindow, create_app
+    from engines.core.atomic import atomic_path
+
+    app = create_app()
+    window = MainWindow()
+    ids = [m.id for m in window.manifests]
+    if args.workspace not in ids:
+        raise UsageError(f"no workspace '{args.workspace}' (known: {', '.join(ids)})")
+    window.resize(width, height)
+    window.show()
+    window.switch_to(args.workspace)
+    if args.open_path:
+        window.open_path(Path(args.open_path), args.workspace)
+    elif args.sample:
+        window.view(args.workspace).open_sample()
+    window.tasks.wait_idle(args.timeout)
+    window.tasks.wait_idle(args.timeout)  # opening may chain a second task (sample -> load)
+    for _ in range(5):
+        app.processEvents()
+        time.sleep(0.05)
+    with atomic_path(out) as tmp:
+        if not window.grab().save(str(tmp), "PNG"):
+            raise OSError(f"could not write {out}")
+    errors = [n.message for n in window.notifications.items if n.level == "error"]
+    window.close()
+    print(f"wrote {out}")
+    for e in errors:
+        print(f"error shown in the window: {e}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,380 @@
+"""The shell: workspace switcher, menus, task area, notification area, status bar with the compute device."""
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
+from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QListWidget, QListWidgetItem,
+                               QMainWindow, QMessageBox, QStackedWidget, QWidget)
+
+from app import __version__
+from app.settings import Settings
+from app.widgets.notifications import NotificationArea
+from app.widgets.tasks import TaskPanel
+from app.worker import TaskManager
+from app.workspaces.base import ShellContext, WorkspaceView
+from app.workspaces.manifest import WorkspaceManifest, discover_workspaces, workspace_for_kind
+from engines.core.paths import config_dir, resources_dir
+
+log = logging.getLogger(__name__)
+
+
+def _pkg_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+class MainWindow(QMainWindow):
+    workspace_changed = Signal(str)
+    device_resolved = Signal(str)
+
+    def __init__(self, settings: Settings | None = None, manifests: list[WorkspaceManifest] | None = None,
+                 detect_device: bool = True) -> None:
+        super().__init__()
+        self.setWindowTitle("CSI Workstation")
+        self.setWindowIcon(QIcon(str(resources_dir() / "icons" / "csi-workstation.svg")))
+        self.setAcceptDrops(True)
+        self.settings, problem = (settings, "") if settings is not None else Settings.load()
+        if manifests is None:
+            manifests, errors = discover_workspaces()
+        else:
+            errors = {}
+        self.manifests = manifests
+        self.views: dict[str, WorkspaceView] = {}
+        self._registry = None
+        self.device_label = "detecting…"
+        self.device_string = "auto"
+
+        self.tasks = TaskManager(self)
+        self.notifications = NotificationArea()
+        self.context = ShellContext(tasks=self.tasks, notify=self.notify, add_recent=self.add_recent,
+                                    registry=self.registry, device=lambda: self.device_string)
+        self._build_central()
+        self._build_docks()
+        self._build_menus()
+        self._build_status()
+        self._restore_geometry()
+        if problem:
+            self.notify("warning", problem)
+        for name, err in errors.items():
+            self.notify("error", f"Workspace '{name}' could not be loaded: {err}")
+        if detect_device:
+            self._detect_device()
+
+    # -- layout -------------------------------------------------------------------------------------
+    def _build_central(self) -> None:
+        self.switcher = QListWidget()
+        self.switcher.setObjectName("workspaceSwitcher")
+        self.switcher.setIconSize(QSize(28, 28))
+        self.switcher.setFixedWidth(170)
+        self.switcher.setSpacing(2)
+        self.stack = QStackedWidget()
+        self.placeholders: dict[str, QWidget] = {}
+        for m in self.manifests:
+            icon = QIcon(str(resources_dir() / "icons" / m.icon)) if m.icon else QIcon()
+            item = QListWidgetItem(icon, f"{m.title}\n{m.summary}")
+            item.setData(Qt.UserRole, m.id)
+            item.setToolTip(m.summary)
+            self.switcher.addItem(item)
+            holder = QWidget()  # replaced by the real view on first open (lazy import)
+            self.placeholders[m.id] = holder
+            self.stack.addWidget(holder)
+        self.switcher.currentRowChanged.connect(self._on_switch_row)
+        container = QWidget()
+        from PySide6.QtWidgets import QHBoxLayout
+
+        row = QHBoxLayout(container)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.switcher)
+        row.addWidget(self.stack, 1)
+        self.setCentralWidget(container)
+
+    def _build_docks(self) -> None:
+        self.task_panel = TaskPanel(self.tasks)
+        self.tasks_dock = QDockWidget("Tasks", self)
+        self.tasks_dock.setObjectName("tasksDock")
+        self.tasks_dock.setWidget(self.task_panel)
+        self.messages_dock = QDockWidget("Messages", self)
+        self.messages_dock.setObjectName("messagesDock")
+        self.messages_dock.setWidget(self.notifications)
+        self.addDockWidget(Qt.BottomDockWidgetArea, self.tasks_dock)
+        self.addDockWidget(Qt.BottomDockWidgetArea, self.messages_dock)
+        self.splitDockWidget(self.tasks_dock, self.messages_dock, Qt.Horizontal)
+        self.tasks_dock.setVisible(self.settings.show_tasks)
+        self.messages_dock.setVisible(self.settings.show_messages)
+        self.notifications.count_changed.connect(
+            lambda errors, total: self.messages_dock.setWindowTitle(
+                f"Messages ({errors} error{'s' if errors != 1 else ''})" if errors else "Messages"))
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        act = file_menu.addAction("&Open File…", self.open_file_dialog)
+        act.setShortcut(QKeySequence.Open)
+        act = file_menu.addAction("Open &Folder…", self.open_folder_dialog)
+        act.setShortcut(QKeySequence("Ctrl+Shift+O"))
+        self.recent_menu = file_menu.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self._fill_recent()
+        act = file_menu.addAction("Open &Sample of This Workspace", self.open_current_sample)
+        act.setShortcut(QKeySequence("Ctrl+Shift+S"))
+        file_menu.addSeparator()
+        act = file_menu.addAction("&Quit", self.close)
+        act.setShortcut(QKeySequence.Quit)
+
+        view_menu = self.menuBar().addMenu("&View")
+        for n, m in enumerate(self.manifests, start=1):
+            act = view_menu.addAction(m.title, lambda mid=m.id: self.switch_to(mid))
+            if n <= 9:
+                act.setShortcut(QKeySequence(f"Ctrl+{n}"))
+        view_menu.addSeparator()
+        view_menu.addAction(self.tasks_dock.toggleViewAction())
+        view_menu.addAction(self.messages_dock.toggleViewAction())
+
+        tasks_menu = self.menuBar().addMenu("&Tasks")
+        act = tasks_menu.addAction("Cancel All Tasks", self.tasks.cancel_all)
+        act.setShortcut(QKeySequence("Ctrl+."))
+
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction("&About CSI Workstation", self.show_about)
+        help_menu.addAction("Show &Log Folder Path", lambda: self.notify(
+            "info", f"Logs are in {__import__('engines.core.paths', fromlist=['log_dir']).log_dir()}"))
+
+    def _build_status(self) -> None:
+        self.device_widget = QLabel(f"Device: {self.device_label}")
+        self.device_widget.setObjectName("deviceLabel")
+        self.device_widget.setToolTip("Compute device the engines use (set CSI_DEVICE or settings.json 'device')")
+        self.statusBar().addPermanentWidget(self.device_widget)
+        self.statusBar().showMessage("Drop a DICOM folder, slide, audio file or image here, or use File ▸ Open.")
+
+    # -- geometry & settings --------------------------------------------------------------------------
+    def _qsettings(self) -> QSettings:
+        return QSettings(str(config_dir() / "window.ini"), QSettings.IniFormat)
+
+    def _restore_geometry(self) -> None:
+        qs = self._qsettings()
+        geometry = qs.value("geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1360, 860)
+        state = qs.value("state")
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+
+    def save_state(self) -> None:
+        qs = self._qsettings()
+        qs.setValue("geometry", self.saveGeometry())
+        qs.setValue("state", self.saveState())
+        qs.sync()
+        self.settings.show_tasks = self.tasks_dock.isVisible() if self.isVisible() else self.settings.show_tasks
+        self.settings.show_messages = (self.messages_dock.isVisible() if self.isVisible()
+                                       else self.settings.show_messages)
+        self.settings.save()
+
+    # -- services -----------------------------------------------------------------------------------
+    def notify(self, level: str, message: str, detail: str = "") -> None:
+        self.notifications.post(level, message, detail)
+        if level in ("warning", "error"):
+            self.statusBar().showMessage(message, 10_000)
+            if level == "error" and not self.messages_dock.isVisible():
+                self.messages_dock.show()
+
+    def add_recent(self, path: Path) -> None:
+        self.settings.add_recent(path)
+        self.settings.save()
+
+    def registry(self):
+        if self._registry is None:
+            from engines.core.registry import EngineRegistry
+
+            self._registry = EngineRegistry.discover()
+            for name, err in self._registry.errors.items():
+                self.notify("error", f"Engine plugin '{name}' could not be loaded: {err}")
+        return self._registry
+
+    def _detect_device(self) -> None:
+        def job(progress, cancel):
+            from engines.core.device import resolve_device
+
+            return resolve_device(self.settings.device)
+
+        def done(info) -> None:
+            self.device_label, self.device_string = info.label, info.device
+            self.device_widget.setText(f"Device: {info.label}")
+            if info.note:
+                self.notify("warning", f"Device: {info.note}; using {info.label}")
+            self.device_resolved.emit(info.label)
+
+        self.tasks.submit(job, title="Detecting compute device", owner="shell:device", on_result=done,
+                          on_error=lambda msg, detail: self.notify("error", msg, detail))
+
+    # -- workspaces ---------------------------------------------------------------------------------
+    def manifest(self, workspace_id: str) -> WorkspaceManifest:
+        for m in self.manifests:
+            if m.id == workspace_id:
+                return m
+        raise KeyError(f"no workspace '{workspace_id}' (known: {', '.join(m.id for m in self.manifests)})")
+
+    def view(self, workspace_id: str) -> WorkspaceView:
+        """The workspace's view, importing its module on first use."""
+        if workspace_id not in self.views:
+            manifest = self.manifest(workspace_id)
+            try:
+                cls = manifest.load_view_class()
+                view = cls(manifest, self.context)
+            except Exception as exc:  # noqa: BLE001 - a broken workspace is reported, the shell stays up
+                import traceback
+
+                self.notify("error", f"The {manifest.title} workspace failed to open: {exc}",
+                            traceback.format_exc())
+                from app.workspaces.base import PlaceholderView
+
+                view = PlaceholderView(manifest, self.context)
+            index = self.stack.indexOf(self.placeholders[workspace_id])
+            self.stack.removeWidget(self.placeholders[workspace_id])
+            self.placeholders[workspace_id].deleteLater()
+            self.stack.insertWidget(index, view)
+            self.views[workspace_id] = view
+        return self.views[workspace_id]
+
+    def current_workspace(self) -> str | None:
+        row = self.switcher.currentRow()
+        return self.manifests[row].id if 0 <= row < len(self.manifests) else None
+
+    def switch_to(self, workspace_id: str) -> WorkspaceView:
+        row = [m.id for m in self.manifests].index(self.manifest(workspace_id).id)
+        if self.switcher.currentRow() != row:
+            self.switcher.setCurrentRow(row)  # -> _on_switch_row
+        return self.view(workspace_id)
+
+    def _on_switch_row(self, row: int) -> None:
+        if not 0 <= row < len(self.manifests):
+            return
+        m = self.manifests[row]
+        view = self.view(m.id)
+        self.stack.setCurrentWidget(view)
+        self.settings.last_workspace = m.id
+        self.setWindowTitle(f"CSI Workstation — {m.title}")
+        self.workspace_changed.emit(m.id)
+
+    def open_current_sample(self) -> None:
+        wid = self.current_workspace()
+        if wid:
+            self.view(wid).open_sample()
+
+    # -- opening files ------------------------------------------------------------------------------
+    def open_paths(self, paths: list[Path]) -> None:
+        for path in paths:
+            self.open_path(Path(path))
+
+    def open_path(self, path: Path, workspace_id: str | None = None) -> None:
+        """Classify ``path`` off the GUI thread, then hand it to the workspace that opens that kind."""
+        path = Path(path).expanduser()
+
+        def job(progress, cancel):
+            from engines.core.filetypes import classify
+
+            progress(None, f"identifying {path.name}")
+            return classify(path)
+
+        def route(kind: str) -> None:
+            if kind == "missing":
+                self.notify("error", f"{path}: no such file or folder")
+                return
+            if kind == "empty":
+                self.notify("error", f"{path.name}: the file is empty")
+                return
+            target = workspace_id
+            if target is None:
+                manifest = workspace_for_kind(kind, self.manifests)
+                if manifest is None:
+                    self.notify("error", f"{path.name}: no workspace opens this kind of file ({kind}). "
+                                         f"The workstation opens DICOM, NIfTI/MHA/NRRD, slides, images, "
+                                         f"audio and MIDI/MusicXML.")
+                    return
+                target = manifest.id
+            self.switch_to(target).open_path(path)
+
+        self.tasks.submit(job, title=f"Identifying {path.name}", owner=f"shell:open:{path}", on_result=route,
+                          on_error=lambda msg, detail: self.notify("error", msg, detail))
+
+    def open_file_dialog(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open files")
+        self.open_paths([Path(f) for f in files])
+
+    def open_folder_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder (DICOM series, audio collection…)")
+        if folder:
+            self.open_path(Path(folder))
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        if not self.settings.recent_files:
+            act = self.recent_menu.addAction("(none yet)")
+            act.setEnabled(False)
+            return
+        for p in self.settings.recent_files:
+            self.recent_menu.addAction(p, lambda p=p: self.open_path(Path(p)))
+        self.recent_menu.addSeparator()
+        self.recent_menu.addAction("Clear Recent", self._clear_recent)
+
+    def _clear_recent(self) -> None:
+        self.settings.recent_files = []
+        self.settings.save()
+
+    # -- drag and drop ------------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if not paths:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        self.open_paths(paths)
+
+    # -- about & close ------------------------------------------------------------------------------
+    def about_text(self) -> str:
+        rows = [("CSI Workstation", __version__), ("Python", platform.python_version()),
+                ("Qt / PySide6", _pkg_version("PySide6-Essentials")),
+                ("PyTorch", _pkg_version("torch")), ("pydicom", _pkg_version("pydicom")),
+                ("SimpleITK", _pkg_version("SimpleITK")), ("OpenSlide (Python)", _pkg_version("openslide-python")),
+                ("pyqtgraph", _pkg_version("pyqtgraph")), ("Compute device", self.device_label),
+                ("Platform", f"{platform.system()} {platform.machine()}")]
+        table = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;{v}</td></tr>" for k, v in rows)
+        return (f"<h3>CSI Workstation</h3><p>AI review of CT/MRI, whole-slide images and music, offline.</p>"
+                f"<table>{table}</table><p><i>Research use only. Not for diagnosis.</i></p>")
+
+    def show_about(self) -> None:
+        QMessageBox.about(self, "About CSI Workstation", self.about_text())
+
+    def closeEvent(self, event) -> None:
+        for view in self.views.values():
+            try:
+                view.shutdown()
+            except Exception:  # noqa: BLE001 - closing must always succeed
+                log.exception("workspace shutdown failed")
+        if not self.tasks.shutdown(timeout_ms=10_000):
+            log.warning("some tasks did not stop within 10 s of cancellation")
+        self.save_state()
+        event.accept()
+
+
+def create_app(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance() or QApplication(argv if argv is not None else sys.argv[:1])
+    app.setApplicationName("CSI Workstation")
+    app.setOrganizationName("CSI")
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName("csi-workstation")
+    return app

@@ -1,0 +1,1 @@
+"""Shell widgets: task panel, notification area."""

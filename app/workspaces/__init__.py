@@ -1,0 +1,1 @@
+"""Workspaces: discovered through the ``csi_workstation.workspaces`` entry points (light manifests only)."""

@@ -1,0 +1,6 @@
+"""The music workspace view (an honest empty view until its issue fills it)."""
+from app.workspaces.base import PlaceholderView
+
+
+class MusicWorkspace(PlaceholderView):
+    pass

@@ -1,0 +1,17 @@
+from app.workspaces.manifest import WorkspaceManifest
+
+MANIFEST = WorkspaceManifest(
+    id="pathology",
+    title="Pathology",
+    summary="Whole-slide images with heatmaps and detections",
+    view="app.workspaces.pathology.view:PathologyWorkspace",
+    opens={"slide": 10, "dicom-slide": 10, "slide-folder": 5, "image": 1},
+    sample=None,
+    order=20,
+    icon="pathology.svg",
+    will_hold=(
+        "every slide format OpenSlide reads (SVS, NDPI, MRXS, SCN, tiled TIFF, DICOM WSI)",
+        "smooth pan and zoom over the pyramid with a navigator and scale bar",
+        "raster heatmaps, detections and annotations (GeoJSON), the C4d capillary engine",
+    ),
+)

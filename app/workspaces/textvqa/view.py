@@ -1,0 +1,6 @@
+"""The textvqa workspace view (an honest empty view until its issue fills it)."""
+from app.workspaces.base import PlaceholderView
+
+
+class TextVqaWorkspace(PlaceholderView):
+    pass

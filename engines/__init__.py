@@ -1,0 +1,1 @@
+"""Everything that computes: readers, writers, models, training and evaluation. Never imports Qt."""

@@ -1,0 +1,113 @@
+"""The one shape every engine has (MONAI Label's InferTask idea), plus cancellation and progress."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+#: progress(fraction in [0, 1] or None when unknown, message)
+ProgressFn = Callable[[float | None, str], None]
+
+
+def no_progress(fraction: float | None, message: str = "") -> None:  # noqa: ARG001 - the default sink
+    """A progress sink that drops everything."""
+
+
+class Cancelled(Exception):
+    """Raised inside engine code when the user cancelled the job."""
+
+
+class EngineError(Exception):
+    """An error whose message is already written for the user (plain language, no traceback)."""
+
+
+class CancelToken:
+    """Cooperative cancellation: the GUI sets it, engine code checks it between chunks."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise Cancelled("cancelled by the user")
+
+    def __bool__(self) -> bool:  # `if cancel:` reads naturally in engine loops
+        return self._event.is_set()
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What an engine is, for listings, the About box and model cards."""
+
+    id: str
+    title: str
+    task: str
+    workspace: str
+    inputs: str
+    outputs: str
+    labels: Sequence[str] = ()
+    weights: str | None = None  # name in the weights store, or None for a classical method
+    description: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Engine:
+    """Base class of every engine.
+
+    Subclasses set ``id`` and implement ``info`` and ``predict``; models override ``load``/``unload``.
+    ``predict`` must call ``progress`` now and then and check ``cancel`` between chunks of work.
+    For the headless CLI an engine also maps input paths to a request (``request_from_paths``) and writes
+    its result (``write_result``); ``sample_paths`` names bundled inputs for ``self-test``.
+    """
+
+    id: str = ""
+
+    def __init__(self) -> None:
+        self.device: str | None = None
+
+    # -- identity -----------------------------------------------------------------------------------
+    def info(self) -> EngineInfo:
+        raise NotImplementedError
+
+    # -- life cycle ----------------------------------------------------------------------------------
+    def load(self, device: str) -> None:
+        """Load weights onto ``device`` ("cpu", "cuda", "cuda:1", "mps"). Classical engines just record it."""
+        self.device = device
+
+    def unload(self) -> None:
+        self.device = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.device is not None
+
+    def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
+                cancel: CancelToken | None = None) -> Any:
+        raise NotImplementedError
+
+    # -- headless use -------------------------------------------------------------------------------
+    def request_from_paths(self, paths: Sequence[Path]) -> Mapping[str, Any]:
+        raise EngineError(f"engine '{self.id}' cannot be run from files")
+
+    def write_result(self, result: Any, out: Path) -> list[Path]:
+        raise EngineError(f"engine '{self.id}' cannot write its result to a file")
+
+    def sample_paths(self) -> list[Path]:
+        """Bundled inputs this engine can run on (generated on first use)."""
+        return []
+
+    def weights_status(self) -> str:
+        """'none needed', 'ok', or why the weights are unusable. Never raises."""
+        name = self.info().weights
+        if not name:
+            return "none needed"
+        from engines.core.weights import WeightsStore  # light: safetensors is imported only to load
+        return WeightsStore.default().status(name)

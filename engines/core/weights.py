@@ -1,0 +1,181 @@
+"""The weights store: safetensors plus a model card, nothing else.
+
+A checkpoint is untrusted input. This store never unpickles: it reads only files whose header parses as
+safetensors, and only when a model card beside them names the file's SHA-256. Layout, for a model NAME:
+
+    NAME.safetensors   the tensors
+    NAME.card.json     the model card (see ModelCard)
+
+Bundled models live in resources/models; a user's own models in the user data folder (models/).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from engines.core.atomic import atomic_path, atomic_write_text
+from engines.core.paths import resources_dir, user_models_dir
+
+CARD_FORMAT = "csi-workstation/model-card@1"
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+class WeightsError(Exception):
+    """The weights cannot be used; the message says why in plain language."""
+
+
+@dataclass
+class ModelCard:
+    """What a user and a reviewer need to know about a model (written beside its weights)."""
+
+    name: str
+    architecture: str
+    arch_args: dict[str, Any] = field(default_factory=dict)
+    version: str = "1"
+    task: str = ""
+    labels: list[str] = field(default_factory=list)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    training_data: str = ""
+    training_command: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    limits: str = ""
+    intended_use: str = "Research use only. Not for diagnosis or treatment."
+    sha256: str = ""
+    format: str = CARD_FORMAT
+
+    @classmethod
+    def from_json(cls, text: str) -> "ModelCard":
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise WeightsError(f"the model card is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(raw, dict) or raw.get("format") != CARD_FORMAT:
+            raise WeightsError("the model card is not a CSI Workstation model card")
+        known = {f for f in cls.__dataclass_fields__}
+        missing = {"name", "architecture", "sha256"} - raw.keys()
+        if missing:
+            raise WeightsError(f"the model card lacks {', '.join(sorted(missing))}")
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=False) + "\n"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_safetensors_header(path: Path) -> dict[str, Any]:
+    """Parse the safetensors header by hand (8-byte length + JSON); refuse anything else.
+
+    This catches pickles, zip archives (torch.save) and truncated files before any library touches them.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise WeightsError(f"{path.name} is too short to be a safetensors file")
+        (n,) = struct.unpack("<Q", head)
+        if n <= 1 or n > min(_MAX_HEADER, size - 8):
+            raise WeightsError(f"{path.name} is not a safetensors file (a pickle or torch.save archive is "
+                               f"refused: checkpoints are never unpickled)")
+        try:
+            header = json.loads(fh.read(n))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise WeightsError(f"{path.name} is not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path.name} is not a safetensors file")
+    end = 8 + n + max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if end > size:
+        raise WeightsError(f"{path.name} is truncated ({size} bytes, its header needs {end})")
+    return header
+
+
+class WeightsStore:
+    """Finds, verifies and loads model weights. ``roots`` are searched in order."""
+
+    def __init__(self, roots: list[Path]) -> None:
+        self.roots = [Path(r) for r in roots]
+
+    @classmethod
+    def default(cls) -> "WeightsStore":
+        return cls([user_models_dir(), resources_dir() / "models"])
+
+    def paths(self, name: str) -> tuple[Path, Path]:
+        for root in self.roots:
+            weights = root / f"{name}.safetensors"
+            if weights.exists():
+                return weights, root / f"{name}.card.json"
+        for root in self.roots:  # a non-safetensors checkpoint of that name: say why it is refused
+            for other in sorted(root.glob(f"{name}.*")):
+                if other.suffix in {".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle"}:
+                    raise WeightsError(f"{other.name} is a pickle-based checkpoint; only .safetensors weights "
+                                       f"with a model card are loaded")
+        raise WeightsError(f"no weights named '{name}' (looked in {', '.join(str(r) for r in self.roots)})")
+
+    def card(self, name: str) -> ModelCard:
+        weights, card_path = self.paths(name)
+        return self.verify(weights, card_path)
+
+    @staticmethod
+    def verify(weights: Path, card_path: Path) -> ModelCard:
+        if weights.suffix != ".safetensors":
+            raise WeightsError(f"{weights.name}: only .safetensors weights are loaded")
+        if not card_path.exists():
+            raise WeightsError(f"{weights.name} has no model card ({card_path.name}); refusing to load it")
+        card = ModelCard.from_json(card_path.read_text(encoding="utf-8"))
+        check_safetensors_header(weights)
+        actual = sha256_file(weights)
+        if card.sha256 != actual:
+            raise WeightsError(f"{weights.name} does not match its model card (SHA-256 differs): the weights "
+                               f"or the card were changed")
+        return card
+
+    def load(self, name: str, device: str = "cpu", expect_architecture: str | None = None
+             ) -> tuple[dict[str, Any], ModelCard]:
+        """Return (tensors, card). Raises WeightsError with a plain-language reason."""
+        weights, card_path = self.paths(name)
+        return self.load_file(weights, card_path, device, expect_architecture)
+
+    @classmethod
+    def load_file(cls, weights: Path, card_path: Path | None = None, device: str = "cpu",
+                  expect_architecture: str | None = None) -> tuple[dict[str, Any], ModelCard]:
+        weights = Path(weights)
+        card_path = Path(card_path) if card_path else weights.with_name(weights.stem + ".card.json")
+        card = cls.verify(weights, card_path)
+        if expect_architecture and card.architecture != expect_architecture:
+            raise WeightsError(f"{weights.name} holds a '{card.architecture}' model, not '{expect_architecture}'")
+        from safetensors.torch import load_file  # no pickle anywhere in this path
+
+        return load_file(str(weights), device=device), card
+
+    def status(self, name: str) -> str:
+        try:
+            self.card(name)
+            return "ok"
+        except WeightsError as exc:
+            return str(exc)
+
+    @staticmethod
+    def save(directory: Path, name: str, tensors: Mapping[str, Any], card: ModelCard) -> tuple[Path, Path]:
+        """Write weights and card atomically (used by the training scripts)."""
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        weights = directory / f"{name}.safetensors"
+        with atomic_path(weights) as tmp:
+            save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp),
+                      metadata={"format": "pt", "name": name, "architecture": card.architecture})
+        card.name = name
+        card.sha256 = sha256_file(weights)
+        card_path = directory / f"{name}.card.json"
+        atomic_write_text(card_path, card.to_json())
+        return weights, card_path

@@ -1,0 +1,3 @@
+"""Music engines (filled in by the music workspace work)."""
+
+ENGINES: list = []

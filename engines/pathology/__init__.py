@@ -1,0 +1,3 @@
+"""Pathology engines (filled in by the pathology workspace work)."""
+
+ENGINES: list = []

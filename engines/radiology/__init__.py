@@ -1,0 +1,3 @@
+"""Radiology engines (filled in by the radiology workspace work)."""
+
+ENGINES: list = []

@@ -1,0 +1,3 @@
+"""Textvqa engines (filled in by the textvqa workspace work)."""
+
+ENGINES: list = []

@@ -1,0 +1,28 @@
+"""Shared test setup: Qt offscreen, an isolated user folder, no sound card, no GPU needed."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("CSI_DEVICE", "cpu")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own settings/data/cache folders (CSI_WORKSTATION_HOME)."""
+    home = tmp_path_factory.mktemp("csihome")
+    monkeypatch.setenv("CSI_WORKSTATION_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data beside the checkout (OpenSlide fixtures); tests that need it skip when absent."""
+    if not SHARED_DATA.exists():
+        pytest.skip(f"{SHARED_DATA} is not present")
+    return SHARED_DATA
