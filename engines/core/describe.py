@@ -28,7 +28,10 @@ def describe_dicom(path: Path) -> dict[str, Any]:
         except Exception as exc:  # noqa: BLE001 - a truncated or corrupt file is a finding, not a failure
             findings.append(f"{file.name}: unreadable DICOM ({type(exc).__name__}: {exc})")
             continue
-        uid = str(ds.get("SeriesInstanceUID", "(no SeriesInstanceUID)"))
+        if "SeriesInstanceUID" not in ds or "SOPClassUID" not in ds:
+            findings.append(f"{file.name}: incomplete DICOM header (truncated file?); skipped")
+            continue
+        uid = str(ds.SeriesInstanceUID)
         entry = series.setdefault(uid, {
             "series_uid": uid,
             "modality": str(ds.get("Modality", "")),

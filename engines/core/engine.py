@@ -39,9 +39,6 @@ class CancelToken:
         if self._event.is_set():
             raise Cancelled("cancelled by the user")
 
-    def __bool__(self) -> bool:  # `if cancel:` reads naturally in engine loops
-        return self._event.is_set()
-
 
 @dataclass(frozen=True)
 class EngineInfo:

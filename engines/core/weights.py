@@ -129,10 +129,10 @@ class WeightsStore:
     def verify(weights: Path, card_path: Path) -> ModelCard:
         if weights.suffix != ".safetensors":
             raise WeightsError(f"{weights.name}: only .safetensors weights are loaded")
+        check_safetensors_header(weights)
         if not card_path.exists():
             raise WeightsError(f"{weights.name} has no model card ({card_path.name}); refusing to load it")
         card = ModelCard.from_json(card_path.read_text(encoding="utf-8"))
-        check_safetensors_header(weights)
         actual = sha256_file(weights)
         if card.sha256 != actual:
             raise WeightsError(f"{weights.name} does not match its model card (SHA-256 differs): the weights "
