@@ -97,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"{PROG} {__version__}")
         return 0
+    if args.command != "gui":
+        from app.logsetup import configure_logging
+
+        configure_logging(console=False)
     try:
         return {
             "gui": cmd_gui, "engines": cmd_engines, "inspect": cmd_inspect, "run": cmd_run,
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(exc, EngineError):
             import logging
 
-            logging.getLogger(PROG).exception("unexpected error")
+            logging.getLogger(PROG).exception("unexpected error")  # the traceback goes to the log file
         return _fail(str(exc) if isinstance(exc, EngineError) else f"{type(exc).__name__}: {exc}")
 
 
@@ -334,9 +338,6 @@ def _force_offscreen() -> None:
 
 def cmd_self_test(args) -> int:
     _force_offscreen()
-    from app.logsetup import configure_logging
-
-    configure_logging()
     from app.selftest import run_self_test
 
     results = run_self_test(timeout_s=args.timeout)
@@ -361,17 +362,18 @@ def cmd_screenshot(args) -> int:
     out = Path(args.out).expanduser()
     if out.suffix.lower() != ".png":
         raise UsageError("the screenshot must be a .png file")
-    from app.logsetup import configure_logging
+    from app.workspaces.manifest import discover_workspaces
 
-    configure_logging()
+    ids = [m.id for m in discover_workspaces()[0]]
+    if args.workspace not in ids:
+        raise UsageError(f"no workspace '{args.workspace}' (known: {', '.join(ids)})")
+    if args.open_path and not Path(args.open_path).expanduser().exists():
+        raise UsageError(f"--open {args.open_path}: no such file or folder")
     from app.main_window import MainWindow, create_app
     from engines.core.atomic import atomic_path
 
     app = create_app()
     window = MainWindow()
-    ids = [m.id for m in window.manifests]
-    if args.workspace not in ids:
-        raise UsageError(f"no workspace '{args.workspace}' (known: {', '.join(ids)})")
     window.resize(width, height)
     window.show()
     window.switch_to(args.workspace)

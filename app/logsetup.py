@@ -9,7 +9,8 @@ from engines.core.paths import log_dir
 _configured = False
 
 
-def configure_logging(verbose: bool = False) -> None:
+def configure_logging(verbose: bool = False, console: bool = True) -> None:
+    """File log always; warnings on stderr only when ``console`` (headless commands print their own lines)."""
     global _configured
     if _configured:
         return
@@ -20,7 +21,8 @@ def configure_logging(verbose: bool = False) -> None:
                                                         backupCount=3, encoding="utf-8")
     file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(file_handler)
-    console = logging.StreamHandler()
-    console.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    console.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    root.addHandler(console)
+    if console:
+        stream = logging.StreamHandler()
+        stream.setLevel(logging.DEBUG if verbose else logging.WARNING)
+        stream.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        root.addHandler(stream)

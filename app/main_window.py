@@ -73,9 +73,14 @@ class MainWindow(QMainWindow):
         self.switcher = QListWidget()
         self.switcher.setObjectName("workspaceSwitcher")
         self.switcher.setIconSize(QSize(28, 28))
-        self.switcher.setFixedWidth(170)
+        self.switcher.setFixedWidth(230)
+        self.switcher.setWordWrap(True)
+        self.switcher.setHorizontalScrollBarPolicy(Qt.ScrollBarAlwaysOff)
         self.switcher.setSpacing(2)
+        self.switcher.setFocusPolicy(Qt.NoFocus)  # focus would select row 0 and import a workspace at start-up
         self.stack = QStackedWidget()
+        self.home = self._build_home()
+        self.stack.addWidget(self.home)
         self.placeholders: dict[str, QWidget] = {}
         for m in self.manifests:
             icon = QIcon(str(resources_dir() / "icons" / m.icon)) if m.icon else QIcon()
@@ -96,6 +101,39 @@ class MainWindow(QMainWindow):
         row.addWidget(self.stack, 1)
         self.setCentralWidget(container)
 
+    def _build_home(self) -> QWidget:
+        """The first page: what each workspace is for, and how to get something on screen."""
+        from PySide6.QtWidgets import QGridLayout, QPushButton, QVBoxLayout
+
+        page = QWidget()
+        page.setObjectName("homePage")
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(32, 24, 32, 24)
+        intro = QLabel("<h1>CSI Workstation</h1><p>Review CT/MRI series, whole-slide images and music "
+                       "recordings with AI results, on this computer, offline.</p><p>Drop a DICOM folder, a "
+                       "slide, an audio file or an image anywhere on this window, use <b>File ▸ Open</b>, or "
+                       "pick a workspace:</p>")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        grid = QGridLayout()
+        for n, m in enumerate(self.manifests):
+            button = QPushButton(QIcon(str(resources_dir() / "icons" / m.icon)) if m.icon else QIcon(),
+                                 f"  {m.title.replace('&', '&&')}")
+            button.setIconSize(QSize(32, 32))
+            button.setMinimumHeight(48)
+            button.clicked.connect(lambda _=False, mid=m.id: self.switch_to(mid))
+            holds = "; ".join(m.will_hold[:2])
+            text = QLabel(f"<b>{m.summary}.</b> " + holds[:1].upper() + holds[1:] + ".")
+            text.setWordWrap(True)
+            grid.addWidget(button, n, 0)
+            grid.addWidget(text, n, 1)
+        grid.setColumnStretch(1, 1)
+        layout.addLayout(grid)
+        layout.addStretch(1)
+        foot = QLabel("<i>Research use only. Not for diagnosis.</i>")
+        layout.addWidget(foot)
+        return page
+
     def _build_docks(self) -> None:
         self.task_panel = TaskPanel(self.tasks)
         self.tasks_dock = QDockWidget("Tasks", self)
@@ -107,6 +145,7 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.BottomDockWidgetArea, self.tasks_dock)
         self.addDockWidget(Qt.BottomDockWidgetArea, self.messages_dock)
         self.splitDockWidget(self.tasks_dock, self.messages_dock, Qt.Horizontal)
+        self.resizeDocks([self.tasks_dock, self.messages_dock], [150, 150], Qt.Vertical)
         self.tasks_dock.setVisible(self.settings.show_tasks)
         self.messages_dock.setVisible(self.settings.show_messages)
         self.notifications.count_changed.connect(

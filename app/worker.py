@@ -54,7 +54,6 @@ class Task(QObject):
         self.state = Task.PENDING
         self.fraction: float | None = None
         self.message = ""
-        self.finished.connect(self._mark_done)
 
     def cancel(self) -> None:
         self.token.cancel()
@@ -62,10 +61,6 @@ class Task(QObject):
     @property
     def active(self) -> bool:
         return self.state in (Task.PENDING, Task.RUNNING)
-
-    def _mark_done(self) -> None:
-        if self.state == Task.RUNNING or self.state == Task.PENDING:
-            self.state = Task.DONE
 
 
 class _Runnable(QRunnable):
@@ -82,7 +77,14 @@ class _Runnable(QRunnable):
             return
         self._last_emit = now
         self.task.fraction, self.task.message = fraction, message
-        self.task.progress.emit(-1.0 if fraction is None else float(fraction), message)
+        self._emit(self.task.progress, -1.0 if fraction is None else float(fraction), message)
+
+    @staticmethod
+    def _emit(signal, *args) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:  # the Task was deleted (window closed while the job ran): nobody to tell
+            log.debug("task gone before its signal could be delivered")
 
     def run(self) -> None:  # worker thread: signals only, no widgets
         task = self.task
@@ -93,17 +95,17 @@ class _Runnable(QRunnable):
             task.token.raise_if_cancelled()
         except Cancelled:
             task.state = Task.CANCELLED
-            task.cancelled.emit()
+            self._emit(task.cancelled)
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a message, the app keeps running
             task.state = Task.FAILED
             detail = traceback.format_exc()
             log.error("%s failed: %s\n%s", task.title, exc, detail)
-            task.error.emit(plain_message(task.title, exc), detail)
+            self._emit(task.error, plain_message(task.title, exc), detail)
         else:
             task.state = Task.DONE
-            task.result.emit(value)
+            self._emit(task.result, value)
         finally:
-            task.finished.emit()
+            self._emit(task.finished)
 
 
 class TaskManager(QObject):

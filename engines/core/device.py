@@ -8,6 +8,8 @@ import logging
 import os
 from dataclasses import dataclass
 
+from engines.core.engine import EngineError
+
 log = logging.getLogger(__name__)
 
 VALID_PREFIXES = ("auto", "cpu", "cuda", "mps")
@@ -37,7 +39,7 @@ def resolve_device(preferred: str | None = None) -> DeviceInfo:
     """
     preferred = (preferred or os.environ.get("CSI_DEVICE") or "auto").strip().lower()
     if not preferred.startswith(VALID_PREFIXES):
-        raise ValueError(f"unknown device '{preferred}': use auto, cpu, cuda, cuda:N or mps")
+        raise EngineError(f"unknown device '{preferred}': use auto, cpu, cuda, cuda:N or mps")
     try:
         import torch
     except ImportError:
