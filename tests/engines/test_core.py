@@ -13,7 +13,7 @@ import torch
 
 from engines.core.atomic import atomic_path, atomic_write_text
 from engines.core.device import is_out_of_memory, resolve_device
-from engines.core.engine import Cancelled, CancelToken, Engine, EngineInfo
+from engines.core.engine import Cancelled, CancelToken, Engine, EngineError, EngineInfo
 from engines.core.registry import EngineRegistry
 from engines.core.runner import run_engine
 from engines.core.weights import ModelCard, WeightsError, WeightsStore
@@ -79,7 +79,7 @@ def test_device_resolver_without_cuda(monkeypatch):
     assert asked.device == "cpu"
     assert "no CUDA device" in asked.note
     assert resolve_device("cpu").device == "cpu"
-    with pytest.raises(ValueError, match="unknown device"):
+    with pytest.raises(EngineError, match="unknown device"):
         resolve_device("tpu")
 
 
