@@ -1,3 +1,4 @@
-"""Radiology engines (filled in by the radiology workspace work)."""
+"""Radiology engines: readers and writers live beside them (reader.py, overlays.py, geometry.py)."""
+from engines.radiology.ct_tissue import CtTissueThresholdEngine
 
-ENGINES: list = []
+ENGINES: list = [CtTissueThresholdEngine]

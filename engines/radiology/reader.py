@@ -1,0 +1,761 @@
+"""Reading studies: DICOM folders, DICOMDIR, single and multi-frame (Enhanced CT/MR) files, NIfTI/MHA/NRRD.
+
+Two steps, so the GUI can show something early and the user can choose a series:
+
+1. ``scan_dicom(path)`` reads headers only (in parallel), groups files by SeriesInstanceUID, sorts slices by
+   their position along the slice normal (ImagePositionPatient projected on the cross product of the
+   ImageOrientationPatient cosines; never InstanceNumber or file names) and records what is wrong
+   (duplicates, gaps, gantry tilt, mixed sizes, non-image objects, non-DICOM and truncated files) as
+   plain-language findings on the study and on each series.
+2. ``load_series(series)`` decodes the slices in parallel straight into one preallocated array of the stored
+   integer type (no float copy: the rescale slope/intercept travel with it), the middle slice first so it
+   can be shown at once, and returns a ``Volume`` with its ``Geometry``.
+
+Uncompressed slices are read with one ``readinto`` into the volume; compressed transfer syntaxes (JPEG
+baseline/lossless, JPEG-LS, JPEG 2000, RLE) go through pydicom's pixel handlers (pylibjpeg is installed).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import struct
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from engines.core.engine import CancelToken, EngineError, ProgressFn, no_progress
+from engines.core.filetypes import RTSTRUCT_SOP, SEG_SOP, SR_PREFIX, VOLUME_SUFFIXES, WSI_SOP, has_suffix
+from engines.radiology.geometry import Geometry, reorient_to_lps
+
+log = logging.getLogger(__name__)
+
+FirstSliceFn = Callable[[np.ndarray, "Volume"], None]
+DUPLICATE_TOL_MM = 0.01
+TILT_TOL_DEG = 0.5
+MAX_LISTED = 5
+
+
+def _workers() -> int:
+    return max(2, min(8, (os.cpu_count() or 2) * 2))
+
+
+# ----------------------------------------------------------------------------------------------------
+@dataclass
+class SliceRef:
+    """One 2-D image (a file, or one frame of a multi-frame file) with what is needed to place it."""
+
+    path: Path
+    header: Any  # pydicom Dataset without pixel data (shared by the frames of one file)
+    frame: int | None = None
+    position: np.ndarray | None = None
+    orientation: np.ndarray | None = None  # 6 direction cosines (row, column)
+    pixel_spacing: tuple[float, float] = (1.0, 1.0)  # (between rows, between columns) mm
+    rows: int = 0
+    cols: int = 0
+    instance_number: int = 0
+    slope: float = 1.0
+    intercept: float = 0.0
+    pixel_offset: int | None = None  # native little-endian pixel data: byte offset of this frame
+    pixel_length: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name + (f"[frame {self.frame + 1}]" if self.frame is not None else "")
+
+
+@dataclass
+class SeriesInfo:
+    """One series: its metadata, its slices in position order, and what is wrong with it."""
+
+    key: str  # SeriesInstanceUID, with '#2', '#3' for parts split off by image size
+    uid: str
+    kind: str = "image"  # image, seg, sr, rtstruct, slide, other
+    modality: str = ""
+    description: str = ""
+    series_number: int | None = None
+    patient_name: str = ""
+    patient_id: str = ""
+    study_description: str = ""
+    study_date: str = ""
+    study_uid: str = ""
+    frame_of_reference_uid: str = ""
+    sop_class: str = ""
+    transfer_syntax: str = ""
+    files: list[Path] = field(default_factory=list)
+    slices: list[SliceRef] = field(default_factory=list)  # sorted along the normal, duplicates removed
+    slots: list[SliceRef | None] = field(default_factory=list)  # slices plus None for missing ones
+    geometry: Geometry | None = None  # of the slots grid, in acquisition order
+    findings: list[str] = field(default_factory=list)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        first = self.slices[0] if self.slices else None
+        return (len(self.slots), first.rows if first else 0, first.cols if first else 0)
+
+    def title(self) -> str:
+        number = f"#{self.series_number} " if self.series_number is not None else ""
+        return f"{number}{self.modality} {self.description or '(no description)'}".strip()
+
+    def summary(self) -> dict[str, Any]:
+        out = {"series_uid": self.key, "kind": self.kind, "modality": self.modality,
+               "description": self.description, "series_number": self.series_number,
+               "patient_id": self.patient_id, "study_date": self.study_date, "sop_class": self.sop_class,
+               "files": len(self.files), "frames": len(self.slices),
+               "transfer_syntax": self.transfer_syntax,
+               "rows": self.slices[0].rows if self.slices else 0,
+               "columns": self.slices[0].cols if self.slices else 0}
+        if self.kind == "image" and self.slices:
+            out["shape_kji"] = list(self.shape)
+            if self.geometry is not None:
+                out["geometry"] = self.geometry.to_dict()
+        if self.findings:
+            out["findings"] = list(self.findings)
+        return out
+
+
+@dataclass
+class StudyScan:
+    """Everything found under a path: image series, overlay objects and study-level findings."""
+
+    root: Path
+    series: list[SeriesInfo] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+
+    def image_series(self) -> list[SeriesInfo]:
+        return [s for s in self.series if s.kind == "image" and s.slices]
+
+    def overlays(self) -> list[SeriesInfo]:
+        return [s for s in self.series if s.kind in ("seg", "sr", "rtstruct")]
+
+    def all_findings(self) -> list[str]:
+        out = list(self.findings)
+        for s in self.series:
+            out.extend(f"series {s.title()}: {f}" for f in s.findings)
+        return out
+
+
+@dataclass
+class Volume:
+    """A 3-D image held once: stored voxels ``[k, j, i]`` + rescale + geometry (display order, nearest LPS).
+
+    ``voxels * slope + intercept`` gives the real values (HU for CT). ``source_geometry`` is the grid in
+    acquisition order (before the axes were swapped/flipped for display) and ``source_slots`` its slices,
+    which is what SEG export writes against.
+    """
+
+    voxels: np.ndarray
+    geometry: Geometry
+    slope: float = 1.0
+    intercept: float = 0.0
+    modality: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+    findings: list[str] = field(default_factory=list)
+    series: SeriesInfo | None = None
+    source_geometry: Geometry | None = None
+    source_shape: tuple[int, int, int] | None = None
+    source_path: Path | None = None
+    invert: bool = False  # MONOCHROME1: low values are bright
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.voxels.shape)  # type: ignore[return-value]
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.voxels.nbytes)
+
+    def real(self, stored: np.ndarray | float) -> np.ndarray | float:
+        """Stored values -> real values (HU for CT), as float32."""
+        if self.slope == 1.0 and self.intercept == 0.0:
+            return np.asarray(stored, dtype=np.float32) if isinstance(stored, np.ndarray) else float(stored)
+        return np.asarray(stored, dtype=np.float32) * np.float32(self.slope) + np.float32(self.intercept)
+
+    def stored(self, real: float) -> float:
+        return (real - self.intercept) / (self.slope or 1.0)
+
+    def value_at(self, k: int, j: int, i: int) -> float:
+        return float(self.real(float(self.voxels[k, j, i])))
+
+    def unit(self) -> str:
+        return "HU" if self.modality == "CT" else ""
+
+    def to_sitk_real(self):
+        """A float32 SimpleITK image of the real values with the display geometry (for engines)."""
+        return self.geometry.to_sitk(self.real(self.voxels).astype(np.float32, copy=False))
+
+    def source_slice_for(self, k: int, j: int, i: int) -> SliceRef | None:
+        """The acquired slice a display voxel came from (for the tag panel)."""
+        if self.series is None or self.source_geometry is None:
+            return None
+        lps = self.geometry.index_to_lps([i, j, k])
+        src = self.source_geometry.lps_to_index(lps)
+        ks = int(round(src[2]))
+        if 0 <= ks < len(self.series.slots):
+            return self.series.slots[ks]
+        return None
+
+
+# ----------------------------------------------------------------------------------------------------
+def list_dicom_candidates(path: Path) -> tuple[list[Path], list[str]]:
+    """Files to read for ``path`` (file, folder, DICOMDIR) and findings about the listing itself."""
+    path = Path(path)
+    if path.is_file() and path.name.upper() == "DICOMDIR":
+        try:
+            from pydicom.fileset import FileSet
+            import pydicom
+
+            fs = FileSet(pydicom.dcmread(path))
+            files = [Path(inst.path) for inst in fs]
+            return files, []
+        except Exception as exc:  # noqa: BLE001 - a broken DICOMDIR: fall back to scanning its folder
+            files = sorted(f for f in path.parent.rglob("*") if f.is_file() and f.name.upper() != "DICOMDIR")
+            return files, [f"the DICOMDIR could not be read ({exc}); scanned its folder instead"]
+    if path.is_file():
+        return [path], []
+    files = sorted(f for f in path.rglob("*") if f.is_file() and f.name.upper() != "DICOMDIR"
+                   and not f.name.startswith("."))
+    return files, []
+
+
+def _read_header(path: Path) -> tuple[Any, int | None, int | None, bool]:
+    """(dataset without pixels, pixel offset, pixel length, truncated) ; raises InvalidDicomError etc."""
+    import pydicom
+
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        ds = pydicom.dcmread(fh, stop_before_pixels=True)
+        pos = fh.tell()
+        head = fh.read(12)
+    offset = length = None
+    truncated = False
+    if "Rows" in ds and len(head) >= 8:
+        ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        little = ts is None or ts.is_little_endian
+        fmt = "<" if little else ">"
+        group, elem = struct.unpack(fmt + "HH", head[:4])
+        if (group, elem) == (0x7FE0, 0x0010):
+            implicit = ts is not None and ts.is_implicit_VR
+            if implicit:
+                (length,) = struct.unpack(fmt + "I", head[4:8])
+                offset = pos + 8
+            elif head[4:6] in (b"OB", b"OW", b"UN", b"OV", b"OF", b"OD", b"OL"):
+                (length,) = struct.unpack(fmt + "I", head[8:12])
+                offset = pos + 12
+            else:
+                (length,) = struct.unpack(fmt + "H", head[6:8])
+                offset = pos + 8
+            if length == 0xFFFFFFFF:  # encapsulated (compressed): no cheap size check
+                offset = length = None
+            elif offset + length > size:
+                truncated = True
+            if not little:  # the fast path reads little-endian only; pydicom handles the rest
+                offset = length = None
+        elif "PixelData" not in ds and pos >= size:
+            truncated = bool(ds.get("Rows"))  # an image header whose pixel data is missing entirely
+    return ds, offset, length, truncated
+
+
+def _float_list(value, n: int) -> np.ndarray | None:
+    try:
+        arr = np.asarray([float(v) for v in value], dtype=float)
+    except (TypeError, ValueError):
+        return None
+    return arr if arr.size == n else None
+
+
+def _fg_value(groups: list, seq: str, attr: str):
+    for g in groups:
+        if g is None or seq not in g:
+            continue
+        items = g[seq].value
+        if items and attr in items[0]:
+            return items[0][attr].value
+    return None
+
+
+def _series_kind(sop: str) -> str:
+    if sop == SEG_SOP:
+        return "seg"
+    if sop == RTSTRUCT_SOP:
+        return "rtstruct"
+    if sop.startswith(SR_PREFIX):
+        return "sr"
+    if sop == WSI_SOP:
+        return "slide"
+    return "image"
+
+
+def _slices_of(path: Path, ds, offset: int | None, length: int | None) -> list[SliceRef]:
+    rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    nframes = int(ds.get("NumberOfFrames", 1) or 1)
+    inst = int(ds.get("InstanceNumber", 0) or 0)
+    shared = ds.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in ds else None
+    per_frame = ds.PerFrameFunctionalGroupsSequence if "PerFrameFunctionalGroupsSequence" in ds else None
+    frame_bytes = None
+    if offset is not None and length is not None:
+        bits = int(ds.get("BitsAllocated", 16) or 16)
+        spp = int(ds.get("SamplesPerPixel", 1) or 1)
+        frame_bytes = rows * cols * spp * bits // 8
+        if bits % 8 or frame_bytes * nframes > length:
+            frame_bytes = None
+    out = []
+    for f in range(nframes):
+        groups = [per_frame[f] if per_frame is not None and f < len(per_frame) else None, shared]
+        pos = _fg_value(groups, "PlanePositionSequence", "ImagePositionPatient")
+        iop = _fg_value(groups, "PlaneOrientationSequence", "ImageOrientationPatient")
+        ps = _fg_value(groups, "PixelMeasuresSequence", "PixelSpacing")
+        slope = _fg_value(groups, "PixelValueTransformationSequence", "RescaleSlope")
+        intercept = _fg_value(groups, "PixelValueTransformationSequence", "RescaleIntercept")
+        if pos is None and nframes == 1:
+            pos = ds.get("ImagePositionPatient")
+        if iop is None:
+            iop = ds.get("ImageOrientationPatient")
+        if ps is None:
+            ps = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
+        slope = ds.get("RescaleSlope", 1.0) if slope is None else slope
+        intercept = ds.get("RescaleIntercept", 0.0) if intercept is None else intercept
+        spacing = _float_list(ps, 2) if ps is not None else None
+        out.append(SliceRef(
+            path=path, header=ds, frame=f if nframes > 1 else None,
+            position=_float_list(pos, 3) if pos is not None else None,
+            orientation=_float_list(iop, 6) if iop is not None else None,
+            pixel_spacing=(float(spacing[0]), float(spacing[1])) if spacing is not None else (1.0, 1.0),
+            rows=rows, cols=cols, instance_number=inst * 100000 + f,
+            slope=float(slope or 1.0), intercept=float(intercept or 0.0),
+            pixel_offset=(offset + f * frame_bytes) if frame_bytes else None,
+            pixel_length=frame_bytes))
+    return out
+
+
+def _names(paths: list[str]) -> str:
+    shown = ", ".join(paths[:MAX_LISTED])
+    return shown + (f" and {len(paths) - MAX_LISTED} more" if len(paths) > MAX_LISTED else "")
+
+
+def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
+               workers: int | None = None) -> StudyScan:
+    """Read the headers under ``path`` and return the series found, sorted and checked."""
+    from pydicom.errors import InvalidDicomError
+
+    path = Path(path)
+    cancel = cancel or CancelToken()
+    if not path.exists():
+        raise EngineError(f"{path}: no such file or folder")
+    files, findings = list_dicom_candidates(path)
+    scan = StudyScan(root=path, findings=findings)
+    not_dicom: list[str] = []
+    truncated: list[str] = []
+    unreadable: list[str] = []
+    headers: list[tuple[Path, Any, int | None, int | None]] = []
+    progress(0.0, f"reading {len(files)} headers")
+
+    def read(f: Path):
+        try:
+            ds, off, length, trunc = _read_header(f)
+        except InvalidDicomError:
+            return f, "not-dicom", None
+        except Exception as exc:  # noqa: BLE001 - a corrupt file is a finding, not a failure
+            return f, "unreadable", f"{type(exc).__name__}: {exc}"
+        return f, "ok", (ds, off, length, trunc)
+
+    with ThreadPoolExecutor(max_workers=workers or _workers()) as pool:
+        for n, (f, status, value) in enumerate(pool.map(read, files)):
+            if n % 32 == 0:
+                cancel.raise_if_cancelled()
+                progress(0.9 * n / max(1, len(files)), f"reading headers ({n}/{len(files)})")
+            rel = str(f.relative_to(path)) if path.is_dir() and f.is_relative_to(path) else f.name
+            if status == "not-dicom":
+                not_dicom.append(rel)
+            elif status == "unreadable":
+                unreadable.append(f"{rel} ({value})")
+            else:
+                ds, off, length, trunc = value
+                if trunc:
+                    truncated.append(rel)
+                    off = length = None
+                headers.append((f, ds, off, length))
+    if not_dicom:
+        scan.findings.append(f"{len(not_dicom)} file(s) are not DICOM and were skipped: {_names(not_dicom)}")
+    if truncated:
+        scan.findings.append(f"{len(truncated)} file(s) are truncated (pixel data cut short); their slices are "
+                             f"shown blank: {_names(truncated)}")
+    if unreadable:
+        scan.findings.append(f"{len(unreadable)} file(s) could not be read as DICOM: {_names(unreadable)}")
+    trunc_set = set(truncated)
+
+    by_uid: dict[str, SeriesInfo] = {}
+    for f, ds, off, length in headers:
+        uid = str(ds.get("SeriesInstanceUID", "") or "(no SeriesInstanceUID)")
+        sop = str(ds.get("SOPClassUID", ""))
+        s = by_uid.get(uid)
+        if s is None:
+            s = by_uid[uid] = SeriesInfo(
+                key=uid, uid=uid, kind=_series_kind(sop), modality=str(ds.get("Modality", "")),
+                description=str(ds.get("SeriesDescription", "")),
+                series_number=int(ds.SeriesNumber) if ds.get("SeriesNumber") not in (None, "") else None,
+                patient_name=str(ds.get("PatientName", "")), patient_id=str(ds.get("PatientID", "")),
+                study_description=str(ds.get("StudyDescription", "")), study_date=str(ds.get("StudyDate", "")),
+                study_uid=str(ds.get("StudyInstanceUID", "")),
+                frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "")),
+                sop_class=str(getattr(ds.get("SOPClassUID", ""), "name", sop)),
+                transfer_syntax=str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")))
+        s.files.append(f)
+        if s.kind == "image" and "Rows" in ds:
+            rel = str(f.relative_to(path)) if path.is_dir() and f.is_relative_to(path) else f.name
+            refs = _slices_of(f, ds, off, length)
+            if rel in trunc_set:
+                for r in refs:
+                    r.pixel_offset = -1  # marks a truncated file: decoding is skipped
+            s.slices.extend(refs)
+        elif s.kind == "image":
+            s.kind = "other"
+    cancel.raise_if_cancelled()
+    progress(0.95, "sorting slices by position")
+    for s in by_uid.values():
+        if s.kind != "image":
+            label = {"seg": "a segmentation (DICOM SEG): offered as an overlay",
+                     "sr": "a structured report (SR): not an image",
+                     "rtstruct": "an RT structure set: not an image (contours are not drawn yet)",
+                     "slide": "a whole-slide image: open it in the Pathology workspace",
+                     "other": "not an image"}[s.kind]
+            s.findings.append(f"{len(s.files)} object(s) of {label}")
+            scan.series.append(s)
+            continue
+        scan.series.extend(_assemble(s))
+    scan.series.sort(key=lambda s: (s.kind != "image", s.study_date, s.series_number or 0, s.description))
+    if not scan.series:
+        raise EngineError(f"{path}: no readable DICOM found" + (f" ({scan.findings[0]})" if scan.findings else ""))
+    progress(1.0, f"found {len(scan.image_series())} image series")
+    return scan
+
+
+def _split_by_size(s: SeriesInfo) -> list[SeriesInfo]:
+    groups: dict[tuple, list[SliceRef]] = {}
+    for r in s.slices:
+        iop = tuple(np.round(r.orientation, 3)) if r.orientation is not None else None
+        groups.setdefault((r.rows, r.cols, iop), []).append(r)
+    if len(groups) == 1:
+        return [s]
+    ordered = sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    parts = []
+    for n, ((rows, cols, _iop), refs) in enumerate(ordered, start=1):
+        part = SeriesInfo(**{**s.__dict__, "key": s.uid if n == 1 else f"{s.uid}#{n}",
+                             "files": sorted({r.path for r in refs}), "slices": refs, "slots": [],
+                             "findings": list(s.findings)})
+        if n > 1:
+            part.description = f"{s.description} (part {n}, {cols}x{rows})".strip()
+        parts.append(part)
+    sizes = ", ".join(f"{len(refs)} of {k[1]}x{k[0]}" + (" (other orientation)" if k[2] != ordered[0][0][2] else "")
+                      for k, refs in ordered)
+    parts[0].findings.append(f"mixed image sizes or orientations within the series ({sizes}); split into "
+                             f"{len(parts)} entries")
+    return parts
+
+
+def _assemble(s: SeriesInfo) -> list[SeriesInfo]:
+    parts = _split_by_size(s)
+    for part in parts:
+        _sort_and_check(part)
+    return parts
+
+
+def _sort_and_check(s: SeriesInfo) -> None:
+    refs = s.slices
+    first = refs[0]
+    row_mm, col_mm = first.pixel_spacing
+    have_geometry = all(r.position is not None for r in refs) and first.orientation is not None
+    if not have_geometry:
+        refs.sort(key=lambda r: r.instance_number)
+        s.slices, s.slots = refs, list(refs)
+        dz = float(first.header.get("SpacingBetweenSlices", 0) or first.header.get("SliceThickness", 0) or 1.0)
+        origin = first.position if first.position is not None else np.zeros(3)
+        direction = np.eye(3)
+        if first.orientation is not None:
+            r, c = first.orientation[:3], first.orientation[3:]
+            direction = np.stack([r, c, np.cross(r, c)], axis=1)
+        s.geometry = Geometry((col_mm, row_mm, dz), tuple(origin), direction)
+        if len(refs) > 1:
+            s.findings.append("slices carry no position (ImagePositionPatient): ordered by InstanceNumber/frame "
+                              "order; distances across slices are approximate")
+        return
+    row_cos, col_cos = first.orientation[:3], first.orientation[3:]
+    normal = np.cross(row_cos, col_cos)
+    norm = np.linalg.norm(normal)
+    normal = normal / norm if norm > 0 else np.array([0.0, 0.0, 1.0])
+    refs.sort(key=lambda r: (float(np.dot(r.position, normal)), r.instance_number))
+    dist = np.array([float(np.dot(r.position, normal)) for r in refs])
+    # duplicates: keep the first of each position
+    keep = [0]
+    dups: list[str] = []
+    for n in range(1, len(refs)):
+        if abs(dist[n] - dist[keep[-1]]) < DUPLICATE_TOL_MM:
+            dups.append(refs[n].name)
+        else:
+            keep.append(n)
+    if dups:
+        s.findings.append(f"{len(dups)} slice(s) duplicate the position of another slice and were ignored: "
+                          f"{_names(dups)}")
+    refs = [refs[n] for n in keep]
+    dist = dist[keep]
+    s.slices = refs
+    slots: list[SliceRef | None] = [refs[0]]
+    dz = 1.0
+    if len(refs) > 1:
+        gaps = np.diff(dist)
+        dz = float(np.median(gaps))
+        uneven = False
+        ratios = gaps / dz
+        steps_all = np.rint(ratios)
+        fillable = (steps_all >= 2) & (np.abs(ratios - steps_all) < 0.2)
+        # fill gaps with blank slices only while that keeps the volume mostly real data
+        fill_gaps = float(np.sum(steps_all[fillable] - 1)) <= max(10, len(refs))
+        for n, g in enumerate(gaps):
+            ratio = g / dz
+            steps = int(round(ratio))
+            if not fill_gaps and steps >= 2:
+                s.findings.append(f"a gap of {g:.2f} mm between {dist[n]:.2f} and {dist[n + 1]:.2f} mm along the "
+                                  f"slice normal ({steps - 1} slice(s) missing?)")
+                uneven = True
+            elif steps >= 2 and abs(ratio - steps) < 0.2:
+                slots.extend([None] * (steps - 1))
+                missing += steps - 1
+                s.findings.append(f"{steps - 1} slice(s) missing between {dist[n]:.2f} and {dist[n + 1]:.2f} mm "
+                                  f"along the slice normal; shown as blank slices so distances stay true")
+            elif abs(ratio - 1.0) > 0.05:
+                uneven = True
+            slots.append(refs[n + 1])
+        if uneven:
+            s.findings.append(f"uneven slice spacing ({gaps.min():.3g} to {gaps.max():.3g} mm); the volume uses "
+                              f"the median {dz:.3g} mm, so distances across slices are approximate")
+        along = refs[-1].position - refs[0].position
+        if np.linalg.norm(along) > 0:
+            cosang = abs(float(np.dot(along, normal))) / float(np.linalg.norm(along))
+            tilt = float(np.degrees(np.arccos(min(1.0, cosang))))
+            tag_tilt = float(first.header.get("GantryDetectorTilt", 0) or 0)
+            if tilt > TILT_TOL_DEG or abs(tag_tilt) > TILT_TOL_DEG:
+                shear = float(np.linalg.norm(along - np.dot(along, normal) * normal))
+                s.findings.append(f"gantry tilt of {max(tilt, abs(tag_tilt)):.1f} degrees: slices are shifted "
+                                  f"{shear:.1f} mm in-plane from first to last; shown stacked without shear "
+                                  f"correction, so 3-D positions off the first slice are approximate")
+    else:
+        dz = float(first.header.get("SpacingBetweenSlices", 0) or first.header.get("SliceThickness", 0) or 1.0)
+    s.slots = slots
+    direction = np.stack([row_cos, col_cos, normal], axis=1)
+    s.geometry = Geometry((col_mm, row_mm, dz), tuple(refs[0].position), direction)
+
+
+# ----------------------------------------------------------------------------------------------------
+def _stored_dtype(ds) -> np.dtype:
+    bits = int(ds.get("BitsAllocated", 16) or 16)
+    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
+    if "FloatPixelData" in ds or bits == 32 and ds.get("FloatPixelData") is not None:
+        return np.dtype(np.float32)
+    return np.dtype({8: "int8" if signed else "uint8", 16: "int16" if signed else "uint16",
+                     32: "int32" if signed else "uint32"}.get(bits, "float32"))
+
+
+def _fix_bits(arr: np.ndarray, ds) -> None:
+    """Match pydicom's pixel_array for BitsStored < BitsAllocated (sign extension / masking), in place."""
+    bits = arr.dtype.itemsize * 8
+    stored = int(ds.get("BitsStored", bits) or bits)
+    if stored >= bits or arr.dtype.kind not in "iu":
+        return
+    if arr.dtype.kind == "i":
+        shift = bits - stored
+        np.left_shift(arr, shift, out=arr)
+        np.right_shift(arr, shift, out=arr)
+    else:
+        np.bitwise_and(arr, (1 << stored) - 1, out=arr)
+
+
+def _to_gray(frame: np.ndarray, ds) -> np.ndarray:
+    if frame.ndim == 3 and frame.shape[-1] in (3, 4):
+        photometric = str(ds.get("PhotometricInterpretation", ""))
+        if photometric.startswith("YBR"):
+            return frame[..., 0]
+        return (0.299 * frame[..., 0] + 0.587 * frame[..., 1] + 0.114 * frame[..., 2]).astype(frame.dtype)
+    return frame
+
+
+def load_series(series: SeriesInfo, *, progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
+                on_first_slice: FirstSliceFn | None = None, workers: int | None = None,
+                reorient: bool = True) -> Volume:
+    """Decode ``series`` into one array of its stored type; the middle slice is decoded (and reported
+    through ``on_first_slice``) before the rest. Undecodable slices stay blank and become findings."""
+    import pydicom
+
+    cancel = cancel or CancelToken()
+    if series.kind != "image" or not series.slices:
+        raise EngineError(f"series {series.title()} holds no images ({series.kind})")
+    slots = series.slots
+    first = series.slices[0]
+    ds0 = first.header
+    dtype = _stored_dtype(ds0)
+    nk, rows, cols = len(slots), first.rows, first.cols
+    slopes = {(r.slope, r.intercept) for r in series.slices}
+    findings = list(series.findings)
+    same_rescale = len(slopes) == 1
+    slope, intercept = (first.slope, first.intercept) if same_rescale else (1.0, 0.0)
+    if not same_rescale:
+        dtype = np.dtype(np.float32)
+        findings.append("slices use different rescale slopes/intercepts: held as float32 real values")
+    modality = series.modality
+    fill_real = -1024.0 if modality == "CT" else 0.0
+    fill = (fill_real - intercept) / (slope or 1.0)
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        fill = int(np.clip(round(fill), info.min, info.max))
+    voxels = np.empty((nk, rows, cols), dtype=dtype)
+    meta = {"patient_name": series.patient_name, "patient_id": series.patient_id,
+            "study_description": series.study_description, "study_date": series.study_date,
+            "series_description": series.description, "series_number": series.series_number,
+            "series_uid": series.uid, "study_uid": series.study_uid,
+            "photometric": str(ds0.get("PhotometricInterpretation", "")),
+            "window": _default_window(ds0)}
+    volume = Volume(voxels=voxels, geometry=series.geometry or Geometry(), slope=slope, intercept=intercept,
+                    modality=modality, meta=meta, findings=findings, series=series,
+                    source_geometry=series.geometry, source_shape=(nk, rows, cols),
+                    source_path=first.path.parent if len(series.files) > 1 else first.path,
+                    invert=meta["photometric"] == "MONOCHROME1")
+
+    # work items: one per file (multi-frame files decode once), the middle slot first
+    by_file: dict[Path, list[tuple[int, SliceRef]]] = {}
+    for k, ref in enumerate(slots):
+        if ref is None:
+            voxels[k] = fill
+        else:
+            by_file.setdefault(ref.path, []).append((k, ref))
+    middle = slots[nk // 2] if slots[nk // 2] is not None else first
+    order = [middle.path] + [p for p in by_file if p != middle.path]
+    failures: list[str] = []
+
+    def decode(path: Path) -> int:
+        items = by_file[path]
+        try:
+            if all(ref.pixel_offset is not None and ref.pixel_offset >= 0 for _, ref in items) and \
+                    dtype == _stored_dtype(items[0][1].header) and same_rescale and \
+                    int(items[0][1].header.get("SamplesPerPixel", 1) or 1) == 1:
+                with open(path, "rb") as fh:
+                    for k, ref in items:
+                        fh.seek(ref.pixel_offset)
+                        target = voxels[k]
+                        if fh.readinto(memoryview(target).cast("B")) != target.nbytes:
+                            raise EOFError("pixel data is shorter than the image size")
+                        _fix_bits(target, ref.header)
+                return len(items)
+            if any(ref.pixel_offset == -1 for _, ref in items):
+                raise EOFError("the file is truncated")
+            ds = pydicom.dcmread(path)
+            arr = ds.pixel_array
+            nframes = int(ds.get("NumberOfFrames", 1) or 1)
+            if nframes == 1:
+                arr = arr[None]
+            if int(ds.get("SamplesPerPixel", 1) or 1) > 1 and arr.ndim == 3:
+                arr = arr[None]
+            for k, ref in items:
+                frame = _to_gray(arr[ref.frame or 0], ds)
+                if frame.shape != (rows, cols):
+                    raise ValueError(f"frame is {frame.shape[1]}x{frame.shape[0]}, series is {cols}x{rows}")
+                if same_rescale:
+                    voxels[k] = frame
+                else:
+                    voxels[k] = frame.astype(np.float32) * ref.slope + ref.intercept
+        except Exception as exc:  # noqa: BLE001 - one bad slice must not lose the study
+            for k, ref in items:
+                voxels[k] = fill
+            failures.append(f"{path.name} ({type(exc).__name__}: {str(exc)[:120]})")
+        return len(items)
+
+    progress(0.0, f"decoding {nk} slices")
+    done = decode(order[0])
+    if on_first_slice is not None:
+        k_mid = nk // 2 if slots[nk // 2] is not None else 0
+        on_first_slice(voxels[k_mid], volume)
+    total = sum(len(v) for v in by_file.values())
+    with ThreadPoolExecutor(max_workers=workers or _workers()) as pool:
+        futures = [pool.submit(decode, p) for p in order[1:]]
+        try:
+            for n, fut in enumerate(as_completed(futures)):
+                done += fut.result()
+                if n % 8 == 0:
+                    cancel.raise_if_cancelled()
+                    progress(done / max(1, total), f"decoding slices ({done}/{total})")
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+    if failures:
+        findings.append(f"{len(failures)} file(s) could not be decoded and are shown blank: {_names(failures)}")
+    if reorient:
+        view, geometry, _ = reorient_to_lps(voxels, volume.geometry)
+        volume.voxels, volume.geometry = view, geometry
+    progress(1.0, "volume ready")
+    return volume
+
+
+def _default_window(ds) -> tuple[float, float] | None:
+    """(centre, width) from the header, if it has one."""
+    centre, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+    try:
+        if centre is None or width is None:
+            return None
+        c = float(centre[0] if isinstance(centre, (list, tuple)) or hasattr(centre, "__len__") and not
+                  isinstance(centre, (str, float, int)) else centre)
+        w = float(width[0] if isinstance(width, (list, tuple)) or hasattr(width, "__len__") and not
+                  isinstance(width, (str, float, int)) else width)
+        return (c, w) if w > 0 else None
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+# ----------------------------------------------------------------------------------------------------
+def load_volume_file(path: str | Path, *, progress: ProgressFn = no_progress) -> Volume:
+    """NIfTI, MHA/MHD or NRRD through SimpleITK (which reports LPS geometry)."""
+    import SimpleITK as sitk
+
+    path = Path(path)
+    progress(None, f"reading {path.name}")
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
+        raise EngineError(f"{path.name}: cannot read this volume ({last})") from None
+    findings = []
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        image = sitk.VectorIndexSelectionCast(image, 0)
+        findings.append("the volume has several components per voxel: showing the first")
+    if image.GetDimension() == 4:
+        size = list(image.GetSize())
+        findings.append(f"4-D volume with {size[3]} time points: showing the first")
+        image = sitk.Extract(image, size[:3] + [0], [0, 0, 0, 0])
+    if image.GetDimension() == 2:
+        image = sitk.JoinSeries(image)
+    arr = sitk.GetArrayFromImage(image)
+    geometry = Geometry.from_sitk(image)
+    del image
+    lo = float(arr.min()) if arr.size else 0.0
+    modality = "CT" if lo <= -500 else "MR"
+    volume = Volume(voxels=arr, geometry=geometry, modality=modality, findings=findings,
+                    meta={"series_description": path.name, "window": None}, source_geometry=geometry,
+                    source_shape=tuple(arr.shape), source_path=path)
+    view, geom, _ = reorient_to_lps(arr, geometry)
+    volume.voxels, volume.geometry = view, geom
+    progress(1.0, "volume ready")
+    return volume
+
+
+def is_volume_file(path: Path) -> bool:
+    return Path(path).is_file() and has_suffix(Path(path), VOLUME_SUFFIXES)
+
+
+def looks_like_label_map(volume: Volume, max_labels: int = 64) -> bool:
+    """Integer voxels with few distinct values (a segmentation saved as NIfTI/MHA/NRRD)."""
+    v = volume.voxels
+    if v.dtype.kind not in "iu" or v.size == 0:
+        return False
+    sample = v[:: max(1, v.shape[0] // 16)]
+    values = np.unique(sample)
+    return len(values) <= max_labels and values.min() >= 0
