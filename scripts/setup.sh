@@ -46,7 +46,8 @@ setup_python() {
   if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
     say "installing ${CSI_TORCH_SPEC:-torch==2.13.0} (see README: CPU and CUDA builds)"
     # shellcheck disable=SC2086
-    .venv/bin/python -m pip install -q ${CSI_TORCH_PIP_ARGS:-} "${CSI_TORCH_SPEC:-torch==2.13.0}"
+    .venv/bin/python -m pip install -q ${CSI_TORCH_PIP_ARGS:-} "${CSI_TORCH_SPEC:-torch==2.13.0}" 2>&1 \
+      | { grep -v "^WARNING: Location" || true; }
   fi
   say "installing csi-workstation and its dependencies"
   .venv/bin/python -m pip install -q -e ".[test]" 2>&1 | grep -v "^WARNING: Location" || true
