@@ -18,7 +18,7 @@ from app.main_window import MainWindow
 from app.settings import Settings
 from app.worker import Task, TaskManager
 from app.workspaces.manifest import discover_workspaces, workspace_for_kind
-from engines.core.engine import EngineError
+from engines.core.engine import Engine, EngineError, EngineInfo
 
 
 @pytest.fixture
@@ -54,19 +54,26 @@ def test_views_are_created_lazily_and_switching_works(window, qtbot):
         window.switch_to("nope")
 
 
-def test_slow_job_reports_progress_and_can_be_cancelled(window, qtbot):
-    started = threading.Event()
-    fractions: list[float] = []
+class SlowEngine(Engine):
+    """A fake engine that takes ten seconds unless cancelled."""
 
-    def slow(progress, cancel):
-        started.set()
+    id = "test-slow"
+
+    def info(self):
+        return EngineInfo(self.id, "Slow", "test", "radiology", "nothing", "a string")
+
+    def predict(self, request, *, progress, cancel=None):
         for i in range(1000):
             cancel.raise_if_cancelled()
             progress(i / 1000, f"chunk {i}")
             time.sleep(0.01)
         return "finished"
 
-    task = window.tasks.submit(slow, title="Slow engine", owner="test")
+
+def test_slow_engine_reports_progress_through_the_worker_and_can_be_cancelled(window, qtbot):
+    fractions: list[float] = []
+    engine = SlowEngine()
+    task = window.tasks.submit_engine(engine, {}, title="Slow engine", owner="test", device="cpu")
     task.progress.connect(lambda f, m: fractions.append(f))
     row = window.task_panel.rows[id(task)]
     qtbot.waitUntil(lambda: len(fractions) >= 3, timeout=5000)
@@ -76,6 +83,7 @@ def test_slow_job_reports_progress_and_can_be_cancelled(window, qtbot):
     qtbot.waitUntil(lambda: task.state == Task.CANCELLED and not window.tasks.tasks, timeout=5000)
     assert fractions == sorted(fractions) and fractions[-1] < 1.0
     assert row.status.text() == "cancelled"
+    assert engine.device == "cpu"  # the runner loaded it on the resolved device
 
 
 def test_a_new_task_for_the_same_owner_cancels_the_old_one(qtbot):
@@ -244,7 +252,8 @@ def test_the_window_opens_without_importing_torch_or_pyqtgraph():
     code = ("import os, sys; os.environ['QT_QPA_PLATFORM']='offscreen';"
             "from app.main_window import MainWindow, create_app; app = create_app();"
             "w = MainWindow(detect_device=False); w.show(); app.processEvents();"
-            "print('loaded:' + ','.join(m for m in ('torch', 'pyqtgraph', 'SimpleITK', 'openslide') if m in sys.modules))")
+            "print('loaded:' + ','.join(m for m in ('torch', 'pyqtgraph', 'SimpleITK', 'openslide', "
+            "'app.workspaces.radiology.view', 'app.workspaces.music.view') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "loaded:"
