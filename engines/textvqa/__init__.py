@@ -1,3 +1,8 @@
-"""Textvqa engines (filled in by the textvqa workspace work)."""
+"""Textvqa engines: an MCL-KD specialized VQA ensemble and a canvas G2P with non-sequential greedy decoding.
 
-ENGINES: list = []
+Module import stays light (numpy only); torch is imported when an engine loads.
+"""
+from engines.textvqa.g2p_engine import G2pNsgdEngine
+from engines.textvqa.vqa_engine import VqaMclKdEngine
+
+ENGINES: list = [VqaMclKdEngine, G2pNsgdEngine]
