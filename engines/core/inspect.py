@@ -28,7 +28,7 @@ DESCRIBERS: dict[str, str] = {
 }
 
 
-DOMAINS = ("radiology", "pathology", "music", "textvqa")
+DOMAINS = ("radiology", "pathology", "music", "textvqa", "radiology_ai", "music_lab")
 
 
 def _describer(kind: str):

@@ -36,7 +36,7 @@ def make_ct_slice(dest: Path) -> Path:
     return target
 
 
-DOMAINS = ("radiology", "pathology", "music", "textvqa")
+DOMAINS = ("radiology", "pathology", "music", "textvqa", "radiology_ai", "music_lab")
 
 
 def all_samples() -> dict[str, str]:

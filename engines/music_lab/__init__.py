@@ -1,0 +1,3 @@
+"""Music lab engines: melody harmonization (BLSTM), melody generation over chords (CVAE), cover identification."""
+
+ENGINES: list = []
