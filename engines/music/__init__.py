@@ -1,3 +1,4 @@
-"""Music engines (filled in by the music workspace work)."""
+"""Music engines: chord recognition (BTC and a classical template baseline). Light at import: no torch."""
+from engines.music.recognize import BTCChordEngine, TemplateChordEngine
 
-ENGINES: list = []
+ENGINES: list = [BTCChordEngine, TemplateChordEngine]

@@ -1,0 +1,128 @@
+"""Exports of a chord track: MIREX .lab, MIDI (chords, optionally with the melody), MusicXML lead sheet,
+WAV of the synthesized chords, and the workstation's JSON. Every file is written atomically."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from engines.core.atomic import atomic_path, atomic_write_text
+from engines.core.engine import EngineError
+from engines.music.chords import ChordTrack, parse_label
+from engines.music.synth import render_chords, voice_chords
+
+SUFFIXES = (".lab", ".mid", ".midi", ".musicxml", ".xml", ".wav", ".json")
+
+
+def export_track(track: ChordTrack, out: Path, *, melody=None, tempo_bpm: float | None = None,
+                 voice: str = "piano") -> Path:
+    """Write ``track`` (transposed as displayed) in the format named by ``out``'s suffix."""
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix == ".lab":
+        return track.write_lab(out)
+    if suffix in (".mid", ".midi"):
+        return write_midi(track, out, melody=melody, tempo_bpm=tempo_bpm)
+    if suffix in (".musicxml", ".xml"):
+        return write_lead_sheet(track, out, tempo_bpm=tempo_bpm)
+    if suffix == ".wav":
+        return write_wav(track, out, voice=voice)
+    if suffix == ".json":
+        return atomic_write_text(out, track.to_json())
+    raise EngineError(f"cannot write '{out.name}': use one of {', '.join(SUFFIXES)}")
+
+
+def chord_midi(track: ChordTrack, melody=None, tempo_bpm: float | None = None):
+    """A pretty_midi object: the voiced chord track (program 0) and, if given, the melody's instruments."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(initial_tempo=float(tempo_bpm or 120.0))
+    chords = pretty_midi.Instrument(program=0, name=f"Chords ({track.source or 'chord track'})")
+    for v in voice_chords(track.segments, track.transpose):
+        for n in v.notes:
+            chords.notes.append(pretty_midi.Note(velocity=70, pitch=int(n), start=v.start, end=max(v.end, v.start + 0.01)))
+        if v.label != "N":
+            chords.notes.sort(key=lambda x: x.start)
+    pm.instruments.append(chords)
+    if melody is not None:
+        for inst in melody.instruments:
+            copy = pretty_midi.Instrument(program=inst.program, is_drum=inst.is_drum, name=inst.name or "Melody")
+            copy.notes = [pretty_midi.Note(n.velocity, n.pitch + (0 if inst.is_drum else track.transpose),
+                                           n.start, n.end) for n in inst.notes]
+            pm.instruments.append(copy)
+    # chord symbols as lyrics/markers so other tools show the names
+    for seg in track.transposed_segments():
+        pm.lyrics.append(pretty_midi.Lyric(parse_label(seg.label).symbol(), seg.start))
+    return pm
+
+
+def write_midi(track: ChordTrack, out: Path, *, melody=None, tempo_bpm: float | None = None) -> Path:
+    pm = chord_midi(track, melody, tempo_bpm)
+    with atomic_path(out) as tmp:
+        pm.write(str(tmp))
+    return out
+
+
+def write_wav(track: ChordTrack, out: Path, *, sr: int = 22050, voice: str = "piano") -> Path:
+    import soundfile as sf
+
+    y = render_chords(track.segments, max(track.duration, 0.1), sr, voice, track.transpose)
+    with atomic_path(out) as tmp:
+        sf.write(str(tmp), y, sr, subtype="PCM_16", format="WAV")
+    return out
+
+
+def lead_sheet_score(track: ChordTrack, tempo_bpm: float | None = None, title: str = "Chords"):
+    """A music21 score: one staff of slashes (rests) in 4/4 with chord symbols on the beats nearest the
+    chord changes, at ``tempo_bpm`` (default 60: one beat per second, so times read directly)."""
+    from music21 import harmony, meter, metadata, note, stream, tempo
+
+    bpm = float(tempo_bpm or 60.0)
+    beat_s = 60.0 / bpm
+    total_beats = max(4, int(np.ceil(track.duration / beat_s)))
+    total_beats += (-total_beats) % 4
+    part = stream.Part()
+    part.insert(0, meter.TimeSignature("4/4"))
+    part.insert(0, tempo.MetronomeMark(number=round(bpm)))
+    placed: dict[int, str] = {}
+    for seg in track.transposed_segments():
+        beat = int(round(seg.start / beat_s))
+        if beat >= total_beats:
+            continue
+        placed.setdefault(beat, seg.label)  # two changes within a beat: the first wins
+    last = None
+    for beat in sorted(placed):
+        label = placed[beat]
+        if label == last:
+            continue
+        last = label
+        chord = parse_label(label)
+        symbol = harmony.NoChord() if chord.is_none else harmony.ChordSymbol(_m21_figure(chord))
+        part.insert(beat, symbol)
+    for b in range(total_beats):
+        part.insert(b, note.Rest(quarterLength=1.0))
+    score = stream.Score()
+    score.metadata = metadata.Metadata(title=title)
+    score.insert(0, part)
+    return score
+
+
+def _m21_figure(chord) -> str:
+    """music21 writes flats as '-': 'Bb' -> 'B-', 'Bbm7/Ab' -> 'B-m7/A-'."""
+    text = chord.symbol()
+    out = []
+    for i, ch in enumerate(text):
+        if ch == "b" and i > 0 and text[i - 1] in "ABCDEFG":
+            out.append("-")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def write_lead_sheet(track: ChordTrack, out: Path, *, tempo_bpm: float | None = None) -> Path:
+    score = lead_sheet_score(track, tempo_bpm, title=out.stem)
+    with atomic_path(out, suffix=".musicxml") as tmp:
+        written = score.write("musicxml", fp=str(tmp), makeNotation=True)
+        if Path(written) != tmp:  # music21 may append its own suffix
+            Path(written).replace(tmp)
+    return out
