@@ -759,3 +759,84 @@ def looks_like_label_map(volume: Volume, max_labels: int = 64) -> bool:
     sample = v[:: max(1, v.shape[0] // 16)]
     values = np.unique(sample)
     return len(values) <= max_labels and values.min() >= 0
+
+
+# -- early pixels and thumbnails ----------------------------------------------------------------------
+def _window_for(real: np.ndarray, ds, modality: str) -> tuple[float, float]:
+    """(width, level) for showing ``real`` values: the header's window, CT soft tissue, else percentiles."""
+    win = _default_window(ds) if ds is not None else None
+    if win:
+        return (win[1], win[0])
+    if modality == "CT":
+        return (400.0, 40.0)
+    lo, hi = np.percentile(real[:: max(1, real.shape[0] // 128), :: max(1, real.shape[1] // 128)], [1, 99])
+    return (max(1.0, float(hi - lo)), float(hi + lo) / 2)
+
+
+def quick_preview(path: str | Path) -> dict[str, Any] | None:
+    """The first decodable DICOM image under ``path``, before any scanning or sorting (for the first paint).
+    Returns {"image": real values 2-D, "spacing": (row mm, col mm), "window": (width, level)} or None."""
+    import pydicom
+
+    from engines.core.filetypes import is_dicom_file
+
+    path = Path(path)
+    candidate = None
+    if path.is_file():
+        candidate = path if path.name.upper() != "DICOMDIR" else None
+    elif path.is_dir():
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                f = Path(root) / name
+                if name.upper() != "DICOMDIR" and is_dicom_file(f):
+                    candidate = f
+                    break
+            if candidate is not None:
+                break
+    if candidate is None:
+        return None
+    try:
+        ds = pydicom.dcmread(candidate)
+        if "PixelData" not in ds or int(ds.get("NumberOfFrames", 1) or 1) > 1:
+            return None
+        arr = _to_gray(ds.pixel_array, ds)
+        real = arr.astype(np.float32) * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
+        ps = ds.get("PixelSpacing") or [1.0, 1.0]
+        return {"image": real, "spacing": (float(ps[0]), float(ps[1])),
+                "window": _window_for(real, ds, str(ds.get("Modality", "")))}
+    except Exception:  # noqa: BLE001 - a preview is optional; the full load reports problems
+        return None
+
+
+def preview_of(stored: np.ndarray, volume: "Volume") -> dict[str, Any]:
+    """A preview dict (see ``quick_preview``) of one decoded slice of a volume being loaded."""
+    real = np.array(volume.real(stored), dtype=np.float32, copy=True)
+    sp = volume.geometry.spacing
+    header = volume.series.slices[0].header if volume.series is not None and volume.series.slices else None
+    return {"image": real, "spacing": (sp[1], sp[0]), "window": _window_for(real, header, volume.modality)}
+
+
+def series_thumbnails(scan: StudyScan, size: int = 64, limit: int = 40,
+                      cancel: CancelToken | None = None) -> dict[str, np.ndarray]:
+    """{series key: uint8 thumbnail of its middle slice} for the series browser."""
+    import pydicom
+
+    out: dict[str, np.ndarray] = {}
+    for s in scan.image_series()[:limit]:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        ref = s.slices[len(s.slices) // 2]
+        try:
+            ds = pydicom.dcmread(ref.path)
+            arr = ds.pixel_array
+            if ref.frame is not None:
+                arr = arr[ref.frame]
+            arr = _to_gray(arr, ds)
+            step = max(1, max(arr.shape) // size)
+            small = arr[::step, ::step].astype(np.float32) * ref.slope + ref.intercept
+            width, level = _window_for(small, ds, s.modality)
+            out[s.key] = (np.clip((small - (level - width / 2)) / width, 0, 1) * 255).astype(np.uint8)
+        except Exception:  # noqa: BLE001 - a missing thumbnail is not worth a message
+            continue
+    return out

@@ -7,7 +7,7 @@ MANIFEST = WorkspaceManifest(
     view="app.workspaces.radiology.view:RadiologyWorkspace",
     opens={"dicom": 10, "dicom-folder": 10, "dicom-seg": 10, "dicom-sr": 10, "dicom-rtstruct": 10,
            "volume": 10, "volume-folder": 10},
-    sample="ct-slice",
+    sample="ct-series",
     order=10,
     icon="radiology.svg",
     will_hold=(

@@ -1,6 +1,1291 @@
-"""The radiology workspace view (an honest empty view until its issue fills it)."""
-from app.workspaces.base import PlaceholderView
+"""The radiology workspace: a DICOM/NIfTI series viewer with MPR, W/L, measurements and AI overlay layers.
+
+Reading, sorting, resampling and export happen in ``engines.radiology`` (off the GUI thread); this module
+draws. Public API for engines and scripts (all geometry-aware, so overlays never land flipped):
+
+    view.add_label_layer(labels, geometry=None, names=None, name="")   # ndarray [k,j,i] | SimpleITK | LabelMap
+    view.add_boxes(boxes, name="")                                      # engines.radiology.overlays.Box / dicts
+    view.add_comparison(image, geometry=None, name="")                  # ndarray | SimpleITK | Volume
+    view.run_engine(engine_id)                                          # any radiology engine, progress + cancel
+    view.export_seg(path) / view.export_labels(path) / view.export_boxes(path)   # atomic writes
+
+An engine result (a mapping) is shown by ``show_engine_result``: ``labels`` + ``geometry`` (or ``mask``, a
+SimpleITK image) become a label layer, ``boxes`` a box layer, ``image`` (SimpleITK or ndarray + geometry) a
+comparison; ``label_names`` names the labels.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QIcon, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QMenu, QPushButton, QSlider, QSplitter, QTabWidget, QToolButton,
+                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+
+from app.workspaces.base import ShellContext, WorkspaceView
+from app.workspaces.manifest import WorkspaceManifest
+from app.workspaces.radiology.slice_view import AXIS_INDEX, SliceView
+
+log = logging.getLogger(__name__)
+
+# (name, width, level) in HU
+CT_PRESETS = [("Brain", 80, 40), ("Subdural", 215, 75), ("Stroke", 40, 40), ("Lung", 1500, -600),
+              ("Mediastinum", 350, 50), ("Abdomen", 400, 40), ("Liver", 150, 30), ("Bone", 1800, 400)]
 
 
-class RadiologyWorkspace(PlaceholderView):
-    pass
+@dataclass
+class LabelLayer:
+    """A label map on the image grid, with how it is drawn."""
+
+    name: str
+    labels: np.ndarray  # [k, j, i] on the current volume's display grid
+    names: dict[int, str]
+    colours: dict[int, tuple[int, int, int]]
+    visible: bool = True
+    opacity: float = 0.45
+    outline: bool = False
+    hidden_labels: set[int] = field(default_factory=set)
+    source: Any = None  # the LabelMap as given (its own geometry), for export
+
+    def lut(self) -> np.ndarray:
+        n = max(256, int(self.labels.max(initial=0)) + 1)
+        lut = np.zeros((n, 4), dtype=np.ubyte)
+        for value, rgb in self.colours.items():
+            if 0 < value < n and value not in self.hidden_labels:
+                lut[value] = (*rgb, 255)
+        return lut
+
+
+@dataclass
+class BoxLayer:
+    name: str
+    boxes: list  # engines.radiology.overlays.Box
+    threshold: float = 0.5
+    visible: bool = True
+
+
+class _Relay(QObject):
+    """Carries early pixels (the first slice) from a worker thread to the GUI thread."""
+
+    preview = Signal(object)
+
+
+class _LazyEngineRequest(Mapping):
+    """The request a radiology engine gets from the workspace: ``image`` (SimpleITK, real values, display
+    geometry) is only built when the engine asks for it, in the worker thread."""
+
+    def __init__(self, volume) -> None:
+        self._volume = volume
+        self._image = None
+
+    def _keys(self):
+        return ("image", "volume", "image_path")
+
+    def __getitem__(self, key):
+        if key == "image":
+            if self._image is None:
+                self._image = self._volume.to_sitk_real()
+            return self._image
+        if key == "volume":
+            return self._volume
+        if key == "image_path":
+            return self._volume.source_path
+        raise KeyError(key)
+
+    def __iter__(self):
+        return iter(self._keys())
+
+    def __len__(self) -> int:
+        return 3
+
+
+class RadiologyWorkspace(WorkspaceView):
+    """Axial/coronal/sagittal views with linked crosshair, W/L presets, measurements, series browser, DICOM
+    tags and overlay layers (label maps, detection boxes, image comparison)."""
+
+    volume_loaded = Signal()
+    layers_changed = Signal()
+    cursor_changed = Signal(int, int, int)
+
+    def __init__(self, manifest: WorkspaceManifest, context: ShellContext, parent: QWidget | None = None) -> None:
+        super().__init__(manifest, context, parent)
+        self.volume = None
+        self.scan = None
+        self.layers: list[LabelLayer] = []
+        self.box_layers: list[BoxLayer] = []
+        self.comparison = None  # (name, array [k,j,i] real values)
+        self.compare_mode = "off"
+        self.swipe = 0.5
+        self.cursor = [0, 0, 0]  # i, j, k
+        self.window = (400.0, 40.0)  # width, level (real units)
+        self.invert = False
+        self.layout_mode = "three"
+        self.single_plane = "axial"
+        self._flicker_on = False
+        self._wl_start = None
+        self._preview_active = False
+        self.relay = _Relay(self)
+        self.relay.preview.connect(self._show_preview)
+        self._build()
+        self._flicker = QTimer(self)
+        self._flicker.setInterval(450)
+        self._flicker.timeout.connect(self._flicker_tick)
+
+    # ================================================================================= construction
+    def _build(self) -> None:
+        self.views = {p: SliceView(p) for p in ("axial", "coronal", "sagittal")}
+        self.compare_view = SliceView("axial")
+        self.compare_view.title.setText("Comparison (axial)")
+        for view in [*self.views.values(), self.compare_view]:
+            view.scroll_requested.connect(lambda d, v=view: self.scroll(v.plane, d))
+            view.cursor_requested.connect(self._cursor_from_view)
+            view.window_drag.connect(self._window_drag)
+            view.hover.connect(self._hover)
+            view.measurement.connect(self._measurement)
+
+        self.grid_host = QWidget()
+        self.grid = QGridLayout(self.grid_host)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setSpacing(2)
+
+        bar = QHBoxLayout()
+        self.layout_box = QComboBox()
+        self.layout_box.addItems(["Three views", "Single: axial", "Single: coronal", "Single: sagittal",
+                                  "Side by side (comparison)"])
+        self.layout_box.setToolTip("Layout (L toggles three views / single)")
+        self.layout_box.currentIndexChanged.connect(self._layout_chosen)
+        self.preset_box = QComboBox()
+        self.preset_box.setToolTip("Window presets (keys 1-8 for CT presets, A for auto)")
+        self.preset_box.activated.connect(self._preset_chosen)
+        self.wl_label = QLabel("W — L —")
+        self.wl_label.setMinimumWidth(130)
+        self.invert_box = QCheckBox("Invert")
+        self.invert_box.toggled.connect(self._set_invert)
+        self.tool_box = QComboBox()
+        self.tool_box.addItems(["Navigate", "Ruler", "ROI"])
+        self.tool_box.setToolTip("Left-drag action: move the crosshair, measure a distance, or draw an ROI")
+        self.tool_box.currentTextChanged.connect(self._set_tool)
+        reset = QPushButton("Reset")
+        reset.setToolTip("Reset zoom and pan (R)")
+        reset.clicked.connect(self.reset_views)
+        clear = QPushButton("Clear measurements")
+        clear.clicked.connect(self._clear_measurements)
+        self.engine_button = QToolButton()
+        self.engine_button.setText("Run engine")
+        self.engine_button.setPopupMode(QToolButton.InstantPopup)
+        self.engine_menu = QMenu(self.engine_button)
+        self.engine_menu.aboutToShow.connect(self._fill_engine_menu)
+        self.engine_button.setMenu(self.engine_menu)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.clicked.connect(self.cancel_engine)
+        export = QToolButton()
+        export.setText("Export")
+        export.setPopupMode(QToolButton.InstantPopup)
+        menu = QMenu(export)
+        menu.addAction("Label layer as DICOM SEG…", lambda: self._export_dialog("seg"))
+        menu.addAction("Label layer as NIfTI…", lambda: self._export_dialog("nifti"))
+        menu.addAction("Boxes as JSON (patient mm)…", lambda: self._export_dialog("boxes"))
+        export.setMenu(menu)
+        open_sample = QPushButton("Open sample")
+        open_sample.setToolTip("Open the bundled phantom CT series")
+        open_sample.clicked.connect(self.open_sample)
+        for w in (QLabel("Layout"), self.layout_box, QLabel("Window"), self.preset_box, self.wl_label,
+                  self.invert_box, QLabel("Tool"), self.tool_box, reset, clear):
+            bar.addWidget(w)
+        bar.addStretch(1)
+        for w in (self.engine_button, self.cancel_button, export, open_sample):
+            bar.addWidget(w)
+
+        self.readout = QLabel("Open a DICOM folder, DICOMDIR, DICOM file or NIfTI/MHA/NRRD volume "
+                              "(File ▸ Open, or drop it here), or press ‘Open sample’.")
+        self.readout.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self.measure_label = QLabel("")
+        left = QWidget()
+        lv = QVBoxLayout(left)
+        lv.setContentsMargins(0, 0, 0, 0)
+        lv.addLayout(bar)
+        lv.addWidget(self.grid_host, 1)
+        lv.addWidget(self.readout)
+        lv.addWidget(self.measure_label)
+
+        self.tabs = QTabWidget()
+        self.tabs.setMinimumWidth(300)
+        self.series_list = QListWidget()
+        self.series_list.setIconSize(QSize(64, 64))
+        self.series_list.itemActivated.connect(self._series_activated)
+        self.series_list.itemDoubleClicked.connect(self._series_activated)
+        self.study_label = QLabel("")
+        self.study_label.setWordWrap(True)
+        series_tab = QWidget()
+        sv = QVBoxLayout(series_tab)
+        sv.addWidget(self.study_label)
+        sv.addWidget(self.series_list, 1)
+        sv.addWidget(QLabel("Double-click a series to load it. Non-image objects (SEG) load as overlays."))
+        self.tabs.addTab(series_tab, "Series")
+
+        layers_tab = QWidget()
+        lay = QVBoxLayout(layers_tab)
+        self.layer_list = QListWidget()
+        self.layer_list.itemChanged.connect(self._layer_item_changed)
+        self.layer_list.currentRowChanged.connect(self._layer_selected)
+        lay.addWidget(QLabel("Label layers"))
+        lay.addWidget(self.layer_list, 1)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Opacity"))
+        self.opacity = QSlider(Qt.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.opacity.setValue(45)
+        self.opacity.valueChanged.connect(self._opacity_changed)
+        row.addWidget(self.opacity)
+        self.outline_box = QCheckBox("Outline")
+        self.outline_box.toggled.connect(self._outline_changed)
+        row.addWidget(self.outline_box)
+        lay.addLayout(row)
+        self.label_tree = QTreeWidget()
+        self.label_tree.setHeaderLabels(["Label", "Value"])
+        self.label_tree.itemChanged.connect(self._label_item_changed)
+        lay.addWidget(self.label_tree, 1)
+        lay.addWidget(QLabel("Detections"))
+        trow = QHBoxLayout()
+        trow.addWidget(QLabel("Score ≥"))
+        self.threshold = QSlider(Qt.Horizontal)
+        self.threshold.setRange(0, 100)
+        self.threshold.setValue(50)
+        self.threshold.valueChanged.connect(self._threshold_changed)
+        self.threshold_label = QLabel("0.50")
+        trow.addWidget(self.threshold)
+        trow.addWidget(self.threshold_label)
+        lay.addLayout(trow)
+        self.box_list = QListWidget()
+        self.box_list.itemActivated.connect(self._box_activated)
+        self.box_list.itemDoubleClicked.connect(self._box_activated)
+        lay.addWidget(self.box_list, 1)
+        lay.addWidget(QLabel("Comparison"))
+        crow = QHBoxLayout()
+        self.compare_box = QComboBox()
+        self.compare_box.addItems(["Off", "Swipe", "Flicker", "Difference", "Side by side"])
+        self.compare_box.currentTextChanged.connect(self.set_compare_mode)
+        self.swipe_slider = QSlider(Qt.Horizontal)
+        self.swipe_slider.setRange(0, 100)
+        self.swipe_slider.setValue(50)
+        self.swipe_slider.valueChanged.connect(self._swipe_changed)
+        crow.addWidget(self.compare_box)
+        crow.addWidget(self.swipe_slider)
+        lay.addLayout(crow)
+        self.compare_label = QLabel("No comparison image (run an image-to-image engine).")
+        self.compare_label.setWordWrap(True)
+        lay.addWidget(self.compare_label)
+        self.tabs.addTab(layers_tab, "Layers")
+
+        self.tag_tree = QTreeWidget()
+        self.tag_tree.setHeaderLabels(["Tag", "Name", "Value"])
+        self.tag_tree.setColumnWidth(0, 90)
+        self.tag_tree.setColumnWidth(1, 150)
+        self.tabs.addTab(self.tag_tree, "Tags")
+        self.tabs.currentChanged.connect(lambda _i: self._update_tags())
+        self.findings_list = QListWidget()
+        self.findings_list.setWordWrap(True)
+        self.tabs.addTab(self.findings_list, "Findings")
+
+        splitter = QSplitter(Qt.Horizontal)
+        splitter.addWidget(left)
+        splitter.addWidget(self.tabs)
+        splitter.setStretchFactor(0, 4)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([1000, 320])
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(2, 2, 2, 2)
+        outer.addWidget(splitter)
+        self._arrange()
+        self._fill_presets("CT")
+        self._shortcuts()
+
+    def _shortcuts(self) -> None:
+        def add(key, fn):
+            sc = QShortcut(QKeySequence(key), self)
+            sc.setContext(Qt.WidgetWithChildrenShortcut)
+            sc.activated.connect(fn)
+
+        for n, (_name, w, level) in enumerate(CT_PRESETS, start=1):
+            add(str(n), lambda w=w, level=level: self.set_window(w, level))
+        add("A", self.auto_window)
+        add("R", self.reset_views)
+        add("I", lambda: self.invert_box.setChecked(not self.invert_box.isChecked()))
+        add("L", lambda: self.layout_box.setCurrentIndex(0 if self.layout_mode != "three" else 1))
+        add("F", lambda: self._flicker_tick() if self.comparison is not None else None)
+        for key, d in (("PgUp", 1), ("PgDown", -1), ("Up", 1), ("Down", -1)):
+            add(key, lambda d=d: self.scroll(self._focus_plane(), d))
+
+    def _focus_plane(self) -> str:
+        return self.single_plane if self.layout_mode == "single" else "axial"
+
+    def _arrange(self) -> None:
+        for v in [*self.views.values(), self.compare_view]:
+            self.grid.removeWidget(v)
+            v.hide()
+        linked = self.views["axial"].box if self.layout_mode == "side" else None
+        self.compare_view.box.setXLink(linked)  # linked pan/zoom only while both are shown
+        self.compare_view.box.setYLink(linked)
+        if self.layout_mode == "three":
+            self.grid.addWidget(self.views["axial"], 0, 0, 2, 1)
+            self.grid.addWidget(self.views["coronal"], 0, 1)
+            self.grid.addWidget(self.views["sagittal"], 1, 1)
+            self.grid.setColumnStretch(0, 3)
+            self.grid.setColumnStretch(1, 2)
+            for p in ("axial", "coronal", "sagittal"):
+                self.views[p].show()
+        elif self.layout_mode == "side":
+            self.grid.addWidget(self.views["axial"], 0, 0, 2, 1)
+            self.grid.addWidget(self.compare_view, 0, 1, 2, 1)
+            self.grid.setColumnStretch(0, 1)
+            self.grid.setColumnStretch(1, 1)
+            self.views["axial"].show()
+            self.compare_view.show()
+            QTimer.singleShot(0, self.reset_views)
+        else:
+            self.grid.addWidget(self.views[self.single_plane], 0, 0, 2, 2)
+            self.grid.setColumnStretch(0, 1)
+            self.grid.setColumnStretch(1, 0)
+            self.views[self.single_plane].show()
+
+    def set_layout(self, mode: str, plane: str = "axial") -> None:
+        """mode: 'three', 'single' (with ``plane``) or 'side' (base and comparison side by side)."""
+        self.layout_mode, self.single_plane = mode, plane
+        index = {"three": 0, "side": 4}.get(mode, {"axial": 1, "coronal": 2, "sagittal": 3}[plane])
+        if self.layout_box.currentIndex() != index:
+            self.layout_box.blockSignals(True)
+            self.layout_box.setCurrentIndex(index)
+            self.layout_box.blockSignals(False)
+        self._arrange()
+        self._render_all()
+
+    def _layout_chosen(self, index: int) -> None:
+        if index == 0:
+            self.set_layout("three")
+        elif index == 4:
+            self.set_layout("side")
+        else:
+            self.set_layout("single", ("axial", "coronal", "sagittal")[index - 1])
+
+    # ================================================================================= opening
+    def open_path(self, path: Path) -> None:
+        from engines.core.filetypes import classify
+
+        path = Path(path)
+        relay = self.relay
+
+        def job(progress, cancel):
+            from engines.radiology import reader
+            from engines.radiology.overlays import read_label_file, read_seg
+
+            kind = classify(path)
+            if kind == "dicom-seg":
+                label_map, ref_uid = read_seg(path)
+                return {"kind": "seg", "label_map": label_map, "ref_uid": ref_uid}
+            if reader.is_volume_file(path):
+                volume = reader.load_volume_file(path, progress=progress)
+                return {"kind": "volume", "volume": volume}
+            preview = reader.quick_preview(path)
+            if preview is not None:
+                relay.preview.emit(preview)
+            scan = reader.scan_dicom(path, progress=lambda f, m: progress(None if f is None else 0.2 * f, m),
+                                     cancel=cancel)
+            thumbs = reader.series_thumbnails(scan, cancel=cancel)
+            images = scan.image_series()
+            if not images:
+                return {"kind": "scan", "scan": scan, "thumbs": thumbs, "volume": None}
+            best = max(images, key=lambda s: len(s.slices))
+            volume = reader.load_series(
+                best, progress=lambda f, m: progress(None if f is None else 0.2 + 0.8 * f, m), cancel=cancel,
+                on_first_slice=lambda arr, vol: relay.preview.emit(reader.preview_of(arr, vol)))
+            return {"kind": "scan", "scan": scan, "thumbs": thumbs, "volume": volume}
+
+        def done(result: dict) -> None:
+            self.context.add_recent(path)
+            if result["kind"] == "seg":
+                self._add_seg(result["label_map"], result["ref_uid"], path)
+            elif result["kind"] == "volume":
+                vol = result["volume"]
+                from engines.radiology.reader import looks_like_label_map
+
+                if self.volume is not None and looks_like_label_map(vol):
+                    from engines.radiology.overlays import read_label_file
+
+                    self._submit_label_file(path, read_label_file)
+                else:
+                    self.scan = None
+                    self._fill_series([], {})
+                    self.set_volume(vol)
+            else:
+                self.scan = result["scan"]
+                self._fill_series(self.scan.series, result["thumbs"])
+                if result["volume"] is not None:
+                    self.set_volume(result["volume"])
+                else:
+                    self._show_findings(self.scan.all_findings())
+                    self.context.notify("warning", f"{path.name}: no image series to show "
+                                        f"({len(self.scan.series)} non-image object(s))", "")
+            self.opened.emit(str(path))
+
+        self.context.tasks.submit(job, title=f"Opening {path.name}", owner=f"{self.manifest.id}:open",
+                                  on_result=done, on_error=self._error)
+
+    def _submit_label_file(self, path: Path, reader_fn) -> None:
+        self.context.tasks.submit(lambda progress, cancel: reader_fn(path), title=f"Reading labels {path.name}",
+                                  owner=f"{self.manifest.id}:labels",
+                                  on_result=lambda lm: self.add_label_layer(lm, name=path.name),
+                                  on_error=self._error)
+
+    def _error(self, message: str, detail: str) -> None:
+        self.context.notify("error", message, detail)
+
+    def load_series(self, series) -> None:
+        """Load another series of the current scan (from the browser)."""
+        relay = self.relay
+
+        def job(progress, cancel):
+            from engines.radiology import reader
+
+            return reader.load_series(series, progress=progress, cancel=cancel,
+                                      on_first_slice=lambda arr, vol: relay.preview.emit(reader.preview_of(arr, vol)))
+
+        self.context.tasks.submit(job, title=f"Loading {series.title()}", owner=f"{self.manifest.id}:open",
+                                  on_result=self.set_volume, on_error=self._error)
+
+    def _show_preview(self, preview: dict) -> None:
+        """First pixels on screen while the rest of the series decodes (axial view only)."""
+        if self.volume is not None and not self._preview_active:
+            return  # a volume is already shown: do not flash a preview over it
+        view = self.views["axial"]
+        data = preview["image"]
+        rows, cols = data.shape
+        view.set_grid((1, rows, cols), (preview["spacing"][1], preview["spacing"][0], 1.0))
+        width, level = preview["window"]
+        view.show_image(data, (level - width / 2, level + width / 2), None)
+        view.set_corner_text("loading…")
+        self._preview_active = True
+
+    # ================================================================================= volume
+    def set_volume(self, volume) -> None:
+        """Show ``volume`` (an engines.radiology.reader.Volume); clears the overlays of the previous one."""
+        self.volume = volume
+        self._preview_active = False
+        self.layers.clear()
+        self.box_layers.clear()
+        self.comparison = None
+        self._refresh_layer_list()
+        self._refresh_box_list()
+        nk, nj, ni = volume.shape
+        self.cursor = [ni // 2, nj // 2, nk // 2]
+        for view in [*self.views.values(), self.compare_view]:
+            view.clear_measurements()
+            view.set_grid(volume.shape, volume.geometry.spacing)
+        self._fill_presets(volume.modality)
+        default = volume.meta.get("window")
+        if volume.modality == "CT":
+            self.window = (float(default[1]), float(default[0])) if default else (400.0, 40.0)
+        elif default:
+            self.window = (float(default[1]), float(default[0]))
+        else:
+            self.window = self._auto_window_values()
+        self.invert_box.setChecked(bool(volume.invert))
+        flat = [n for n, axis in ((nk, "axial"), (nj, "coronal"), (ni, "sagittal")) if n == 1]
+        if nk == 1:
+            self.set_layout("single", "axial")
+        elif nj == 1:
+            self.set_layout("single", "coronal")
+        elif ni == 1:
+            self.set_layout("single", "sagittal")
+        elif flat == [] and self.layout_mode == "single" and self.layout_box.currentIndex() in (1, 2, 3):
+            self._arrange()
+        self._render_all()
+        QTimer.singleShot(0, self.reset_views)
+        self.readout.setText("Click or left-drag: crosshair · wheel/PgUp/PgDn: scroll · Ctrl+wheel: zoom · "
+                             "middle or Shift+drag: pan · right-drag: window/level · keys 1-8: CT presets, A: auto")
+        self._show_findings(volume.findings if self.scan is None else
+                            list(dict.fromkeys(self.scan.findings + list(volume.findings))))
+        for finding in volume.findings:
+            self.context.notify("warning", f"{self._series_title()}: {finding}", "")
+        if self.scan is not None:
+            for finding in self.scan.findings:
+                self.context.notify("warning", finding, "")
+        meta = volume.meta
+        self.study_label.setText(
+            f"<b>{meta.get('patient_name') or '(no name)'}</b> {meta.get('patient_id', '')}<br>"
+            f"{meta.get('study_description', '')} {meta.get('study_date', '')}<br>"
+            f"Showing: {self._series_title()} — {ni}×{nj}×{nk}, "
+            f"{' × '.join(f'{s:.3g}' for s in volume.geometry.spacing)} mm, "
+            f"{volume.voxels.dtype} ({volume.nbytes / 1e6:.0f} MB)")
+        self.volume_loaded.emit()
+
+    def _series_title(self) -> str:
+        if self.volume is None:
+            return ""
+        if self.volume.series is not None:
+            return self.volume.series.title()
+        return str(self.volume.meta.get("series_description", "volume"))
+
+    # ================================================================================= rendering
+    def _levels(self) -> tuple[float, float]:
+        width, level = self.window
+        lo, hi = level - width / 2, level + width / 2
+        vol = self.volume
+        return (vol.stored(lo), vol.stored(hi)) if vol is not None else (lo, hi)
+
+    def _gray_lut(self) -> np.ndarray | None:
+        if not self.invert:
+            return None
+        return np.arange(255, -1, -1, dtype=np.ubyte)[:, None].repeat(3, axis=1)
+
+    def _slice(self, array: np.ndarray, plane: str) -> np.ndarray:
+        i, j, k = self.cursor
+        if plane == "axial":
+            return array[k]
+        if plane == "coronal":
+            return array[:, j, :]
+        return array[:, :, i]
+
+    def _slice_index(self, plane: str) -> tuple[int, int]:
+        i, j, k = self.cursor
+        nk, nj, ni = self.volume.shape
+        return {"axial": (k, nk), "coronal": (j, nj), "sagittal": (i, ni)}[plane]
+
+    def _render_all(self) -> None:
+        if self.volume is None:
+            return
+        for plane in ("axial", "coronal", "sagittal"):
+            if self.views[plane].isVisible() or self.layout_mode == "three" or plane == self.single_plane:
+                self._render_plane(plane)
+        if self.layout_mode == "side":
+            self._render_compare_view()
+        self._update_crosshairs()
+        self._update_wl_label()
+
+    def _render_plane(self, plane: str) -> None:
+        view = self.views[plane]
+        vol = self.volume
+        levels = self._levels()
+        if self.comparison is not None and self.compare_mode == "difference":
+            diff = self._slice(vol.voxels, plane).astype(np.float32) * vol.slope + vol.intercept
+            diff -= self._slice(self.comparison[1], plane)
+            half = self.window[0] / 4
+            view.show_image(diff, (-half, half), self._gray_lut())
+        else:
+            view.show_image(self._slice(vol.voxels, plane), levels, self._gray_lut())
+        # comparison on top (swipe / flicker)
+        if self.comparison is not None and self.compare_mode in ("swipe", "flicker"):
+            data = self._slice(self.comparison[1], plane)
+            width, level = self.window
+            if self.compare_mode == "swipe":
+                view.show_compare(data, (level - width / 2, level + width / 2), self._gray_lut(), swipe=self.swipe)
+            elif self._flicker_on:
+                view.show_compare(data, (level - width / 2, level + width / 2), self._gray_lut())
+            else:
+                view.show_compare(None)
+        else:
+            view.show_compare(None)
+        self._render_overlay(plane)
+        self._render_boxes(plane)
+        index, count = self._slice_index(plane)
+        width, level = self.window
+        view.set_corner_text(f"{plane} {index + 1}/{count}   W {width:.0f} L {level:.0f}")
+
+    def _render_compare_view(self) -> None:
+        if self.comparison is None or self.volume is None:
+            self.compare_view.show_image(np.zeros((2, 2), np.float32), (0, 1), None)
+            self.compare_view.set_corner_text("no comparison image")
+            return
+        width, level = self.window
+        self.compare_view.show_image(self._slice(self.comparison[1], "axial"), (level - width / 2, level + width / 2),
+                                     self._gray_lut())
+        index, count = self._slice_index("axial")
+        self.compare_view.set_corner_text(f"{self.comparison[0]}  axial {index + 1}/{count}")
+        self.compare_view.show_overlay(None, None, 0)
+
+    def _render_overlay(self, plane: str) -> None:
+        view = self.views[plane]
+        shown = [layer for layer in self.layers if layer.visible]
+        if not shown:
+            view.show_overlay(None, None, 0)
+            return
+        layer = shown[-1]  # the top visible layer is drawn; others are toggled in the list
+        data = self._slice(layer.labels, plane)
+        if layer.outline:
+            data = _outline(data)
+        view.show_overlay(np.ascontiguousarray(data), layer.lut(), layer.opacity)
+
+    def _render_boxes(self, plane: str) -> None:
+        view = self.views[plane]
+        rects = []
+        if self.volume is not None:
+            geometry = self.volume.geometry
+            axis = {"axial": 2, "coronal": 1, "sagittal": 0}[plane]
+            here = self.cursor[axis]
+            h, v = AXIS_INDEX[view.h_axis], AXIS_INDEX[view.v_axis]
+            sp = geometry.spacing
+            for layer in self.box_layers:
+                if not layer.visible:
+                    continue
+                for box in layer.boxes:
+                    if box.score < layer.threshold:
+                        continue
+                    lo, hi = box.index_bounds(geometry)
+                    if lo[axis] - 0.5 <= here <= hi[axis] + 0.5:
+                        rects.append(((lo[h]) * sp[h] + sp[h] / 2, (lo[v]) * sp[v] + sp[v] / 2,
+                                      (hi[h]) * sp[h] + sp[h] / 2, (hi[v]) * sp[v] + sp[v] / 2))
+        view.set_boxes(rects)
+
+    def _update_crosshairs(self) -> None:
+        if self.volume is None:
+            return
+        sp = self.volume.geometry.spacing
+        for plane, view in [*self.views.items(), ("axial", self.compare_view)]:
+            h, v = AXIS_INDEX[view.h_axis], AXIS_INDEX[view.v_axis]
+            view.set_crosshair((self.cursor[h] + 0.5) * sp[h], (self.cursor[v] + 0.5) * sp[v])
+
+    def _update_wl_label(self) -> None:
+        width, level = self.window
+        unit = self.volume.unit() if self.volume is not None else ""
+        self.wl_label.setText(f"W {width:.0f}  L {level:.0f} {unit}".strip())
+
+    # ================================================================================= navigation
+    def set_cursor(self, i: int, j: int, k: int) -> None:
+        if self.volume is None:
+            return
+        nk, nj, ni = self.volume.shape
+        new = [int(np.clip(i, 0, ni - 1)), int(np.clip(j, 0, nj - 1)), int(np.clip(k, 0, nk - 1))]
+        changed = [a != b for a, b in zip(new, self.cursor)]
+        self.cursor = new
+        for plane, axis in (("sagittal", 0), ("coronal", 1), ("axial", 2)):
+            if changed[axis]:
+                self._render_plane(plane)
+        if changed[2] and self.layout_mode == "side":
+            self._render_compare_view()
+        self._update_crosshairs()
+        self._update_readout(*new)
+        if changed[2]:
+            self._update_tags()
+        self.cursor_changed.emit(*new)
+
+    def scroll(self, plane: str, delta: int) -> None:
+        if self.volume is None:
+            return
+        i, j, k = self.cursor
+        if plane == "axial":
+            k += delta
+        elif plane == "coronal":
+            j -= delta
+        else:
+            i += delta
+        self.set_cursor(i, j, k)
+
+    def _cursor_from_view(self, plane: str, h_mm: float, v_mm: float) -> None:
+        if self.volume is None:
+            return
+        view = self.views[plane]
+        sp = self.volume.geometry.spacing
+        cur = list(self.cursor)
+        h, v = AXIS_INDEX[view.h_axis], AXIS_INDEX[view.v_axis]
+        cur[h] = int(np.floor(h_mm / sp[h]))
+        cur[v] = int(np.floor(v_mm / sp[v]))
+        self.set_cursor(*cur)
+
+    def reset_views(self) -> None:
+        for view in [*self.views.values(), self.compare_view]:
+            view.reset_view()
+
+    def _hover(self, plane: str, h_mm: float, v_mm: float) -> None:
+        if self.volume is None:
+            return
+        view = self.views[plane]
+        sp = self.volume.geometry.spacing
+        cur = list(self.cursor)
+        h, v = AXIS_INDEX[view.h_axis], AXIS_INDEX[view.v_axis]
+        cur[h] = int(np.floor(h_mm / sp[h]))
+        cur[v] = int(np.floor(v_mm / sp[v]))
+        nk, nj, ni = self.volume.shape
+        if 0 <= cur[0] < ni and 0 <= cur[1] < nj and 0 <= cur[2] < nk:
+            self._update_readout(*cur)
+
+    def readout_text(self, i: int, j: int, k: int) -> str:
+        vol = self.volume
+        x, y, z = vol.geometry.index_to_lps([i, j, k])
+        value = vol.value_at(k, j, i)
+        unit = vol.unit()
+        text = (f"({x:.1f}, {y:.1f}, {z:.1f}) mm LPS   voxel [{i}, {j}, {k}]   "
+                f"value {value:.0f}{(' ' + unit) if unit else ''}")
+        for layer in self.layers:
+            if layer.visible:
+                lab = int(layer.labels[k, j, i])
+                if lab:
+                    text += f"   {layer.name}: {layer.names.get(lab, lab)}"
+        if self.comparison is not None:
+            text += f"   {self.comparison[0]}: {float(self.comparison[1][k, j, i]):.0f}"
+        return text
+
+    def _update_readout(self, i: int, j: int, k: int) -> None:
+        self.readout.setText(self.readout_text(i, j, k))
+
+    # ================================================================================= window / level
+    def set_window(self, width: float, level: float) -> None:
+        self.window = (max(1.0, float(width)), float(level))
+        self._render_all()
+
+    def _auto_window_values(self) -> tuple[float, float]:
+        vol = self.volume
+        sample = vol.voxels[:: max(1, vol.shape[0] // 24), ::4, ::4]
+        real = vol.real(sample).ravel()
+        real = real[real > real.min()] if np.any(real > real.min()) else real
+        lo, hi = np.percentile(real, [1, 99]) if real.size else (0.0, 1.0)
+        return (max(1.0, float(hi - lo)), float((hi + lo) / 2))
+
+    def auto_window(self) -> None:
+        if self.volume is not None:
+            self.set_window(*self._auto_window_values())
+
+    def _fill_presets(self, modality: str) -> None:
+        self.preset_box.blockSignals(True)
+        self.preset_box.clear()
+        self.preset_box.addItem("Preset…")
+        if modality == "CT":
+            for n, (name, w, level) in enumerate(CT_PRESETS, start=1):
+                self.preset_box.addItem(f"{n} {name}  (W {w} L {level})", (w, level))
+        self.preset_box.addItem("A Auto (1–99 % of the histogram)", "auto")
+        self.preset_box.blockSignals(False)
+
+    def _preset_chosen(self, index: int) -> None:
+        data = self.preset_box.itemData(index)
+        if data == "auto":
+            self.auto_window()
+        elif data:
+            self.set_window(*data)
+        self.preset_box.setCurrentIndex(0)
+
+    def _window_drag(self, dx: float, dy: float, start: bool, finish: bool) -> None:
+        if self.volume is None:
+            return
+        if start or self._wl_start is None:
+            self._wl_start = self.window
+        w0, l0 = self._wl_start
+        scale = max(0.5, w0 / 256.0)
+        self.set_window(w0 + dx * scale, l0 - dy * scale)
+        if finish:
+            self._wl_start = None
+
+    def _set_invert(self, on: bool) -> None:
+        self.invert = on
+        self._render_all()
+
+    # ================================================================================= measurements
+    def _set_tool(self, text: str) -> None:
+        for view in [*self.views.values(), self.compare_view]:
+            view.tool = text.lower()
+
+    def _clear_measurements(self) -> None:
+        for view in [*self.views.values(), self.compare_view]:
+            view.clear_measurements()
+        self.measure_label.setText("")
+
+    def _measurement(self, plane: str, what: str) -> None:
+        view = self.views[plane]
+        texts = []
+        length = view.ruler_length_mm()
+        if length is not None:
+            texts.append(f"ruler {length:.1f} mm")
+            view.show_measure_text(f"{length:.1f} mm", view.ruler_end())
+        stats = self.roi_stats(plane)
+        if stats is not None:
+            unit = self.volume.unit() if self.volume is not None else ""
+            texts.append(f"ROI mean {stats['mean']:.1f} SD {stats['sd']:.1f} min {stats['min']:.0f} "
+                         f"max {stats['max']:.0f} {unit} area {stats['area_mm2']:.1f} mm² ({stats['n']} px)")
+        self.measure_label.setText(f"{plane}: " + "   ".join(texts) if texts else "")
+
+    def roi_stats(self, plane: str) -> dict | None:
+        if self.volume is None:
+            return None
+        view = self.views[plane]
+        data = self._slice(self.volume.voxels, plane)
+        got = view.roi_values(data)
+        if got is None:
+            return None
+        region, area = got
+        if region.size == 0:
+            return None
+        real = self.volume.real(region)
+        return {"mean": float(real.mean()), "sd": float(real.std()), "min": float(real.min()),
+                "max": float(real.max()), "area_mm2": area, "n": int(real.size)}
+
+    # ================================================================================= layers: public API
+    def add_label_layer(self, labels, geometry=None, names: Mapping[int, str] | None = None,
+                        name: str = "") -> LabelLayer | None:
+        """Add a label map: an ndarray ``[k, j, i]`` with its ``Geometry`` (the display grid if None), a
+        SimpleITK image, or an ``engines.radiology.overlays.LabelMap``. It is resampled onto the image grid
+        through patient coordinates."""
+        from engines.radiology.overlays import LabelMap
+
+        if self.volume is None:
+            self.context.notify("warning", "Open an image before adding a label layer.", "")
+            return None
+        if isinstance(labels, LabelMap):
+            label_map = labels
+            if names:
+                label_map.names.update({int(k): str(v) for k, v in names.items()})
+        elif hasattr(labels, "GetSize"):
+            label_map = LabelMap.from_sitk(labels, names)
+        else:
+            arr = np.asarray(labels)
+            if arr.ndim == 2:
+                arr = arr[None]
+            label_map = LabelMap(arr, geometry or self.volume.geometry,
+                                 {int(k): str(v) for k, v in (names or {}).items()})
+        grid = label_map.on_grid(self.volume.geometry, self.volume.shape)
+        layer = LabelLayer(name=name or label_map.source or f"labels {len(self.layers) + 1}",
+                           labels=np.ascontiguousarray(grid.labels), names=dict(grid.names),
+                           colours=dict(grid.colours), source=label_map)
+        if not layer.labels.any():
+            self.context.notify("warning", f"Label layer '{layer.name}' is empty on this image "
+                                           f"(different patient position or frame of reference?)", "")
+        self.layers.append(layer)
+        self._refresh_layer_list()
+        self.layer_list.setCurrentRow(len(self.layers) - 1)
+        self._render_all()
+        self.layers_changed.emit()
+        return layer
+
+    def add_boxes(self, boxes, name: str = "detections", threshold: float | None = None) -> BoxLayer:
+        """Add detection boxes: ``overlays.Box`` objects or dicts with ``min_lps_mm``/``max_lps_mm`` (or
+        ``min_index``/``max_index`` in (i, j, k) of the shown volume), ``label`` and ``score``."""
+        from engines.radiology.overlays import Box
+
+        items = []
+        for b in boxes:
+            if isinstance(b, Box):
+                items.append(b)
+            elif "min_lps_mm" in b:
+                items.append(Box(tuple(b["min_lps_mm"]), tuple(b["max_lps_mm"]), str(b.get("label", "finding")),
+                                 float(b.get("score", 1.0))))
+            else:
+                items.append(Box.from_index(b["min_index"], b["max_index"], self.volume.geometry,
+                                            str(b.get("label", "finding")), float(b.get("score", 1.0))))
+        layer = BoxLayer(name, items, threshold if threshold is not None else self.threshold.value() / 100)
+        self.box_layers.append(layer)
+        self._refresh_box_list()
+        self._render_all()
+        self.layers_changed.emit()
+        return layer
+
+    def add_comparison(self, image, geometry=None, name: str = "comparison") -> None:
+        """Add an image to compare with the shown one (a kernel conversion, a denoised image…): an ndarray
+        ``[k, j, i]`` of real values on the display grid (or with its ``geometry``), a SimpleITK image, or a
+        reader ``Volume``. Other grids are resampled (linear) through patient coordinates."""
+        from engines.radiology.geometry import Geometry
+
+        vol = self.volume
+        if vol is None:
+            return
+        if hasattr(image, "voxels"):
+            arr, geom = image.real(image.voxels), image.geometry
+        elif hasattr(image, "GetSize"):
+            import SimpleITK as sitk
+
+            arr, geom = sitk.GetArrayFromImage(image).astype(np.float32), Geometry.from_sitk(image)
+            if arr.ndim == 2:
+                arr = arr[None]
+        else:
+            arr, geom = np.asarray(image, dtype=np.float32), geometry or vol.geometry
+        if arr.shape != vol.shape or not geom.same_grid(vol.geometry):
+            import SimpleITK as sitk
+
+            src = geom.to_sitk(arr.astype(np.float32))
+            ref = sitk.Image([vol.shape[2], vol.shape[1], vol.shape[0]], sitk.sitkFloat32)
+            vol.geometry.apply_to_sitk(ref)
+            arr = sitk.GetArrayFromImage(sitk.Resample(src, ref, sitk.Transform(), sitk.sitkLinear, 0.0))
+        self.comparison = (name, np.ascontiguousarray(arr, dtype=np.float32))
+        self.compare_label.setText(f"Comparing with: {name}. Swipe, flicker (F), difference or side by side.")
+        if self.compare_mode == "off":
+            self.compare_box.setCurrentText("Swipe")
+        self._render_all()
+        self.layers_changed.emit()
+
+    def set_compare_mode(self, mode: str) -> None:
+        mode = mode.lower()
+        mode = "side" if mode.startswith("side") else mode
+        self.compare_mode = mode
+        if mode == "flicker" and self.comparison is not None:
+            self._flicker.start()
+        else:
+            self._flicker.stop()
+            self._flicker_on = False
+        if mode == "side" and self.layout_mode != "side":
+            self.set_layout("side")
+        elif mode != "side" and self.layout_mode == "side":
+            self.set_layout("three")
+        self._render_all()
+
+    def _flicker_tick(self) -> None:
+        self._flicker_on = not self._flicker_on
+        if self.compare_mode != "flicker":
+            self.compare_mode = "flicker"
+        self._render_all()
+
+    def _swipe_changed(self, value: int) -> None:
+        self.swipe = value / 100
+        if self.compare_mode == "swipe":
+            self._render_all()
+
+    # ---- layer panel ------------------------------------------------------------------------------
+    def _refresh_layer_list(self) -> None:
+        self.layer_list.blockSignals(True)
+        self.layer_list.clear()
+        for layer in self.layers:
+            item = QListWidgetItem(layer.name)
+            item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+            item.setCheckState(Qt.Checked if layer.visible else Qt.Unchecked)
+            self.layer_list.addItem(item)
+        self.layer_list.blockSignals(False)
+        self._layer_selected(self.layer_list.currentRow())
+
+    def current_layer(self) -> LabelLayer | None:
+        row = self.layer_list.currentRow()
+        if 0 <= row < len(self.layers):
+            return self.layers[row]
+        return self.layers[-1] if self.layers else None
+
+    def _layer_selected(self, row: int) -> None:
+        layer = self.current_layer()
+        self.label_tree.blockSignals(True)
+        self.label_tree.clear()
+        if layer is not None:
+            self.opacity.blockSignals(True)
+            self.opacity.setValue(int(layer.opacity * 100))
+            self.opacity.blockSignals(False)
+            self.outline_box.blockSignals(True)
+            self.outline_box.setChecked(layer.outline)
+            self.outline_box.blockSignals(False)
+            for value, name in sorted(layer.names.items()):
+                item = QTreeWidgetItem([name, str(value)])
+                item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
+                item.setCheckState(0, Qt.Unchecked if value in layer.hidden_labels else Qt.Checked)
+                pix = QPixmap(14, 14)
+                pix.fill(QColor(*layer.colours.get(value, (255, 255, 255))))
+                item.setIcon(0, QIcon(pix))
+                item.setData(0, Qt.UserRole, value)
+                self.label_tree.addTopLevelItem(item)
+        self.label_tree.blockSignals(False)
+
+    def _layer_item_changed(self, item: QListWidgetItem) -> None:
+        row = self.layer_list.row(item)
+        if 0 <= row < len(self.layers):
+            self.layers[row].visible = item.checkState() == Qt.Checked
+            self._render_all()
+
+    def set_layer_visible(self, layer: LabelLayer, visible: bool) -> None:
+        layer.visible = visible
+        self._refresh_layer_list()
+        self._render_all()
+
+    def _label_item_changed(self, item: QTreeWidgetItem, _column: int) -> None:
+        layer = self.current_layer()
+        if layer is None:
+            return
+        value = int(item.data(0, Qt.UserRole))
+        if item.checkState(0) == Qt.Checked:
+            layer.hidden_labels.discard(value)
+        else:
+            layer.hidden_labels.add(value)
+        self._render_all()
+
+    def _opacity_changed(self, value: int) -> None:
+        layer = self.current_layer()
+        if layer is not None:
+            layer.opacity = value / 100
+            self._render_all()
+
+    def _outline_changed(self, on: bool) -> None:
+        layer = self.current_layer()
+        if layer is not None:
+            layer.outline = on
+            self._render_all()
+
+    def _threshold_changed(self, value: int) -> None:
+        self.threshold_label.setText(f"{value / 100:.2f}")
+        for layer in self.box_layers:
+            layer.threshold = value / 100
+        self._refresh_box_list()
+        self._render_all()
+
+    def _refresh_box_list(self) -> None:
+        self.box_list.clear()
+        for layer in self.box_layers:
+            for n, box in enumerate(sorted(layer.boxes, key=lambda b: -b.score)):
+                if box.score < layer.threshold:
+                    continue
+                centre = (np.asarray(box.lo_mm) + np.asarray(box.hi_mm)) / 2
+                item = QListWidgetItem(f"{box.label}  {box.score:.2f}  at ({centre[0]:.0f}, {centre[1]:.0f}, "
+                                       f"{centre[2]:.0f}) mm")
+                item.setData(Qt.UserRole, tuple(centre))
+                self.box_list.addItem(item)
+
+    def _box_activated(self, item: QListWidgetItem) -> None:
+        centre = item.data(Qt.UserRole)
+        if centre is not None and self.volume is not None:
+            i, j, k = np.rint(self.volume.geometry.lps_to_index(centre)).astype(int)
+            self.set_cursor(i, j, k)
+
+    def _add_seg(self, label_map, ref_uid: str, path: Path) -> None:
+        if self.volume is None:
+            # nothing to lay it on: show the SEG's own grid over a blank image, and say so
+            from engines.radiology.reader import Volume
+
+            blank = Volume(voxels=np.zeros(label_map.labels.shape, dtype=np.int16), geometry=label_map.geometry,
+                           modality="SEG", meta={"series_description": f"{path.name} (its own grid)", "window": (0.5, 1)},
+                           findings=[f"the referenced series {ref_uid or '(not named)'} is not open: the "
+                                     f"segmentation is shown on its own grid over a blank image"],
+                           source_geometry=label_map.geometry, source_shape=label_map.labels.shape)
+            self.scan = None
+            self.set_volume(blank)
+        elif ref_uid and self.volume.series is not None and ref_uid != self.volume.series.uid:
+            self.context.notify("warning", f"{path.name} references series {ref_uid}, not the one shown; placed "
+                                           f"by patient coordinates anyway", "")
+        self.add_label_layer(label_map, name=path.name)
+
+    # ================================================================================= series browser / tags
+    def _fill_series(self, series_list, thumbs: dict) -> None:
+        self.series_list.clear()
+        for s in series_list:
+            n = len(s.slices) if s.kind == "image" else len(s.files)
+            unit = "images" if s.kind == "image" else "objects"
+            text = f"{s.title()}\n{s.kind.upper() if s.kind != 'image' else s.modality}, {n} {unit}"
+            if s.kind == "image" and s.slices:
+                text += f", {s.slices[0].cols}×{s.slices[0].rows}"
+            if s.findings:
+                text += f"\n⚠ {len(s.findings)} finding(s)"
+            item = QListWidgetItem(text)
+            item.setData(Qt.UserRole, s.key)
+            if s.key in thumbs:
+                item.setIcon(QIcon(QPixmap.fromImage(_qimage(thumbs[s.key]))))
+            item.setToolTip("\n".join(s.findings) or s.uid)
+            self.series_list.addItem(item)
+
+    def _series_activated(self, item: QListWidgetItem) -> None:
+        if self.scan is None:
+            return
+        key = item.data(Qt.UserRole)
+        for s in self.scan.series:
+            if s.key == key:
+                if s.kind == "image":
+                    self.load_series(s)
+                elif s.kind == "seg":
+                    from engines.radiology.overlays import read_seg
+
+                    path = s.files[0]
+
+                    def job(progress, cancel, path=path):
+                        return read_seg(path)
+
+                    self.context.tasks.submit(job, title=f"Reading {path.name}", owner=f"{self.manifest.id}:labels",
+                                              on_result=lambda r, p=path: self._add_seg(r[0], r[1], p),
+                                              on_error=self._error)
+                else:
+                    self.context.notify("info", f"{s.title()}: {s.findings[0] if s.findings else s.kind}", "")
+                return
+
+    def _update_tags(self) -> None:
+        if self.tabs.currentWidget() is not self.tag_tree or self.volume is None:
+            return
+        i, j, k = self.cursor
+        ref = self.volume.source_slice_for(k, j, i)
+        self.tag_tree.clear()
+        if ref is None:
+            geometry = self.volume.geometry.to_dict()
+            for key, value in geometry.items():
+                self.tag_tree.addTopLevelItem(QTreeWidgetItem(["", key, str(value)]))
+            return
+        header = QTreeWidgetItem(["", "File", ref.name])
+        self.tag_tree.addTopLevelItem(header)
+        _add_dataset(self.tag_tree.invisibleRootItem(), ref.header, depth=0)
+
+    def _show_findings(self, findings: list[str]) -> None:
+        self.findings_list.clear()
+        for f in findings:
+            self.findings_list.addItem(f)
+        self.tabs.setTabText(3, f"Findings ({len(findings)})" if findings else "Findings")
+
+    # ================================================================================= engines
+    def _fill_engine_menu(self) -> None:
+        self.engine_menu.clear()
+        try:
+            engines = self.context.registry().for_workspace("radiology")
+        except Exception as exc:  # noqa: BLE001 - a broken registry is reported, not raised into Qt
+            self.context.notify("error", f"Engines could not be listed: {exc}", "")
+            return
+        if not engines:
+            self.engine_menu.addAction("(no radiology engines installed)").setEnabled(False)
+        for engine in engines:
+            info = engine.info()
+            act = self.engine_menu.addAction(info.title, lambda eid=engine.id: self.run_engine(eid))
+            act.setToolTip(info.description)
+            act.setEnabled(self.volume is not None)
+
+    def run_engine(self, engine_id: str):
+        """Run a registered engine on the shown volume, off the GUI thread, with progress and cancel; the
+        result is shown as an overlay. Returns the Task (or None)."""
+        if self.volume is None:
+            self.context.notify("warning", "Open an image before running an engine.", "")
+            return None
+        engine = self.context.registry().get(engine_id)
+        title = engine.info().title
+        request = _LazyEngineRequest(self.volume)
+        volume = self.volume
+
+        def done(result) -> None:
+            self.cancel_button.setEnabled(False)
+            if self.volume is not volume:
+                self.context.notify("warning", f"{title}: the image changed while it ran; result discarded", "")
+                return
+            self.show_engine_result(engine, result)
+
+        def failed(message: str, detail: str) -> None:
+            self.cancel_button.setEnabled(False)
+            self.context.notify("error", message, detail)
+
+        self._engine_task = self.context.tasks.submit_engine(
+            engine, request, title=title, owner=f"{self.manifest.id}:engine", device=self.context.device(),
+            on_result=done, on_error=failed)
+        self._engine_task.cancelled.connect(lambda: (self.cancel_button.setEnabled(False),
+                                                     self.context.notify("info", f"{title}: cancelled", "")))
+        self._engine_task.notice.connect(lambda msg: self.context.notify("warning", msg, ""))
+        self.cancel_button.setEnabled(True)
+        return self._engine_task
+
+    def cancel_engine(self) -> None:
+        task = getattr(self, "_engine_task", None)
+        if task is not None and task.active:
+            task.cancel()
+
+    def show_engine_result(self, engine, result) -> None:
+        """Turn an engine's result mapping into layers (see the module docstring for the keys)."""
+        info = engine.info() if engine is not None else None
+        title = info.title if info else "engine"
+        if not isinstance(result, Mapping):
+            self.context.notify("warning", f"{title}: no result to show", "")
+            return
+        names = result.get("label_names")
+        if names is None and info is not None and info.labels:
+            names = {n: str(label) for n, label in enumerate(info.labels) if n > 0}
+        shown = False
+        if result.get("labels") is not None:
+            self.add_label_layer(result["labels"], result.get("geometry"), names, name=title)
+            shown = True
+        elif result.get("mask") is not None:
+            self.add_label_layer(result["mask"], None, names, name=title)
+            shown = True
+        if result.get("boxes") is not None:
+            self.add_boxes(result["boxes"], name=title)
+            shown = True
+        if result.get("image") is not None:
+            self.add_comparison(result["image"], result.get("geometry"), name=title)
+            shown = True
+        extra = result.get("volumes_ml")
+        if extra:
+            self.context.notify("info", f"{title}: " + ", ".join(f"{k} {v} ml" for k, v in extra.items()), "")
+        if not shown:
+            self.context.notify("warning", f"{title}: the result has nothing this workspace can draw", "")
+
+    # ================================================================================= export
+    def _export_dialog(self, what: str) -> None:
+        filters = {"seg": "DICOM SEG (*.dcm)", "nifti": "NIfTI (*.nii.gz *.nii)", "boxes": "JSON (*.json)"}
+        path, _ = QFileDialog.getSaveFileName(self, "Export", "", filters[what])
+        if path:
+            {"seg": self.export_seg, "nifti": self.export_labels, "boxes": self.export_boxes}[what](Path(path))
+
+    def _export_layer(self):
+        from engines.radiology.overlays import LabelMap
+
+        layer = self.current_layer()
+        if layer is None or self.volume is None:
+            self.context.notify("warning", "No label layer to export.", "")
+            return None
+        return LabelMap(layer.labels, self.volume.geometry, dict(layer.names), dict(layer.colours), layer.name)
+
+    def export_seg(self, path: Path):
+        """Write the current label layer as DICOM SEG referencing the source series (off the GUI thread)."""
+        from engines.radiology.overlays import write_seg
+
+        label_map = self._export_layer()
+        if label_map is None:
+            return None
+        volume = self.volume
+        return self.context.tasks.submit(lambda p, c: write_seg(label_map, volume, path, algorithm=label_map.source),
+                                         title=f"Exporting {Path(path).name}", owner=f"{self.manifest.id}:export",
+                                         on_result=lambda out: self.context.notify("info", f"Saved {out}", ""),
+                                         on_error=self._error)
+
+    def export_labels(self, path: Path):
+        from engines.radiology.overlays import write_label_file
+
+        label_map = self._export_layer()
+        if label_map is None:
+            return None
+        return self.context.tasks.submit(lambda p, c: write_label_file(label_map, path),
+                                         title=f"Exporting {Path(path).name}", owner=f"{self.manifest.id}:export",
+                                         on_result=lambda out: self.context.notify("info", f"Saved {out[0]}", ""),
+                                         on_error=self._error)
+
+    def export_boxes(self, path: Path):
+        from engines.radiology.overlays import write_boxes_json
+
+        boxes = [b for layer in self.box_layers for b in layer.boxes if b.score >= layer.threshold]
+        meta = dict(self.volume.meta) if self.volume is not None else {}
+        return self.context.tasks.submit(lambda p, c: write_boxes_json(boxes, path, meta),
+                                         title=f"Exporting {Path(path).name}", owner=f"{self.manifest.id}:export",
+                                         on_result=lambda out: self.context.notify("info", f"Saved {out}", ""),
+                                         on_error=self._error)
+
+    def shutdown(self) -> None:
+        self._flicker.stop()
+        self.volume = None
+        self.comparison = None
+        self.layers.clear()
+
+
+# ===================================================================================== helpers
+def _outline(labels: np.ndarray) -> np.ndarray:
+    """Keep only the border pixels of each labelled region (drawing, not analysis)."""
+    edge = np.zeros(labels.shape, dtype=bool)
+    edge[1:, :] |= labels[1:, :] != labels[:-1, :]
+    edge[:-1, :] |= labels[:-1, :] != labels[1:, :]
+    edge[:, 1:] |= labels[:, 1:] != labels[:, :-1]
+    edge[:, :-1] |= labels[:, :-1] != labels[:, 1:]
+    return np.where(edge, labels, 0).astype(labels.dtype, copy=False)
+
+
+def _qimage(gray: np.ndarray) -> QImage:
+    gray = np.ascontiguousarray(gray, dtype=np.uint8)
+    h, w = gray.shape
+    return QImage(gray.data, w, h, w, QImage.Format_Grayscale8).copy()
+
+
+def _add_dataset(parent, ds, depth: int) -> None:
+    for elem in ds:
+        if elem.tag == 0x7FE00010:
+            continue
+        name = elem.name
+        if elem.VR == "SQ":
+            item = QTreeWidgetItem([f"{elem.tag}", name, f"{len(elem.value)} item(s)"])
+            parent.addChild(item)
+            if depth < 2:
+                for n, sub in enumerate(elem.value[:20]):
+                    child = QTreeWidgetItem(["", f"item {n + 1}", ""])
+                    item.addChild(child)
+                    _add_dataset(child, sub, depth + 1)
+            continue
+        value = elem.repval if elem.VR in ("OB", "OW", "UN", "OF", "OD", "OL", "OV") else str(elem.value)
+        parent.addChild(QTreeWidgetItem([f"{elem.tag}", name, value[:200]]))

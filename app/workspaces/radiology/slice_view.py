@@ -1,0 +1,285 @@
+"""One plane of the volume (axial, coronal or sagittal) drawn with pyqtgraph, in millimetres.
+
+Scene coordinates are millimetres from the volume's first voxel edge, so the aspect ratio follows the
+spacing. The view draws and forwards input to its ``RadiologyWorkspace``; it computes nothing but what is
+drawn (the slice it shows, the outline of a label slice).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainterPath, QPen
+from PySide6.QtWidgets import QGraphicsPathItem, QLabel, QVBoxLayout, QWidget
+
+# plane -> (array axis held fixed, (horizontal voxel axis, vertical voxel axis), labels L R T B, invertY)
+PLANES = {
+    "axial": (0, ("i", "j"), ("R", "L", "A", "P"), True),
+    "coronal": (1, ("i", "k"), ("R", "L", "S", "I"), False),
+    "sagittal": (2, ("j", "k"), ("A", "P", "S", "I"), False),
+}
+AXIS_INDEX = {"i": 0, "j": 1, "k": 2}
+
+
+class _SliceBox(pg.ViewBox):
+    """ViewBox with radiology mouse bindings: wheel scrolls slices (Ctrl+wheel zooms), left click/drag moves
+    the crosshair (or draws with the active tool), middle or Shift+left drag pans, right drag sets W/L."""
+
+    def __init__(self, view: "SliceView") -> None:
+        super().__init__(lockAspect=True, invertY=PLANES[view.plane][3], enableMenu=False)
+        self.view = view
+
+    def wheelEvent(self, ev, axis=None):
+        if ev.modifiers() & Qt.ControlModifier:
+            self.view.user_moved = True
+            super().wheelEvent(ev, axis)
+        else:
+            self.view.scroll_requested.emit(1 if ev.delta() > 0 else -1)
+            ev.accept()
+
+    def mouseClickEvent(self, ev):
+        if ev.button() == Qt.LeftButton:
+            self.view.point_selected(self.mapSceneToView(ev.scenePos()))
+            ev.accept()
+        else:
+            ev.ignore()
+
+    def mouseDragEvent(self, ev, axis=None):
+        button = ev.button()
+        if button == Qt.RightButton:
+            ev.accept()
+            delta = ev.screenPos() - ev.buttonDownScreenPos(button)
+            self.view.window_drag.emit(float(delta.x()), float(delta.y()), bool(ev.isStart()), bool(ev.isFinish()))
+            return
+        if button == Qt.LeftButton and not (ev.modifiers() & Qt.ShiftModifier):
+            ev.accept()
+            start = self.mapSceneToView(ev.buttonDownScenePos(button))
+            pos = self.mapSceneToView(ev.scenePos())
+            if self.view.tool in ("ruler", "roi"):
+                self.view.tool_drag(start, pos, ev.isFinish())
+            else:
+                self.view.point_selected(pos)
+            return
+        self.view.user_moved = True
+        super().mouseDragEvent(ev, axis)  # middle / shift+left: pan
+
+
+class SliceView(QWidget):
+    """A plane of the current volume with overlays, crosshair, orientation labels and measurements."""
+
+    scroll_requested = Signal(int)
+    cursor_requested = Signal(str, float, float)  # plane, horizontal mm, vertical mm
+    window_drag = Signal(float, float, bool, bool)
+    hover = Signal(str, float, float)  # plane, horizontal mm, vertical mm
+    measurement = Signal(str, str)  # plane, text
+
+    def __init__(self, plane: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.plane = plane
+        self.tool = "navigate"
+        self.fixed_axis, (self.h_axis, self.v_axis), self.edge_labels, _ = PLANES[plane]
+        self.graphics = pg.GraphicsView(background="k")
+        self.box = _SliceBox(self)
+        self.graphics.setCentralItem(self.box)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.compare_image = pg.ImageItem(axisOrder="row-major")
+        self.compare_image.setZValue(5)
+        self.compare_image.hide()
+        self.overlay = pg.ImageItem(axisOrder="row-major")
+        self.overlay.setZValue(10)
+        self.box.addItem(self.image)
+        self.box.addItem(self.compare_image)
+        self.box.addItem(self.overlay)
+        pen = pg.mkPen(QColor(255, 220, 0, 150), width=1)
+        self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
+        self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pen)
+        for line in (self.vline, self.hline):
+            line.setZValue(20)
+            self.box.addItem(line, ignoreBounds=True)
+        self.boxes_item = QGraphicsPathItem()
+        self.boxes_item.setPen(pg.mkPen(QColor(0, 255, 255), width=2, cosmetic=True))
+        self.boxes_item.setZValue(15)
+        self.box.addItem(self.boxes_item, ignoreBounds=True)
+        self.ruler: pg.LineSegmentROI | None = None
+        self.roi: pg.RectROI | None = None
+        self.measure_text = pg.TextItem(color=(255, 255, 0), anchor=(0, 1))
+        self.measure_text.setZValue(30)
+        self.box.addItem(self.measure_text, ignoreBounds=True)
+        self.measure_text.hide()
+        self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.graphics)
+        font = QFont()
+        font.setBold(True)
+        font.setPointSize(11)
+        self.edge: dict[str, QLabel] = {}
+        for name, text in zip(("left", "right", "top", "bottom"), self.edge_labels):
+            label = QLabel(text, self.graphics)
+            label.setFont(font)
+            label.setStyleSheet("color: #ffb000; background: transparent;")
+            label.setAttribute(Qt.WA_TransparentForMouseEvents)
+            self.edge[name] = label
+        self.corner = QLabel(self.graphics)
+        self.corner.setStyleSheet("color: #e0e0e0; background: transparent;")
+        self.corner.setAttribute(Qt.WA_TransparentForMouseEvents)
+        self.title = QLabel(plane.capitalize(), self.graphics)
+        self.title.setStyleSheet("color: #8fd0ff; background: transparent; font-weight: bold;")
+        self.title.setAttribute(Qt.WA_TransparentForMouseEvents)
+        self.extent = (1.0, 1.0)  # mm of the image rect
+        self.pixel_mm = (1.0, 1.0)  # horizontal, vertical
+        self._shapes: dict[int, tuple] = {}
+        self.user_moved = False  # after a zoom or pan, resizing keeps the user's view
+
+    # -- geometry ---------------------------------------------------------------------------------------
+    def set_grid(self, shape_kji: tuple[int, int, int], spacing_ijk: tuple[float, float, float]) -> None:
+        sizes = {"i": shape_kji[2], "j": shape_kji[1], "k": shape_kji[0]}
+        self.pixel_mm = (spacing_ijk[AXIS_INDEX[self.h_axis]], spacing_ijk[AXIS_INDEX[self.v_axis]])
+        self.extent = (sizes[self.h_axis] * self.pixel_mm[0], sizes[self.v_axis] * self.pixel_mm[1])
+        self._shapes: dict[int, tuple] = {}
+        self.reset_view()
+
+    def _place(self, item, data: np.ndarray, rect: QRectF | None = None) -> None:
+        """ImageItem.setRect only holds for the image size it was computed with: redo it on a new shape."""
+        key = (data.shape, None if rect is None else (rect.x(), rect.width()))
+        if self._shapes.get(id(item)) != key:
+            item.setRect(rect or QRectF(0, 0, *self.extent))
+            self._shapes[id(item)] = key
+
+    def reset_view(self) -> None:
+        self.user_moved = False
+        self.box.setRange(QRectF(0, 0, *self.extent), padding=0.02)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if not self.user_moved:
+            self.box.setRange(QRectF(0, 0, *self.extent), padding=0.02)
+        w, h = self.graphics.width(), self.graphics.height()
+        for label in self.edge.values():
+            label.adjustSize()
+        self.edge["left"].move(6, h // 2 - 10)
+        self.edge["right"].move(w - self.edge["right"].width() - 6, h // 2 - 10)
+        self.edge["top"].move(w // 2 - 5, 4)
+        self.edge["bottom"].move(w // 2 - 5, h - self.edge["bottom"].height() - 4)
+        self.title.move(6, 4)
+        self.title.adjustSize()
+        self.corner.move(6, h - self.corner.height() - 4)
+
+    def set_corner_text(self, text: str) -> None:
+        self.corner.setText(text)
+        self.corner.adjustSize()
+        self.corner.move(6, self.graphics.height() - self.corner.height() - 4)
+
+    # -- drawing ------------------------------------------------------------------------------------------
+    def show_image(self, data: np.ndarray, levels: tuple[float, float], lut: np.ndarray | None) -> None:
+        self.image.setImage(data, autoLevels=False, levels=levels, lut=lut)
+        self._place(self.image, data)
+
+    def show_overlay(self, labels: np.ndarray | None, lut: np.ndarray | None, opacity: float) -> None:
+        if labels is None or lut is None:
+            self.overlay.hide()
+            return
+        self.overlay.setImage(labels, autoLevels=False, levels=(0, len(lut) - 1), lut=lut)
+        self._place(self.overlay, labels)
+        self.overlay.setOpacity(opacity)
+        self.overlay.show()
+
+    def show_compare(self, data: np.ndarray | None, levels=None, lut=None, swipe: float | None = None) -> None:
+        if data is None:
+            self.compare_image.hide()
+            return
+        rect = None
+        if swipe is not None:
+            cols = data.shape[1]
+            c0 = int(round(cols * swipe))
+            data = data[:, c0:]
+            rect = QRectF(c0 * self.pixel_mm[0], 0, (cols - c0) * self.pixel_mm[0], self.extent[1])
+        if data.size == 0:
+            self.compare_image.hide()
+            return
+        self.compare_image.setImage(data, autoLevels=False, levels=levels, lut=lut)
+        self._place(self.compare_image, data, rect)
+        self.compare_image.show()
+
+    def set_crosshair(self, h_mm: float, v_mm: float, visible: bool = True) -> None:
+        self.vline.setPos(h_mm)
+        self.hline.setPos(v_mm)
+        self.vline.setVisible(visible)
+        self.hline.setVisible(visible)
+
+    def set_boxes(self, rects_mm: list[tuple[float, float, float, float]]) -> None:
+        path = QPainterPath()
+        for x0, y0, x1, y1 in rects_mm:
+            path.addRect(QRectF(QPointF(x0, y0), QPointF(x1, y1)))
+        self.boxes_item.setPath(path)
+
+    # -- input ----------------------------------------------------------------------------------------------
+    def point_selected(self, pos) -> None:
+        self.cursor_requested.emit(self.plane, float(pos.x()), float(pos.y()))
+
+    def _mouse_moved(self, scene_pos) -> None:
+        if self.box.sceneBoundingRect().contains(scene_pos):
+            p = self.box.mapSceneToView(scene_pos)
+            self.hover.emit(self.plane, float(p.x()), float(p.y()))
+
+    def tool_drag(self, start, pos, finished: bool) -> None:
+        if self.tool == "ruler":
+            if self.ruler is None:
+                self.ruler = pg.LineSegmentROI([start, pos], pen=pg.mkPen((255, 255, 0), width=2))
+                self.ruler.setZValue(25)
+                self.box.addItem(self.ruler)
+                self.ruler.sigRegionChanged.connect(lambda *_: self.measurement.emit(self.plane, "ruler"))
+            else:
+                self.ruler.movePoint(self.ruler.getHandles()[0], self.box.mapViewToScene(start), finish=False)
+                self.ruler.movePoint(self.ruler.getHandles()[1], self.box.mapViewToScene(pos), finish=finished)
+            self.measurement.emit(self.plane, "ruler")
+        elif self.tool == "roi":
+            x0, y0 = min(start.x(), pos.x()), min(start.y(), pos.y())
+            w, h = max(abs(pos.x() - start.x()), self.pixel_mm[0]), max(abs(pos.y() - start.y()), self.pixel_mm[1])
+            if self.roi is None:
+                self.roi = pg.RectROI([x0, y0], [w, h], pen=pg.mkPen((0, 255, 120), width=2))
+                self.roi.setZValue(25)
+                self.box.addItem(self.roi)
+                self.roi.sigRegionChanged.connect(lambda *_: self.measurement.emit(self.plane, "roi"))
+            else:
+                self.roi.setPos([x0, y0], update=False)
+                self.roi.setSize([w, h])
+            self.measurement.emit(self.plane, "roi")
+
+    def ruler_length_mm(self) -> float | None:
+        if self.ruler is None:
+            return None
+        a, b = (self.ruler.mapToParent(h.pos()) for h in self.ruler.getHandles())
+        return float(np.hypot(b.x() - a.x(), b.y() - a.y()))
+
+    def ruler_end(self):
+        if self.ruler is None:
+            return None
+        return self.ruler.mapToParent(self.ruler.getHandles()[1].pos())
+
+    def roi_values(self, data: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """Values of ``data`` (the shown slice, real units) inside the ROI, and the ROI area in mm²."""
+        if self.roi is None:
+            return None
+        x0, y0 = self.roi.pos()
+        w, h = self.roi.size()
+        c0, c1 = int(np.floor(x0 / self.pixel_mm[0])), int(np.ceil((x0 + w) / self.pixel_mm[0]))
+        r0, r1 = int(np.floor(y0 / self.pixel_mm[1])), int(np.ceil((y0 + h) / self.pixel_mm[1]))
+        c0, r0 = max(c0, 0), max(r0, 0)
+        region = data[r0:max(r0, r1), c0:max(c0, c1)]
+        return region, float(w * h)
+
+    def show_measure_text(self, text: str, at) -> None:
+        if not text or at is None:
+            self.measure_text.hide()
+            return
+        self.measure_text.setText(text)
+        self.measure_text.setPos(at)
+        self.measure_text.show()
+
+    def clear_measurements(self) -> None:
+        for item in (self.ruler, self.roi):
+            if item is not None:
+                self.box.removeItem(item)
+        self.ruler = self.roi = None
+        self.measure_text.hide()
