@@ -109,13 +109,16 @@ class WeightsStore:
     def default(cls) -> "WeightsStore":
         return cls([user_models_dir(), resources_dir() / "models"])
 
+    def _candidates(self, root: Path, pattern: str) -> list[Path]:
+        """``root/pattern`` and ``root/<domain>/pattern`` (bundled weights are grouped by domain)."""
+        return sorted(root.glob(pattern)) + sorted(root.glob(f"*/{pattern}"))
+
     def paths(self, name: str) -> tuple[Path, Path]:
         for root in self.roots:
-            weights = root / f"{name}.safetensors"
-            if weights.exists():
-                return weights, root / f"{name}.card.json"
+            for weights in self._candidates(root, f"{name}.safetensors"):
+                return weights, weights.with_name(f"{name}.card.json")
         for root in self.roots:  # a non-safetensors checkpoint of that name: say why it is refused
-            for other in sorted(root.glob(f"{name}.*")):
+            for other in self._candidates(root, f"{name}.*"):
                 if other.suffix in {".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle"}:
                     raise WeightsError(f"{other.name} is a pickle-based checkpoint; only .safetensors weights "
                                        f"with a model card are loaded")

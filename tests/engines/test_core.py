@@ -156,6 +156,11 @@ def test_weights_round_trip_with_card(tmp_path):
     assert store.status("tiny") == "ok"
 
 
+def test_weights_are_found_in_a_domain_subfolder(tmp_path):
+    _save_model(tmp_path / "radiology")
+    assert WeightsStore([tmp_path]).status("tiny") == "ok"
+
+
 def test_weights_store_refuses_a_pickle(tmp_path):
     evil = tmp_path / "evil.safetensors"
     evil.write_bytes(pickle.dumps({"weights": np.zeros(3)}))
