@@ -76,17 +76,48 @@ def read_seg(path: str | Path) -> tuple[LabelMap, str]:
         raise EngineError(f"{path.name}: not a readable DICOM SEG ({exc})") from None
     try:
         volume = seg.get_volume(combine_segments=True, skip_overlap_checks=True)
-    except Exception as exc:  # noqa: BLE001
-        raise EngineError(f"{path.name}: the segmentation has no usable 3-D geometry ({exc})") from None
+        labels, geometry = np.asarray(volume.array), Geometry.from_affine_kji(volume.affine)
+    except Exception:  # noqa: BLE001 - sparse frames (empty slices omitted): place each frame ourselves
+        labels, geometry = _seg_frames_to_volume(seg, path)
     names = {int(item.SegmentNumber): str(item.get("SegmentLabel", f"segment {item.SegmentNumber}"))
              for item in seg.SegmentSequence}
     ref_uid = ""
     for ref in seg.get("ReferencedSeriesSequence", []):
         ref_uid = str(ref.get("SeriesInstanceUID", ""))
         break
-    labels = np.asarray(volume.array)
     labels = labels.astype(np.uint8 if labels.max(initial=0) < 256 else np.uint16, copy=False)
-    return LabelMap(labels, Geometry.from_affine_kji(volume.affine), names, source=path.name), ref_uid
+    return LabelMap(labels, geometry, names, source=path.name), ref_uid
+
+
+def _seg_frames_to_volume(seg, path: Path) -> tuple[np.ndarray, Geometry]:
+    """A label volume from a SEG whose frames do not form a regular stack: each frame goes to the slot of
+    its ImagePositionPatient along the slice normal, on a grid stepped by the smallest gap."""
+    try:
+        shared = seg.SharedFunctionalGroupsSequence[0]
+        iop = np.asarray([float(v) for v in shared.PlaneOrientationSequence[0].ImageOrientationPatient])
+        row_mm, col_mm = (float(v) for v in shared.PixelMeasuresSequence[0].PixelSpacing)
+        frames = seg.PerFrameFunctionalGroupsSequence
+        positions = np.asarray([[float(v) for v in f.PlanePositionSequence[0].ImagePositionPatient] for f in frames])
+        segments = [int(f.SegmentIdentificationSequence[0].ReferencedSegmentNumber) for f in frames]
+        pixels = seg.pixel_array
+    except Exception as exc:  # noqa: BLE001
+        raise EngineError(f"{path.name}: the segmentation has no usable 3-D geometry ({exc})") from None
+    if pixels.ndim == 2:
+        pixels = pixels[None]
+    normal = np.cross(iop[:3], iop[3:])
+    dist = positions @ normal
+    distinct = np.unique(np.round(dist, 3))
+    gaps = np.diff(distinct)
+    thickness = float(shared.PixelMeasuresSequence[0].get("SliceThickness", 0) or 0)
+    step = float(gaps.min()) if gaps.size else (thickness or 1.0)
+    first = int(np.argmin(dist))
+    nk = int(round((distinct[-1] - distinct[0]) / step)) + 1
+    labels = np.zeros((nk, pixels.shape[1], pixels.shape[2]), dtype=np.uint16)
+    for n in range(len(segments)):
+        k = int(round((dist[n] - distinct[0]) / step))
+        labels[k][pixels[n] > 0] = segments[n]
+    direction = np.stack([iop[:3], iop[3:], normal], axis=1)
+    return labels, Geometry((col_mm, row_mm, step), tuple(positions[first]), direction)
 
 
 def write_seg(label_map: LabelMap, volume, out: str | Path, *, algorithm: str = "CSI Workstation",

@@ -204,11 +204,21 @@ def list_dicom_candidates(path: Path) -> tuple[list[Path], list[str]]:
     path = Path(path)
     if path.is_file() and path.name.upper() == "DICOMDIR":
         try:
-            from pydicom.fileset import FileSet
             import pydicom
 
-            fs = FileSet(pydicom.dcmread(path))
-            files = [Path(inst.path) for inst in fs]
+            ds = pydicom.dcmread(path)
+            files = []
+            for record in ds.DirectoryRecordSequence:
+                ref = record.get("ReferencedFileID")
+                if ref is None:
+                    continue
+                parts = [str(p) for p in (ref if isinstance(ref, (list, tuple)) or hasattr(ref, "__iter__") and
+                                          not isinstance(ref, str) else [ref])]
+                f = path.parent.joinpath(*parts)
+                if f.is_file():
+                    files.append(f)
+            if not files:
+                raise ValueError("it references no files that exist")
             return files, []
         except Exception as exc:  # noqa: BLE001 - a broken DICOMDIR: fall back to scanning its folder
             files = sorted(f for f in path.parent.rglob("*") if f.is_file() and f.name.upper() != "DICOMDIR")
@@ -521,7 +531,6 @@ def _sort_and_check(s: SeriesInfo) -> None:
                 uneven = True
             elif steps >= 2 and abs(ratio - steps) < 0.2:
                 slots.extend([None] * (steps - 1))
-                missing += steps - 1
                 s.findings.append(f"{steps - 1} slice(s) missing between {dist[n]:.2f} and {dist[n + 1]:.2f} mm "
                                   f"along the slice normal; shown as blank slices so distances stay true")
             elif abs(ratio - 1.0) > 0.05:
@@ -572,10 +581,7 @@ def _fix_bits(arr: np.ndarray, ds) -> None:
 
 
 def _to_gray(frame: np.ndarray, ds) -> np.ndarray:
-    if frame.ndim == 3 and frame.shape[-1] in (3, 4):
-        photometric = str(ds.get("PhotometricInterpretation", ""))
-        if photometric.startswith("YBR"):
-            return frame[..., 0]
+    if frame.ndim == 3 and frame.shape[-1] in (3, 4):  # pydicom has already converted YBR to RGB
         return (0.299 * frame[..., 0] + 0.587 * frame[..., 1] + 0.114 * frame[..., 2]).astype(frame.dtype)
     return frame
 
