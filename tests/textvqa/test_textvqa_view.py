@@ -1,0 +1,76 @@
+"""The Text & VQA workspace with qtbot: ask about the sample scene, pronounce words, bad input."""
+from __future__ import annotations
+
+import pytest
+
+from app.worker import TaskManager
+from app.workspaces.base import ShellContext
+from app.workspaces.textvqa import MANIFEST
+from engines.textvqa import scenes as S
+
+
+@pytest.fixture
+def view(qtbot):
+    from engines.core.registry import EngineRegistry
+
+    from app.workspaces.textvqa.view import TextVqaWorkspace
+
+    notes: list[tuple[str, str]] = []
+    registry = EngineRegistry.discover()
+    tasks = TaskManager()
+    ctx = ShellContext(tasks=tasks, notify=lambda level, msg, detail="": notes.append((level, msg)),
+                       add_recent=lambda p: None, registry=lambda: registry, device=lambda: "cpu")
+    v = TextVqaWorkspace(MANIFEST, ctx)
+    v.notes = notes
+    qtbot.addWidget(v)
+    v.resize(1200, 800)
+    yield v
+    tasks.cancel_all()
+    tasks.wait_idle(30)
+
+
+def test_sample_scene_is_answered_with_members_truth_and_history(view, qtbot):
+    with qtbot.waitSignal(view.vqa.answered, timeout=120_000) as blocker:
+        view.open_sample()
+    r = blocker.args[0]
+    assert view.vqa.members.rowCount() == 5
+    assert r["truth"] is not None and view.vqa.history_list.count() == 1
+    assert view.vqa.suggested.count() >= 6
+    assert view.vqa.canvas.attention is not None  # the ensemble's attention is drawn over the image
+    # a second question about the same image joins its history
+    with qtbot.waitSignal(view.vqa.answered, timeout=60_000):
+        view.vqa._ask_text(view.vqa.suggested.item(1).text())
+    assert view.vqa.history_list.count() == 2
+    view.vqa.members.selectRow(2)
+    assert view.vqa.att_model.currentText() == "model 3"
+
+
+def test_bad_inputs_are_messages_not_crashes(view, qtbot, tmp_path):
+    view.vqa.ask()  # no image yet
+    assert view.notes[-1][0] == "warning"
+    fake = tmp_path / "photo.png"
+    fake.write_bytes(b"not a png at all")
+    view.open_path(fake)
+    qtbot.waitUntil(lambda: any(level == "error" and "not an image" in m for level, m in view.notes), timeout=30_000)
+    png = S.write_scene(tmp_path, "test", 2)
+    view.open_path(png)
+    qtbot.waitUntil(lambda: view.vqa.path == png, timeout=30_000)
+    view.vqa.question.setText("")
+    view.vqa.ask()
+    assert "question" in view.notes[-1][1].lower()
+    view.g2p.set_text("12345")
+    view.g2p.pronounce()
+    qtbot.waitUntil(lambda: any("no word" in m for _, m in view.notes), timeout=60_000)
+
+
+def test_g2p_tab_shows_pronunciations_and_fill_order(view, qtbot, tmp_path):
+    words = tmp_path / "words.txt"
+    words.write_text("knight colonel x1y", encoding="utf-8")
+    with qtbot.waitSignal(view.g2p.pronounced, timeout=120_000):
+        view.open_path(words)
+    assert view.tabs.currentWidget() is view.g2p
+    assert view.g2p.table.rowCount() == 2
+    assert view.g2p.table.item(0, 0).text() == "knight"
+    assert "N AY T" in view.g2p.table.item(0, 3).text()
+    assert view.g2p.steps.rowCount() == 20
+    assert "x1y" in view.g2p.skipped.text()
