@@ -98,7 +98,11 @@ def _seg_frames_to_volume(seg, path: Path) -> tuple[np.ndarray, Geometry]:
         row_mm, col_mm = (float(v) for v in shared.PixelMeasuresSequence[0].PixelSpacing)
         frames = seg.PerFrameFunctionalGroupsSequence
         positions = np.asarray([[float(v) for v in f.PlanePositionSequence[0].ImagePositionPatient] for f in frames])
-        segments = [int(f.SegmentIdentificationSequence[0].ReferencedSegmentNumber) for f in frames]
+        def segment_of(f) -> int:
+            group = f if "SegmentIdentificationSequence" in f else shared
+            return int(group.SegmentIdentificationSequence[0].ReferencedSegmentNumber)
+
+        segments = [segment_of(f) for f in frames]
         pixels = seg.pixel_array
     except Exception as exc:  # noqa: BLE001
         raise EngineError(f"{path.name}: the segmentation has no usable 3-D geometry ({exc})") from None

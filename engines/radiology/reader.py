@@ -742,8 +742,7 @@ def load_volume_file(path: str | Path, *, progress: ProgressFn = no_progress) ->
     arr = sitk.GetArrayFromImage(image)
     geometry = Geometry.from_sitk(image)
     del image
-    lo = float(arr.min()) if arr.size else 0.0
-    modality = "CT" if lo <= -500 else "MR"
+    modality = guess_modality(arr)
     volume = Volume(voxels=arr, geometry=geometry, modality=modality, findings=findings,
                     meta={"series_description": path.name, "window": None}, source_geometry=geometry,
                     source_shape=tuple(arr.shape), source_path=path)
@@ -751,6 +750,15 @@ def load_volume_file(path: str | Path, *, progress: ProgressFn = no_progress) ->
     volume.voxels, volume.geometry = view, geom
     progress(1.0, "volume ready")
     return volume
+
+
+def guess_modality(arr: np.ndarray) -> str:
+    """NIfTI/MHA/NRRD carry no modality: call it CT when a good part of it is air at about -1000 HU."""
+    if arr.size == 0 or arr.dtype.kind not in "if":
+        return "MR"
+    sample = arr[:: max(1, arr.shape[0] // 16), ::2, ::2]
+    air = np.mean((sample > -1100) & (sample < -850))
+    return "CT" if air > 0.05 and float(sample.max()) > 100 else "MR"
 
 
 def is_volume_file(path: Path) -> bool:

@@ -1103,6 +1103,9 @@ class RadiologyWorkspace(WorkspaceView):
         i, j, k = self.cursor
         ref = self.volume.source_slice_for(k, j, i)
         self.tag_tree.clear()
+        if ref is None and self.volume.series is not None:
+            self.tag_tree.addTopLevelItem(QTreeWidgetItem(["", "Slice", "missing from the series (shown blank)"]))
+            return
         if ref is None:
             geometry = self.volume.geometry.to_dict()
             for key, value in geometry.items():

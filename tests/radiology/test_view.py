@@ -1,0 +1,267 @@
+"""The radiology workspace as a user drives it: open, scroll, window, measure, overlays, engines, export."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import nibabel
+import numpy as np
+import pytest
+from pydicom.data import get_testdata_file
+from PySide6.QtCore import QPoint, QPointF, Qt
+
+from app.main_window import MainWindow
+from engines.core.engine import Engine, EngineInfo
+from engines.radiology.geometry import Geometry
+from engines.radiology.overlays import Box, LabelMap, read_seg, write_label_file
+from tests.radiology.conftest import small_series
+
+
+@pytest.fixture
+def window(qtbot):
+    win = MainWindow(detect_device=False)
+    qtbot.addWidget(win)
+    win.resize(1300, 850)
+    win.show()
+    yield win
+    win.tasks.shutdown(10000)
+
+
+def open_in(window, qtbot, path: Path):
+    view = window.switch_to("radiology")
+    with qtbot.waitSignal(view.opened, timeout=60000):
+        view.open_path(path)
+    qtbot.waitUntil(lambda: not window.tasks.active(), timeout=60000)
+    return view
+
+
+def errors(window) -> list[str]:
+    return [n.message for n in window.notifications.items if n.level == "error"]
+
+
+def test_open_a_series_shows_three_planes_with_geometry(window, qtbot, ct_folder):
+    view = open_in(window, qtbot, ct_folder)
+    vol = view.volume
+    assert vol.shape == (20, 64, 64) and vol.voxels.dtype == np.int16  # stored type, no float copy
+    assert errors(window) == []
+    assert all(view.views[p].isVisible() for p in ("axial", "coronal", "sagittal"))
+    assert [view.views["axial"].edge[e].text() for e in ("left", "right", "top", "bottom")] == ["R", "L", "A", "P"]
+    assert [view.views["sagittal"].edge[e].text() for e in ("left", "right", "top", "bottom")] == ["A", "P", "S", "I"]
+    coronal = view.views["coronal"].image
+    rect = coronal.mapRectToParent(coronal.boundingRect())
+    assert rect.width() == pytest.approx(64 * 6.0) and rect.height() == pytest.approx(20 * 12.0)  # mm: true aspect
+    assert view.cursor == [32, 32, 10]
+    text = view.readout_text(32, 32, 10)
+    assert "HU" in text and "mm LPS" in text
+    assert view.series_list.count() == 1 and "64×64" in view.series_list.item(0).text()
+
+
+def test_scroll_window_level_presets_and_invert(window, qtbot, ct_folder):
+    view = open_in(window, qtbot, ct_folder)
+    view.scroll("axial", 3)
+    assert view.cursor[2] == 13
+    view.scroll("axial", 100)
+    assert view.cursor[2] == 19  # clamped
+    assert np.array_equal(view.views["axial"].image.image, view.volume.voxels[19])
+    view.scroll("sagittal", -2)
+    assert view.cursor[0] == 30
+    lung = view.preset_box.findText("4 Lung", Qt.MatchStartsWith)
+    view._preset_chosen(lung)
+    assert view.window == (1500, -600)
+    assert tuple(view.views["axial"].image.levels) == pytest.approx((-1350 + 1024, 150 + 1024))  # stored units
+    assert view.wl_label.text() == "W 1500  L -600 HU"
+    view._window_drag(0, 0, True, False)
+    view._window_drag(50, -20, False, True)
+    width, level = view.window
+    assert width > 1500 and level > -600
+    view.invert_box.setChecked(True)
+    assert view.views["axial"].image.lut is not None
+    view.set_layout("single", "coronal")
+    assert view.views["coronal"].isVisible() and not view.views["axial"].isVisible()
+
+
+def test_left_click_moves_the_linked_crosshair(window, qtbot, ct_folder):
+    view = open_in(window, qtbot, ct_folder)
+    axial = view.views["axial"]
+    qtbot.waitUntil(lambda: axial.graphics.width() > 100)
+    target = axial.box.mapViewToScene(QPointF(10 * 6.0 + 3, 50 * 6.0 + 3))
+    pos = axial.graphics.mapFromScene(target)
+    qtbot.mouseClick(axial.graphics.viewport(), Qt.LeftButton, pos=QPoint(int(pos.x()), int(pos.y())))
+    qtbot.waitUntil(lambda: view.cursor[:2] == [10, 50], timeout=3000)
+    assert view.views["coronal"].vline.value() == pytest.approx(10.5 * 6.0)
+    assert view.views["sagittal"].vline.value() == pytest.approx(50.5 * 6.0)
+
+
+def test_ruler_and_roi_measure_in_mm_and_hu(window, qtbot, ct_folder):
+    view = open_in(window, qtbot, ct_folder)
+    axial = view.views["axial"]
+    view.tool_box.setCurrentText("Ruler")
+    axial.tool_drag(QPointF(0, 0), QPointF(30, 40), True)
+    assert axial.ruler_length_mm() == pytest.approx(50.0)
+    assert "ruler 50.0 mm" in view.measure_label.text()
+    view.tool_box.setCurrentText("ROI")
+    axial.tool_drag(QPointF(120, 120), QPointF(240, 240), True)
+    stats = view.roi_stats("axial")
+    region = view.volume.real(view.volume.voxels[10, 20:40, 20:40])
+    assert stats["n"] == region.size and stats["mean"] == pytest.approx(float(region.mean()), abs=0.01)
+    assert stats["area_mm2"] == pytest.approx(120 * 120)
+    assert "ROI mean" in view.measure_label.text()
+
+
+def test_label_layer_given_on_another_grid_lands_in_place(window, qtbot, ct_folder):
+    view = open_in(window, qtbot, ct_folder)
+    vol = view.volume
+    labels = np.zeros(vol.shape, np.uint8)
+    labels[10, 5:9, 50:52] = 2  # near the patient's left and anterior
+    # the same labels stored flipped in x and z, with the geometry saying so
+    g = vol.geometry
+    far = g.index_to_lps([vol.shape[2] - 1, 0, vol.shape[0] - 1])
+    flipped = Geometry(g.spacing, (far[0], g.origin[1], far[2]), np.diag([-1.0, 1.0, -1.0]))
+    layer = view.add_label_layer(labels[::-1, :, ::-1].copy(), flipped, {2: "marker"}, name="flipped input")
+    assert np.array_equal(layer.labels, labels)
+    assert view.layer_list.count() == 1 and view.label_tree.topLevelItem(0).text(0) == "marker"
+    view.set_cursor(50, 6, 10)
+    assert view.views["axial"].overlay.isVisible()
+    assert view.views["axial"].overlay.image[6, 50] == 2
+    assert "flipped input: marker" in view.readout_text(50, 6, 10)
+    view.outline_box.setChecked(True)
+    view.label_tree.topLevelItem(0).setCheckState(0, Qt.Unchecked)
+    assert 2 in layer.hidden_labels and layer.lut()[2, 3] == 0
+
+
+def test_boxes_threshold_list_and_jump(window, qtbot, ct_folder):
+    view = open_in(window, qtbot, ct_folder)
+    g = view.volume.geometry
+    view.add_boxes([Box.from_index([5, 5, 3], [9, 9, 5], g, "nodule", 0.9),
+                    {"min_index": [40, 40, 15], "max_index": [44, 44, 16], "label": "nodule", "score": 0.2}])
+    assert view.box_list.count() == 1
+    view.threshold.setValue(10)
+    assert view.box_list.count() == 2
+    view._box_activated(view.box_list.item(0))
+    assert view.cursor == [7, 7, 4]
+    assert not view.views["axial"].boxes_item.path().isEmpty()
+    view.scroll("axial", 8)
+    assert view.views["axial"].boxes_item.path().isEmpty()  # no box cuts slice 12
+
+
+def test_comparison_modes(window, qtbot, ct_folder):
+    view = open_in(window, qtbot, ct_folder)
+    vol = view.volume
+    other = vol.real(vol.voxels) + 100.0
+    view.add_comparison(other, vol.geometry, name="plus 100")
+    assert view.compare_mode == "swipe" and view.views["axial"].compare_image.isVisible()
+    view.compare_box.setCurrentText("Difference")
+    assert np.allclose(view.views["axial"].image.image, -100.0)
+    view.compare_box.setCurrentText("Flicker")
+    view._flicker_tick()
+    assert view.views["axial"].compare_image.isVisible()
+    view.compare_box.setCurrentText("Side by side")
+    assert view.layout_mode == "side" and view.compare_view.isVisible()
+    assert np.allclose(view.compare_view.image.image, other[10])
+    view.compare_box.setCurrentText("Off")
+    assert view.layout_mode == "three" and not view.views["axial"].compare_image.isVisible()
+
+
+class _SlowRadiologyEngine(Engine):
+    id = "test-slow-radiology"
+
+    def info(self):
+        return EngineInfo(self.id, "Slow test engine", "segmentation", "radiology", "CT", "labels")
+
+    def predict(self, request, *, progress, cancel=None):
+        assert request["image"].GetSize()[2] == 20  # the lazy request builds a SimpleITK image
+        for n in range(500):
+            cancel.raise_if_cancelled()
+            progress(n / 500, "working")
+            time.sleep(0.01)
+        return {}
+
+
+def test_engines_run_from_the_workspace_with_progress_and_cancel(window, qtbot, ct_folder):
+    view = open_in(window, qtbot, ct_folder)
+    view._fill_engine_menu()
+    titles = [a.text() for a in view.engine_menu.actions()]
+    assert "Otsu threshold segmentation" in titles and "CT tissue threshold (body, lung, bone)" in titles
+    task = view.run_engine("ct-tissue-threshold")
+    qtbot.waitUntil(lambda: len(view.layers) == 1, timeout=60000)
+    assert set(view.layers[0].names.values()) == {"body (soft tissue)", "air / lung inside the body", "bone"}
+    assert task.state == task.DONE
+    view.run_engine("otsu-segmentation")
+    qtbot.waitUntil(lambda: len(view.layers) == 2, timeout=60000)
+    assert view.layers[1].labels.shape == view.volume.shape and view.layers[1].labels.any()
+    window.registry().register(_SlowRadiologyEngine)
+    task = view.run_engine("test-slow-radiology")
+    qtbot.waitUntil(lambda: task.fraction is not None and task.fraction > 0, timeout=10000)
+    assert view.cancel_button.isEnabled()
+    with qtbot.waitSignal(task.cancelled, timeout=10000):
+        view.cancel_engine()
+    qtbot.waitUntil(lambda: not view.cancel_button.isEnabled(), timeout=5000)
+    assert len(view.layers) == 2 and errors(window) == []
+
+
+def test_export_seg_and_reopen_it_as_an_overlay(window, qtbot, tmp_path):
+    small_series(tmp_path / "sag", n=10, orientation=(0, 1, 0, 0, 0, -1))
+    view = open_in(window, qtbot, tmp_path / "sag")
+    labels = np.zeros(view.volume.shape, np.uint8)
+    labels[2:4, 10:14, 3:5] = 1
+    view.add_label_layer(labels, None, {1: "lesion"}, name="reader edit")
+    task = view.export_seg(tmp_path / "out" / "edit.dcm")
+    qtbot.waitUntil(lambda: not task.active, timeout=30000)
+    back, ref_uid = read_seg(tmp_path / "out" / "edit.dcm")
+    assert ref_uid == view.volume.series.uid and back.names == {1: "lesion"}
+    assert np.array_equal(back.on_grid(view.volume.geometry, view.volume.shape).labels, labels)
+    with qtbot.waitSignal(view.opened, timeout=30000):
+        view.open_path(tmp_path / "out" / "edit.dcm")
+    assert len(view.layers) == 2 and np.array_equal(view.layers[1].labels, labels)
+    task = view.export_labels(tmp_path / "out" / "edit.nii.gz")
+    qtbot.waitUntil(lambda: not task.active, timeout=30000)
+    assert (tmp_path / "out" / "edit.labels.json").exists()
+    assert errors(window) == []
+
+
+def test_liver_seg_alone_is_shown_on_its_own_grid(window, qtbot):
+    view = open_in(window, qtbot, Path(get_testdata_file("liver.dcm")))
+    assert view.volume.shape == (3, 512, 512) and len(view.layers) == 1
+    assert view.layers[0].names == {1: "Liver"} and view.layers[0].labels.sum() > 1000
+    assert any("not open" in f for f in view.volume.findings)
+
+
+def test_nifti_volume_then_a_nifti_label_map_on_it(window, qtbot, tmp_path):
+    anat = Path(nibabel.__file__).parent / "tests" / "data" / "anatomical.nii"
+    view = open_in(window, qtbot, anat)
+    vol = view.volume
+    assert vol.modality == "MR" and view.preset_box.count() == 2  # no CT presets for MR: auto only
+    labels = np.zeros(vol.shape, np.uint8)
+    labels[vol.shape[0] // 2, 3:6, 2:4] = 1
+    write_label_file(LabelMap(labels, vol.geometry, {1: "spot"}), tmp_path / "spot.nii.gz")
+    view = open_in(window, qtbot, tmp_path / "spot.nii.gz")
+    qtbot.waitUntil(lambda: len(view.layers) == 1, timeout=10000)
+    assert view.volume is vol and np.array_equal(view.layers[0].labels, labels)
+
+
+def test_series_browser_tags_and_findings(window, qtbot, tmp_path):
+    small_series(tmp_path / "st" / "a", n=8, description="first")
+    paths = small_series(tmp_path / "st" / "b", n=5, rows=32, cols=32, description="second", seed=4)
+    paths[2].unlink()
+    (tmp_path / "st" / "junk.txt").write_text("x")
+    view = open_in(window, qtbot, tmp_path / "st")
+    assert view.series_list.count() == 2 and view.volume.shape[0] == 8
+    assert any("not DICOM" in view.findings_list.item(n).text() for n in range(view.findings_list.count()))
+    second = next(view.series_list.item(n) for n in range(2) if "second" in view.series_list.item(n).text())
+    assert not second.icon().isNull()
+    view._series_activated(second)
+    qtbot.waitUntil(lambda: view.volume.shape == (5, 32, 32), timeout=20000)
+    assert any("missing" in f for f in view.volume.findings)
+    view.tabs.setCurrentWidget(view.tag_tree)
+    assert "missing" in view.tag_tree.topLevelItem(0).text(2)  # the middle slice is the dropped one
+    view.set_cursor(16, 16, 0)
+    names = [view.tag_tree.topLevelItem(n).text(1) for n in range(view.tag_tree.topLevelItemCount())]
+    assert "Image Position (Patient)" in names and "Rescale Intercept" in names
+
+
+def test_unreadable_input_is_a_message_not_a_crash(window, qtbot, tmp_path):
+    (tmp_path / "x.txt").write_text("nothing")
+    view = window.switch_to("radiology")
+    view.open_path(tmp_path)
+    qtbot.waitUntil(lambda: bool(errors(window)), timeout=20000)
+    assert "no readable DICOM" in errors(window)[0] and view.volume is None
