@@ -100,17 +100,23 @@ def load_audio(path: str | Path, sr: int = SR, *, progress: ProgressFn = no_prog
     return AudioClip(mono, sr, str(path), file_sr, channels, file_hash(path), notes)
 
 
+NATIVE_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff")
+
+
 def _read_samples(path: Path) -> tuple[np.ndarray, int, int]:
     import soundfile as sf
 
     try:
         data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
         return data, int(file_sr), int(data.shape[1])
-    except Exception as sf_exc:  # noqa: BLE001 - libsndfile raises LibsndfileError/RuntimeError: try audioread
+    except Exception as sf_exc:  # noqa: BLE001 - libsndfile raises LibsndfileError/RuntimeError
         first = str(sf_exc).strip().splitlines()[0] if str(sf_exc).strip() else type(sf_exc).__name__
-    try:
-        import warnings
+    if has_suffix(path, NATIVE_SUFFIXES):  # libsndfile's own formats: a failure means a damaged file
+        raise EngineError(f"{path.name}: cannot decode this audio (truncated or not audio?): {first}")
+    import gc
+    import warnings
 
+    try:  # MP3/M4A that this libsndfile cannot decode: librosa's audioread fallback
         import librosa
 
         with warnings.catch_warnings():
@@ -119,6 +125,9 @@ def _read_samples(path: Path) -> tuple[np.ndarray, int, int]:
         y = np.atleast_2d(y).T.astype(np.float32)
         return y, int(file_sr), int(y.shape[1])
     except Exception:  # noqa: BLE001 - audioread raises NoBackendError and others
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # audioread leaves its file open on failure
+            gc.collect()
         raise EngineError(f"{path.name}: cannot decode this audio (truncated or not audio?): {first}") from None
 
 

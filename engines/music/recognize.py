@@ -12,7 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
-from engines.music.audio import FRAME_S, AudioClip, Features, compute_features, load_audio
+from engines.music.audio import AudioClip, Features, compute_features, load_audio
 from engines.music.chords import (
     MAJMIN_VOCAB, PITCH_NAMES, QUALITY_INTERVALS, ChordTrack, merge_short, segments_from_frames,
 )
@@ -20,7 +20,7 @@ from engines.music.keys import estimate_key
 
 INPUTS = "one audio file (WAV, FLAC, OGG, MP3; any rate, mono or multichannel) or a MIDI/MusicXML file"
 OUTPUTS = ".lab (MIREX chord labels), .mid, .musicxml lead sheet, .wav of synthesized chords, or .json"
-SILENCE_RMS_DB = -60.0  # frames quieter than this (relative to full scale) are 'N'
+SILENCE_LOG_MAG = 3.04 - 6.91  # log-CQT peak of a -60 dBFS sine: quieter frames are N
 
 
 class ChordEngineBase(Engine):
@@ -52,15 +52,12 @@ class ChordEngineBase(Engine):
         return clip, feats
 
     @staticmethod
-    def silent_frames(clip: AudioClip, n_frames: int) -> np.ndarray:
-        """True for frames whose RMS is below SILENCE_RMS_DB (computed on the same hop as the CQT)."""
-        hop = int(round(FRAME_S * clip.sr))
-        y = clip.samples
-        pad = np.pad(y, (hop // 2, hop))
-        idx = np.arange(n_frames) * hop
-        frames = np.stack([pad[i:i + hop] for i in idx]) if n_frames else np.zeros((0, hop))
-        rms = np.sqrt((frames.astype(np.float64) ** 2).mean(axis=1) + 1e-20)
-        return 20 * np.log10(rms) < SILENCE_RMS_DB
+    def silent_frames(feats: Features) -> np.ndarray:
+        """True for frames whose loudest CQT bin is below a -60 dBFS sine (about -3.9 in log magnitude: a
+        full-scale sine peaks at 3.04). Computed from the features, so it needs no samples."""
+        if feats.n_frames == 0:
+            return np.zeros(0, bool)
+        return feats.logcqt.max(axis=1) < SILENCE_LOG_MAG
 
     def _finish(self, clip: AudioClip, feats: Features, labels: list[str], conf: np.ndarray,
                 min_s: float = 0.0) -> ChordTrack:
@@ -68,7 +65,7 @@ class ChordEngineBase(Engine):
         if min_s > 0:
             segs = merge_short(segs, min_s)
         track = ChordTrack(segs, clip.duration, source=self.id)
-        key = estimate_key(feats.chroma[~self.silent_frames(clip, feats.n_frames)]) if feats.n_frames else None
+        key = estimate_key(feats.chroma[~self.silent_frames(feats)]) if feats.n_frames else None
         if key is not None:
             track.key, track.key_confidence = key.name, round(key.correlation, 3)
         return track
@@ -80,14 +77,19 @@ class ChordEngineBase(Engine):
 
 
 # -- the classical baseline ----------------------------------------------------------------------------
-def chord_templates(qualities: Sequence[str]) -> tuple[list[str], np.ndarray]:
-    """Binary chord templates (root weighted 1.0, third and fifth 1.0, seventh 0.75), unit norm."""
+HARMONIC_OFFSETS = (0, 0, 7, 0, 4, 7)  # pitch class of harmonics 1..6 above a note
+
+
+def chord_templates(qualities: Sequence[str], decay: float = 0.6) -> tuple[list[str], np.ndarray]:
+    """Chord templates that include each chord tone's first six harmonics (weight decay**(h-1)), so a
+    triad's overtones (E's third harmonic is B) do not pass for a seventh; unit norm."""
     labels, rows = [], []
     for q in qualities:
         for root in range(12):
             t = np.zeros(12)
-            for k, iv in enumerate(QUALITY_INTERVALS[q]):
-                t[(root + iv) % 12] = 0.75 if k == 3 else 1.0
+            for iv in QUALITY_INTERVALS[q]:
+                for h, off in enumerate(HARMONIC_OFFSETS):
+                    t[(root + iv + off) % 12] += decay ** h
             labels.append(f"{PITCH_NAMES[root]}:{q}")
             rows.append(t / np.linalg.norm(t))
     return labels, np.array(rows)
@@ -115,8 +117,8 @@ class TemplateChordEngine(ChordEngineBase):
             description="Chroma folded from BTC's log-CQT, cosine match against major, minor, dominant, major "
                         "and minor seventh templates, Viterbi smoothing with a self-transition prior, "
                         "silence as N; key by Krumhansl-Schmuckler. No weights. Options: vocab=majmin|sevenths, "
-                        "p_self (0.93).",
-            extra={"self_test_out": "out.lab"})
+                        "p_self (0.85).",
+            extra={"self_test_out": "out.lab", "short_title": "Templates + HMM (baseline)"})
 
     def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
                 cancel: CancelToken | None = None) -> ChordTrack:
@@ -141,8 +143,8 @@ class TemplateChordEngine(ChordEngineBase):
         sims = unit @ templates.T  # cosine similarity in [0, 1]
         # seventh templates must clearly beat the triad to win: a small penalty
         if vocab == "sevenths":
-            sims[:, 24:] -= 0.02
-        silent = self.silent_frames(clip, len(chroma))
+            sims[:, 24:] -= 0.08
+        silent = self.silent_frames(feats)
         n_sim = np.full((len(chroma), 1), 0.55)
         n_sim[silent] = 2.0
         sims[silent] = 0.0
@@ -150,7 +152,7 @@ class TemplateChordEngine(ChordEngineBase):
         probs = np.exp(25.0 * (scores - scores.max(axis=1, keepdims=True)))
         probs /= probs.sum(axis=1, keepdims=True)
         cancel.raise_if_cancelled()
-        path = viterbi_smooth(probs, float(request.get("p_self", 0.93)))
+        path = viterbi_smooth(probs, float(request.get("p_self", 0.85)))
         all_labels = labels + ["N"]
         frame_labels = [all_labels[i] for i in path]
         conf = probs[np.arange(len(path)), path]
@@ -179,7 +181,7 @@ class BTCChordEngine(ChordEngineBase):
                         "windows -> 12 major, 12 minor, N. Trained here on FluidSynth-rendered Bach chorales "
                         "(see the model card). Options: p_self (Viterbi smoothing of the frame probabilities, "
                         "0.9; 0 turns it off).",
-            extra={"self_test_out": "out.lab"})
+            extra={"self_test_out": "out.lab", "short_title": "BTC transformer"})
 
     def load(self, device: str) -> None:
         from engines.core.weights import WeightsError, WeightsStore
@@ -219,7 +221,7 @@ class BTCChordEngine(ChordEngineBase):
                                progress=lambda f: progress(0.85 + 0.13 * f, "running BTC"))
         labels = list(self.card.labels)
         n_index = labels.index("N")
-        silent = self.silent_frames(clip, len(probs))
+        silent = self.silent_frames(feats)
         probs[silent] = 0.0
         probs[silent, n_index] = 1.0
         p_self = float(request.get("p_self", 0.9))
