@@ -74,7 +74,7 @@ class CtTissueThresholdEngine(Engine):
         lab, n = ndimage.label(body)
         cancel.raise_if_cancelled()
         if n:
-            sizes = ndimage.sum_labels(body, lab, index=np.arange(1, n + 1))
+            sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
             body = lab == (1 + int(np.argmax(sizes)))
         for k in range(body.shape[0]):
             if k % 16 == 0:
@@ -91,7 +91,7 @@ class CtTissueThresholdEngine(Engine):
         bone = body & (hu > 250)
         lab, n = ndimage.label(bone)
         if n:
-            sizes = ndimage.sum_labels(bone, lab, index=np.arange(1, n + 1))
+            sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
             keep = np.zeros(n + 1, dtype=bool)
             keep[1:] = sizes >= int(request.get("min_voxels", 20))
             bone = keep[lab]

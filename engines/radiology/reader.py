@@ -42,6 +42,31 @@ def _workers() -> int:
     return max(2, min(8, (os.cpu_count() or 2) * 2))
 
 
+class _Preallocation:
+    """The volume's memory, allocated and touched by a background thread while the headers are still being
+    read, so the kernel's page faults (a large part of loading a series) overlap the header scan."""
+
+    def __init__(self, shape: tuple[int, int, int], dtype: np.dtype) -> None:
+        import threading
+
+        self.array: np.ndarray | None = np.empty(shape, dtype=dtype)
+        self._thread = threading.Thread(target=self._touch, name="csi-prefault", daemon=True)
+        self._thread.start()
+
+    def _touch(self) -> None:
+        arr = self.array
+        if arr is not None:
+            for k in range(arr.shape[0]):
+                arr[k].fill(0)  # numpy releases the GIL: the scan keeps running
+
+    def take(self, shape, dtype) -> np.ndarray | None:
+        self._thread.join()
+        arr, self.array = self.array, None
+        if arr is None or arr.shape != tuple(shape) or arr.dtype != dtype:
+            return None
+        return arr
+
+
 # ----------------------------------------------------------------------------------------------------
 @dataclass
 class SliceRef:
@@ -89,6 +114,7 @@ class SeriesInfo:
     slots: list[SliceRef | None] = field(default_factory=list)  # slices plus None for missing ones
     geometry: Geometry | None = None  # of the slots grid, in acquisition order
     findings: list[str] = field(default_factory=list)
+    prealloc: Any = field(default=None, repr=False)  # memory made ready during the scan (used once)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -276,6 +302,36 @@ def _float_list(value, n: int) -> np.ndarray | None:
     return arr if arr.size == n else None
 
 
+def _raw(ds, keyword: str):
+    """An element's value without pydicom's per-value conversion and validation (the hot path of a scan):
+    numbers come back as a list of floats, other values as pydicom gives them; None when absent."""
+    from pydicom.datadict import tag_for_keyword
+    from pydicom.dataelem import RawDataElement
+
+    tag = tag_for_keyword(keyword)
+    if tag is None or tag not in ds:
+        return None
+    elem = ds.get_item(tag)
+    if isinstance(elem, RawDataElement) and elem.VR in ("DS", "IS") and elem.value is not None:
+        try:
+            return [float(v) for v in elem.value.decode("ascii").strip(" \x00").split("\\") if v.strip()]
+        except (UnicodeDecodeError, ValueError):
+            pass
+    value = ds[tag].value
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    return value
+
+
+def _first_float(ds, keyword: str, default: float) -> float:
+    value = _raw(ds, keyword)
+    try:
+        return float(value[0]) if isinstance(value, list) and value else float(value) if value not in (None, "") \
+            else default
+    except (TypeError, ValueError):
+        return default
+
+
 def _fg_value(groups: list, seq: str, attr: str):
     for g in groups:
         if g is None or seq not in g:
@@ -300,8 +356,8 @@ def _series_kind(sop: str) -> str:
 
 def _slices_of(path: Path, ds, offset: int | None, length: int | None) -> list[SliceRef]:
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    nframes = int(ds.get("NumberOfFrames", 1) or 1)
-    inst = int(ds.get("InstanceNumber", 0) or 0)
+    nframes = int(_first_float(ds, "NumberOfFrames", 1) or 1)
+    inst = int(_first_float(ds, "InstanceNumber", 0))
     shared = ds.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in ds else None
     per_frame = ds.PerFrameFunctionalGroupsSequence if "PerFrameFunctionalGroupsSequence" in ds else None
     frame_bytes = None
@@ -320,13 +376,13 @@ def _slices_of(path: Path, ds, offset: int | None, length: int | None) -> list[S
         slope = _fg_value(groups, "PixelValueTransformationSequence", "RescaleSlope")
         intercept = _fg_value(groups, "PixelValueTransformationSequence", "RescaleIntercept")
         if pos is None and nframes == 1:
-            pos = ds.get("ImagePositionPatient")
+            pos = _raw(ds, "ImagePositionPatient")
         if iop is None:
-            iop = ds.get("ImageOrientationPatient")
+            iop = _raw(ds, "ImageOrientationPatient")
         if ps is None:
-            ps = ds.get("PixelSpacing") or ds.get("ImagerPixelSpacing")
-        slope = ds.get("RescaleSlope", 1.0) if slope is None else slope
-        intercept = ds.get("RescaleIntercept", 0.0) if intercept is None else intercept
+            ps = _raw(ds, "PixelSpacing") or _raw(ds, "ImagerPixelSpacing")
+        slope = _first_float(ds, "RescaleSlope", 1.0) if slope is None else slope
+        intercept = _first_float(ds, "RescaleIntercept", 0.0) if intercept is None else intercept
         spacing = _float_list(ps, 2) if ps is not None else None
         out.append(SliceRef(
             path=path, header=ds, frame=f if nframes > 1 else None,
@@ -371,8 +427,11 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
             return f, "unreadable", f"{type(exc).__name__}: {exc}"
         return f, "ok", (ds, off, length, trunc)
 
-    with ThreadPoolExecutor(max_workers=workers or _workers()) as pool:
-        for n, (f, status, value) in enumerate(pool.map(read, files)):
+    prealloc: Any = None
+    pool = ThreadPoolExecutor(max_workers=workers) if workers and workers > 1 else None
+    results = pool.map(read, files) if pool is not None else map(read, files)
+    try:
+        for n, (f, status, value) in enumerate(results):
             if n % 32 == 0:
                 cancel.raise_if_cancelled()
                 progress(0.9 * n / max(1, len(files)), f"reading headers ({n}/{len(files)})")
@@ -383,10 +442,21 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
                 unreadable.append(f"{rel} ({value})")
             else:
                 ds, off, length, trunc = value
+                if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:
+                    truncated.append(rel)  # the header itself is cut short: nothing to place
+                    continue
                 if trunc:
                     truncated.append(rel)
                     off = length = None
+                if prealloc is None and len(files) >= 16 and "Rows" in ds and "PixelData" not in ds:
+                    try:
+                        prealloc = _Preallocation((len(files), int(ds.Rows), int(ds.Columns)), _stored_dtype(ds))
+                    except (MemoryError, ValueError, AttributeError):
+                        prealloc = False
                 headers.append((f, ds, off, length))
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     if not_dicom:
         scan.findings.append(f"{len(not_dicom)} file(s) are not DICOM and were skipped: {_names(not_dicom)}")
     if truncated:
@@ -435,6 +505,11 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
             scan.series.append(s)
             continue
         scan.series.extend(_assemble(s))
+    if prealloc:
+        for s in scan.image_series():
+            if s.shape == prealloc.array.shape:
+                s.prealloc = prealloc  # one series, typically the only one, takes the prepared memory
+                break
     scan.series.sort(key=lambda s: (s.kind != "image", s.study_date, s.series_number or 0, s.description))
     if not scan.series:
         raise EngineError(f"{path}: no readable DICOM found" + (f" ({scan.findings[0]})" if scan.findings else ""))
@@ -614,7 +689,10 @@ def load_series(series: SeriesInfo, *, progress: ProgressFn = no_progress, cance
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         fill = int(np.clip(round(fill), info.min, info.max))
-    voxels = np.empty((nk, rows, cols), dtype=dtype)
+    voxels = series.prealloc.take((nk, rows, cols), dtype) if series.prealloc else None
+    series.prealloc = None
+    if voxels is None:
+        voxels = np.empty((nk, rows, cols), dtype=dtype)
     meta = {"patient_name": series.patient_name, "patient_id": series.patient_id,
             "study_description": series.study_description, "study_date": series.study_date,
             "series_description": series.description, "series_number": series.series_number,
