@@ -1,3 +1,8 @@
-"""Radiology AI engines: CT kernel conversion (seed 5.9) and SE U-Net lesion segmentation (seed 5.5)."""
+"""Radiology AI engines: CT kernel conversion (seed 5.9) and SE U-Net lesion segmentation (seed 5.5).
 
-ENGINES: list = []
+Imports stay light (no torch): the networks are built when an engine is loaded.
+"""
+from engines.radiology_ai.kernel_engine import KernelConversionEngine
+from engines.radiology_ai.lesion_engine import LesionSegmentationSEEngine
+
+ENGINES: list = [KernelConversionEngine, LesionSegmentationSEEngine]
