@@ -336,6 +336,8 @@ class G2pPanel(QWidget):
         self.table.itemSelectionChanged.connect(self._row_selected)
         self.steps = QTableWidget(0, 4)
         self.steps.setHorizontalHeaderLabels(["step", "filled position ← symbol", "probability", "canvas after this step"])
+        for col in range(3):
+            self.steps.horizontalHeader().setSectionResizeMode(col, QHeaderView.ResizeToContents)
         self.steps.horizontalHeader().setSectionResizeMode(3, QHeaderView.Stretch)
         self.steps.verticalHeader().setVisible(False)
         mono = QFont("monospace")
@@ -389,7 +391,7 @@ class G2pPanel(QWidget):
         self.table.setRowCount(len(words))
         for i, w in enumerate(words):
             self.table.setItem(i, 0, _item(w["word"]))
-            self.table.setItem(i, 1, _item(" ".join(w["phonemes"])))
+            self.table.setItem(i, 1, _item(" ".join(w["phonemes"]) or "(nothing)"))
             other = w["other_order"]
             self.table.setItem(i, 2, _item("" if other is None else f"{' '.join(other['phonemes'])}  ({other['order']})"))
             self.table.setItem(i, 3, _item(" | ".join(" ".join(p) for p in w["dictionary"]) if w["dictionary"]
