@@ -1,3 +1,6 @@
-"""Music lab engines: melody harmonization (BLSTM), melody generation over chords (CVAE), cover identification."""
+"""Music lab engines: melody harmonization (BLSTM), melody generation over chords (CVAE), cover identification.
 
-ENGINES: list = []
+Light at import: no torch, no music21 (they load inside the engines' methods)."""
+from engines.music_lab.harmonizer import MelodyHarmonizerEngine
+
+ENGINES: list = [MelodyHarmonizerEngine]

@@ -1,0 +1,314 @@
+"""Melody generation over a chord progression (seed 3.3 [13]): a conditional VAE whose prior network reads the
+chords and whose posterior network reads melody and chords; plus the random-walk baseline and the melody
+statistics used to judge both."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
+from engines.music_lab.melody import (CHORD_CLASSES, Note, chord_class_of, chord_class_symbol, class_pitch_classes,
+                                      write_result_file)
+
+WEIGHTS = "music_lab-melody-cvae"
+ARCH = "melody-cvae@1"
+STEPS_PER_BAR = 16
+WINDOW_BARS = 4
+PITCH_LO, PITCH_HI = 48, 91  # token 2 + (pitch - PITCH_LO)
+REST, HOLD = 0, 1
+N_TOKENS = 2 + PITCH_HI - PITCH_LO + 1
+START = N_TOKENS
+MAX_PROGRESSION = 256  # bars
+
+
+# -- tokens <-> notes ---------------------------------------------------------------------------------
+def grid_tokens(grid: np.ndarray, onset: np.ndarray) -> np.ndarray:
+    """(bars, 16) soprano grid (-1 rest, -2 beyond bar) + onsets -> (bars*16,) tokens."""
+    g, o = grid.reshape(-1), onset.reshape(-1)
+    tok = np.full(len(g), REST, np.int64)
+    for i, (p, on) in enumerate(zip(g, o)):
+        if p < 0:
+            continue
+        p = int(np.clip(p, PITCH_LO, PITCH_HI))
+        tok[i] = 2 + p - PITCH_LO if on or i == 0 or g[i - 1] != g[i] else HOLD
+    return tok
+
+
+def tokens_to_notes(tokens: Sequence[int], step_beats: float = 0.25) -> list[Note]:
+    notes: list[Note] = []
+    sounding = False
+    for i, t in enumerate(tokens):
+        t = int(t)
+        if t >= 2:
+            notes.append(Note(i * step_beats, step_beats, PITCH_LO + t - 2))
+            sounding = True
+        elif t == HOLD and sounding:
+            notes[-1].dur += step_beats
+        else:
+            sounding = False
+    return notes
+
+
+def notes_to_steps(notes: Sequence[Note], n_steps: int, step_beats: float = 0.25) -> np.ndarray:
+    """Sounding MIDI pitch per step (-1 silent)."""
+    out = np.full(n_steps, -1, int)
+    for n in notes:
+        a, b = int(round(n.start / step_beats)), int(round(n.end / step_beats))
+        out[max(a, 0):min(b, n_steps)] = n.pitch
+    return out
+
+
+# -- progressions -------------------------------------------------------------------------------------
+def parse_progression(text: str | Sequence[str]) -> list[list[int]]:
+    """'C G Am F' (one chord per bar) or 'C G | Am F' (bars split by |, chords share the bar) -> per-bar
+    lists of chord classes. A .lab path is read through the music workspace's chord track."""
+    if isinstance(text, (list, tuple)):
+        text = " ".join(str(t) for t in text)
+    text = str(text).strip()
+    if text.lower().endswith(".lab") and Path(text).exists():
+        return progression_from_lab(Path(text))
+    if not text:
+        raise EngineError("the chord progression is empty: type chords such as 'C G Am F'")
+    bars: list[list[int]] = []
+    if "|" in text:
+        for part in text.split("|"):
+            syms = part.split()
+            if syms:
+                bars.append([chord_class_of(s) for s in syms])
+    else:
+        bars = [[chord_class_of(s)] for s in re.split(r"[\s,]+", text) if s]
+    if not bars:
+        raise EngineError("the chord progression is empty: type chords such as 'C G Am F'")
+    if len(bars) > MAX_PROGRESSION:
+        raise EngineError(f"{len(bars)} bars is too long a progression (at most {MAX_PROGRESSION})")
+    return bars
+
+
+def progression_from_lab(path: Path, beats_per_bar: int = 4, bpm: float = 60.0) -> list[list[int]]:
+    """A .lab chord file -> one chord per beat-bar (seconds at ``bpm``): the chord sounding at each half bar."""
+    from engines.music.chords import ChordTrack, parse_label, to_majmin
+
+    try:
+        track = ChordTrack.read_lab(path)
+    except Exception as exc:  # noqa: BLE001 - their reader raises ValueError/EngineError
+        raise EngineError(f"{path.name}: not a readable .lab chord file ({exc})") from None
+    bar_s = beats_per_bar * 60.0 / bpm
+    bars = []
+    t = 0.0
+    prev = 0
+    while t < track.duration - 1e-6 and len(bars) < MAX_PROGRESSION:
+        halves = []
+        for h in (0.0, 0.5):
+            label = track.label_at(t + h * bar_s + 1e-3)
+            c = parse_label(label)
+            if c.is_none:
+                halves.append(prev)
+            else:
+                mm = parse_label(to_majmin(c))
+                prev = mm.root * 2 + (1 if mm.quality == "min" else 0)
+                halves.append(prev)
+        bars.append(halves if halves[0] != halves[1] else halves[:1])
+        t += bar_s
+    if not bars:
+        raise EngineError(f"{path.name}: the chord file is empty")
+    return bars
+
+
+def step_chords(bars: Sequence[Sequence[int]]) -> np.ndarray:
+    """Per-bar chord lists -> chord class per 16th step (chords in a bar share it equally)."""
+    out = []
+    for chords in bars:
+        k = len(chords)
+        for s in range(STEPS_PER_BAR):
+            out.append(chords[min(k - 1, s * k // STEPS_PER_BAR)])
+    return np.array(out, np.int64)
+
+
+# -- statistics ---------------------------------------------------------------------------------------
+def melody_stats(steps: np.ndarray, chords: np.ndarray, notes: Sequence[Note]) -> dict[str, float]:
+    """steps: sounding pitch per 16th (-1 silent); chords: chord class per step."""
+    strong = [i for i in range(len(steps)) if i % 8 == 0 and steps[i] >= 0]
+    ct = [steps[i] % 12 in class_pitch_classes(int(chords[i])) for i in strong]
+    pitches = [n.pitch for n in notes]
+    iv = np.abs(np.diff(pitches)) if len(pitches) > 1 else np.zeros(0)
+    return {
+        "strong_beat_chord_tones": float(np.mean(ct)) if ct else float("nan"),
+        "range": float(max(pitches) - min(pitches)) if pitches else 0.0,
+        "mean_abs_interval": float(iv.mean()) if len(iv) else 0.0,
+        "stepwise_share": float((iv <= 2).mean()) if len(iv) else 0.0,
+        "leap_share_gt7": float((iv > 7).mean()) if len(iv) else 0.0,
+        "notes_per_bar": len(notes) / max(1, len(steps) / STEPS_PER_BAR),
+        "silent_share": float((steps < 0).mean()),
+    }
+
+
+def diversity(samples: Sequence[np.ndarray]) -> float:
+    """Mean pairwise share of 16th steps whose sounding pitch differs between samples."""
+    d = [float((a != b).mean()) for i, a in enumerate(samples) for b in samples[i + 1:]]
+    return float(np.mean(d)) if d else 0.0
+
+
+def random_walk(chords: np.ndarray, rng: np.random.Generator, start: int = 67) -> list[Note]:
+    """Baseline: a quarter note per beat, each a chord tone of the beat's chord near the previous note
+    (within a fifth, uniformly at random)."""
+    notes = []
+    prev = start
+    for beat in range(len(chords) // 4):
+        c = int(chords[beat * 4])
+        pcs = class_pitch_classes(c)
+        cands = [p for p in range(prev - 7, prev + 8) if p % 12 in pcs and 57 <= p <= 81] or \
+                [p for p in range(57, 82) if p % 12 in pcs]
+        prev = int(rng.choice(cands))
+        notes.append(Note(beat * 1.0, 1.0, prev))
+    return notes
+
+
+# -- the model wrapper ---------------------------------------------------------------------------------
+class MelodyCVAEModel:
+    def __init__(self, tensors: Mapping[str, Any], args: dict, device: str = "cpu"):
+        import torch
+
+        from engines.music_lab.nets import MelodyCVAE
+
+        self.torch = torch
+        self.net = MelodyCVAE(**args)
+        self.net.load_state_dict(dict(tensors))
+        self.net.to(device).eval()
+        self.device = device
+
+    def sample(self, chords: np.ndarray, n: int, distance: float, temperature: float, seed: int | None,
+               cancel: CancelToken | None = None) -> list[np.ndarray]:
+        """n token sequences over ``chords`` (per step), window by window (4 bars), each continuing the last."""
+        torch = self.torch
+        gen = torch.Generator(device="cpu")
+        gen.manual_seed(int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (2 ** 31)))
+        W = WINDOW_BARS * STEPS_PER_BAR
+        T = len(chords)
+        padded = np.concatenate([chords, np.repeat(chords[-1:], (-T) % W)])
+        out = torch.zeros((n, len(padded)), dtype=torch.long)
+        prev = torch.full((n,), START, dtype=torch.long)
+        with torch.no_grad():
+            for w in range(0, len(padded), W):
+                if cancel:
+                    cancel.raise_if_cancelled()
+                c = torch.from_numpy(padded[w:w + W]).long()[None].expand(n, -1).contiguous()
+                mu, logvar = self.net.prior(c)
+                eps = torch.randn(mu.shape, generator=gen)
+                z = mu + float(distance) * torch.exp(0.5 * logvar) * eps
+                toks = self.net.generate(z, c, prev, temperature, gen)
+                out[:, w:w + W] = toks
+                prev = toks[:, -1]
+        return [o[:T].numpy() for o in out]
+
+
+@dataclass
+class GeneratedMelodies:
+    bars: list[list[int]]  # chord classes per bar
+    melodies: list[list[Note]]
+    stats: list[dict[str, float]]
+    diversity: float
+    distance: float
+    bpm: float = 100.0
+    chosen: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def step_chords(self) -> np.ndarray:
+        return step_chords(self.bars)
+
+    def chord_symbols(self) -> list[str]:
+        return [" ".join(chord_class_symbol(c) for c in b) for b in self.bars]
+
+    def half_bar_chords(self) -> list[int]:
+        return [b[min(len(b) - 1, h * len(b) // 2)] for b in self.bars for h in (0, 1)]
+
+
+class MelodyGeneratorEngine(Engine):
+    id = "melody-generator"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.model: MelodyCVAEModel | None = None
+
+    def info(self) -> EngineInfo:
+        return EngineInfo(
+            id=self.id, title="Melody generator over chords (CVAE)", task="melody generation", workspace="music",
+            inputs="chords: a progression such as 'C G Am F' (one chord per bar; 'C G | Am F' for two per bar) or a "
+                   ".lab file; distance (latent distance, 0..3), n (melodies), temperature, seed",
+            outputs="n melodies (note lists) with statistics; MIDI (melody + chords) or MusicXML lead sheet",
+            labels=tuple(CHORD_CLASSES), weights=WEIGHTS,
+            description="seed 3.3 [13]: a conditional VAE; the chord sequence goes through a prior network, the "
+                        "melody through a posterior network; melodies are decoded from z = prior mean + distance x "
+                        "prior sigma x noise. Trained on Bach chorale sopranos over their bar chords.",
+            extra={"self_test_out": "melody.mid"})
+
+    def load(self, device: str) -> None:
+        from engines.core.weights import WeightsError, WeightsStore
+
+        try:
+            tensors, card = WeightsStore.default().load(WEIGHTS, "cpu", expect_architecture=ARCH)
+        except WeightsError as exc:
+            raise EngineError(f"the melody generator's weights cannot be used: {exc}") from None
+        dev = device if device.startswith("cuda") else "cpu"
+        self.model = MelodyCVAEModel(tensors, card.arch_args, dev)
+        self.device = device
+
+    def unload(self) -> None:
+        self.model = None
+        self.device = None
+
+    def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
+                cancel: CancelToken | None = None) -> GeneratedMelodies:
+        if self.model is None:
+            self.load("cpu")
+        cancel = cancel or CancelToken()
+        raw = request.get("chords", request.get("progression"))
+        if raw is None:
+            raise EngineError("no chord progression given: type chords such as 'C G Am F'")
+        bars = parse_progression(raw)
+        n = int(request.get("n", 4))
+        if not 1 <= n <= 32:
+            raise EngineError("ask for 1 to 32 melodies")
+        distance = float(request.get("distance", 1.0))
+        if not 0 <= distance <= 5:
+            raise EngineError("the latent distance must be between 0 and 5")
+        temperature = float(request.get("temperature", 0.9))
+        progress(0.1, f"sampling {n} melodies over {len(bars)} bars")
+        chords = step_chords(bars)
+        toks = self.model.sample(chords, n, distance, temperature, request.get("seed"), cancel)
+        melodies = [tokens_to_notes(t) for t in toks]
+        steps = [notes_to_steps(m, len(chords)) for m in melodies]
+        stats = [melody_stats(s, chords, m) for s, m in zip(steps, melodies)]
+        progress(1.0, "done")
+        return GeneratedMelodies(bars, melodies, stats, diversity(steps), distance,
+                                 float(request.get("bpm", 100.0)))
+
+    def request_from_paths(self, paths: Sequence[Path]) -> Mapping[str, Any]:
+        if not paths:
+            return {}  # the progression comes from --set chords="C G Am F"
+        if len(paths) != 1:
+            raise EngineError("give one progression file (.txt with chord symbols, or .lab)")
+        p = Path(paths[0])
+        if p.suffix.lower() == ".lab":
+            return {"chords": str(p)}
+        try:
+            return {"chords": p.read_text(encoding="utf-8")}
+        except (OSError, UnicodeDecodeError):
+            raise EngineError(f"{p.name}: not a text file with chord symbols") from None
+
+    def write_result(self, result: GeneratedMelodies, out: Path) -> list[Path]:
+        out = Path(out)
+        written = []
+        for i, mel in enumerate(result.melodies):
+            target = out if i == result.chosen else out.with_name(f"{out.stem}-{i + 1}{out.suffix}")
+            written.append(write_result_file(target, mel, result.half_bar_chords(), 2.0, 4.0, result.bpm))
+        return written
+
+    def sample_paths(self) -> list[Path]:
+        from engines.core.samples import sample_path as bundled_sample
+
+        return [bundled_sample("music_lab-progression")]
