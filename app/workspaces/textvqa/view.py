@@ -347,7 +347,7 @@ class G2pPanel(QWidget):
         self.skipped = QLabel("")
         self.skipped.setWordWrap(True)
         detail = QSplitter(Qt.Horizontal)
-        sbox = QGroupBox("Fill order (which position was decided when)")
+        sbox = self.steps_box = QGroupBox("Fill order (which position was decided when)")
         QVBoxLayout(sbox).addWidget(self.steps)
         abox = QGroupBox("Alternatives (runner-up at the least sure steps), log-probability")
         QVBoxLayout(abox).addWidget(self.alternatives)
@@ -410,16 +410,23 @@ class G2pPanel(QWidget):
         if not rows or not self.result:
             return
         w = self.result["words"][min(rows)]
-        n_shown = max(len(w["phonemes"]) + 1, 1)
+        n_shown = len(w["phonemes"]) + 1  # the phonemes and the end mark; later positions are padding
         canvas = ["_"] * 20
         steps = w["fill_order"]
-        self.steps.setRowCount(len(steps))
-        for i, s in enumerate(steps):
+        shown = [s for s in steps if s["position"] <= n_shown]
+        self.steps_box.setTitle(f"Fill order of '{w['word']}' (which position was decided when; "
+                                f"{len(steps) - len(shown)} padding positions after the end not shown)")
+        self.steps.setRowCount(len(shown))
+        row = 0
+        for s in steps:
             canvas[s["position"] - 1] = s["symbol"] if s["symbol"] != "</s>" else "·"
-            self.steps.setItem(i, 0, _item(str(s["step"]), True))
-            self.steps.setItem(i, 1, _item(f"{s['position']:>2} ← {s['symbol']}"))
-            self.steps.setItem(i, 2, _item(f"{s['probability'] * 100:.1f}%", True))
-            self.steps.setItem(i, 3, _item(" ".join(f"{c:<3}" for c in canvas[:max(n_shown, 8)])))
+            if s["position"] > n_shown:
+                continue
+            self.steps.setItem(row, 0, _item(str(s["step"]), True))
+            self.steps.setItem(row, 1, _item(f"{s['position']:>2} ← {s['symbol']}"))
+            self.steps.setItem(row, 2, _item(f"{s['probability'] * 100:.1f}%", True))
+            self.steps.setItem(row, 3, _item(" ".join(f"{c:<3}" for c in canvas[:max(n_shown, 4)])))
+            row += 1
         self.alternatives.clear()
         self.alternatives.addItem(f"{' '.join(w['phonemes'])}   ({w['log_prob']:.2f}, chosen)")
         for a in w["alternatives"]:
