@@ -62,8 +62,10 @@ def ct_phantom_slice(z_mm: float, rows: int = 512, cols: int = 512, pixel_mm: fl
     img[ell(0, 128, 170, 6) & ~body] = 150.0  # table
     thorax = t > 0.5
     if thorax:
-        lung_scale = min(1.0, (1.0 - t) * 4 + 0.2) if t > 0.8 else 1.0
+        lung_scale = float(np.sqrt(np.clip((0.96 - t) / 0.2, 0.0, 1.0)))  # domed apices below the top
         for side in (-1, 1):
+            if lung_scale <= 0:
+                break
             lung = ell(side * 72, 0, 52 * lung_scale, 78 * lung_scale)
             img[lung] = -860.0
             # vessels: branching dots, deterministic per slice

@@ -25,7 +25,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QMenu, QPushButton, QSlider, QSplitter, QTabWidget, QToolButton,
+                               QListWidgetItem, QMenu, QPushButton, QSizePolicy, QSlider, QSplitter, QTabWidget, QToolButton,
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from app.workspaces.base import ShellContext, WorkspaceView
@@ -53,13 +53,23 @@ class LabelLayer:
     hidden_labels: set[int] = field(default_factory=set)
     source: Any = None  # the LabelMap as given (its own geometry), for export
 
+    _lut: np.ndarray | None = None
+    _lut_key: tuple | None = None
+    _max_label: int | None = None
+
     def lut(self) -> np.ndarray:
-        n = max(256, int(self.labels.max(initial=0)) + 1)
-        lut = np.zeros((n, 4), dtype=np.ubyte)
-        for value, rgb in self.colours.items():
-            if 0 < value < n and value not in self.hidden_labels:
-                lut[value] = (*rgb, 255)
-        return lut
+        """RGBA table by label value (hidden labels transparent); rebuilt only when visibility changes."""
+        key = (tuple(sorted(self.hidden_labels)), tuple(sorted(self.colours.items())))
+        if self._lut is None or key != self._lut_key:
+            if self._max_label is None:
+                self._max_label = int(self.labels.max(initial=0))
+            n = max(256, self._max_label + 1)
+            lut = np.zeros((n, 4), dtype=np.ubyte)
+            for value, rgb in self.colours.items():
+                if 0 < value < n and value not in self.hidden_labels:
+                    lut[value] = (*rgb, 255)
+            self._lut, self._lut_key = lut, key
+        return self._lut
 
 
 @dataclass
@@ -156,25 +166,29 @@ class RadiologyWorkspace(WorkspaceView):
 
         bar = QHBoxLayout()
         self.layout_box = QComboBox()
-        self.layout_box.addItems(["Three views", "Single: axial", "Single: coronal", "Single: sagittal",
-                                  "Side by side (comparison)"])
+        self.layout_box.addItems(["Three views", "Axial", "Coronal", "Sagittal", "Side by side"])
         self.layout_box.setToolTip("Layout (L toggles three views / single)")
         self.layout_box.currentIndexChanged.connect(self._layout_chosen)
         self.preset_box = QComboBox()
+        self.preset_box.setSizeAdjustPolicy(QComboBox.AdjustToMinimumContentsLengthWithIcon)
+        self.preset_box.setMinimumContentsLength(9)
         self.preset_box.setToolTip("Window presets (keys 1-8 for CT presets, A for auto)")
         self.preset_box.activated.connect(self._preset_chosen)
         self.wl_label = QLabel("W — L —")
-        self.wl_label.setMinimumWidth(130)
+        self.wl_label.setMinimumWidth(100)
         self.invert_box = QCheckBox("Invert")
         self.invert_box.toggled.connect(self._set_invert)
         self.tool_box = QComboBox()
         self.tool_box.addItems(["Navigate", "Ruler", "ROI"])
         self.tool_box.setToolTip("Left-drag action: move the crosshair, measure a distance, or draw an ROI")
         self.tool_box.currentTextChanged.connect(self._set_tool)
-        reset = QPushButton("Reset")
+        reset = QToolButton()
+        reset.setText("Reset")
         reset.setToolTip("Reset zoom and pan (R)")
         reset.clicked.connect(self.reset_views)
-        clear = QPushButton("Clear measurements")
+        clear = QToolButton()
+        clear.setText("Clear")
+        clear.setToolTip("Remove the ruler and ROI")
         clear.clicked.connect(self._clear_measurements)
         self.engine_button = QToolButton()
         self.engine_button.setText("Run engine")
@@ -182,7 +196,8 @@ class RadiologyWorkspace(WorkspaceView):
         self.engine_menu = QMenu(self.engine_button)
         self.engine_menu.aboutToShow.connect(self._fill_engine_menu)
         self.engine_button.setMenu(self.engine_menu)
-        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button = QToolButton()
+        self.cancel_button.setText("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_engine)
         export = QToolButton()
@@ -193,11 +208,11 @@ class RadiologyWorkspace(WorkspaceView):
         menu.addAction("Label layer as NIfTI…", lambda: self._export_dialog("nifti"))
         menu.addAction("Boxes as JSON (patient mm)…", lambda: self._export_dialog("boxes"))
         export.setMenu(menu)
-        open_sample = QPushButton("Open sample")
+        open_sample = QToolButton()
+        open_sample.setText("Sample")
         open_sample.setToolTip("Open the bundled phantom CT series")
         open_sample.clicked.connect(self.open_sample)
-        for w in (QLabel("Layout"), self.layout_box, QLabel("Window"), self.preset_box, self.wl_label,
-                  self.invert_box, QLabel("Tool"), self.tool_box, reset, clear):
+        for w in (self.layout_box, self.preset_box, self.wl_label, self.invert_box, self.tool_box, reset, clear):
             bar.addWidget(w)
         bar.addStretch(1)
         for w in (self.engine_button, self.cancel_button, export, open_sample):
@@ -207,6 +222,9 @@ class RadiologyWorkspace(WorkspaceView):
                               "(File ▸ Open, or drop it here), or press ‘Open sample’.")
         self.readout.setTextInteractionFlags(Qt.TextSelectableByMouse)
         self.measure_label = QLabel("")
+        for label in (self.readout, self.measure_label):  # long texts must not widen the window
+            label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+            label.setMinimumWidth(1)
         left = QWidget()
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
@@ -216,7 +234,9 @@ class RadiologyWorkspace(WorkspaceView):
         lv.addWidget(self.measure_label)
 
         self.tabs = QTabWidget()
-        self.tabs.setMinimumWidth(300)
+        self.tabs.setMinimumWidth(240)
+        self.tabs.tabBar().setExpanding(False)
+        self.tabs.setUsesScrollButtons(True)
         self.series_list = QListWidget()
         self.series_list.setIconSize(QSize(64, 64))
         self.series_list.itemActivated.connect(self._series_activated)
@@ -227,7 +247,9 @@ class RadiologyWorkspace(WorkspaceView):
         sv = QVBoxLayout(series_tab)
         sv.addWidget(self.study_label)
         sv.addWidget(self.series_list, 1)
-        sv.addWidget(QLabel("Double-click a series to load it. Non-image objects (SEG) load as overlays."))
+        hint = QLabel("Double-click a series to load it; a SEG loads as an overlay.")
+        hint.setWordWrap(True)
+        sv.addWidget(hint)
         self.tabs.addTab(series_tab, "Series")
 
         layers_tab = QWidget()
@@ -250,6 +272,7 @@ class RadiologyWorkspace(WorkspaceView):
         lay.addLayout(row)
         self.label_tree = QTreeWidget()
         self.label_tree.setHeaderLabels(["Label", "Value"])
+        self.label_tree.setColumnWidth(0, 190)
         self.label_tree.itemChanged.connect(self._label_item_changed)
         lay.addWidget(self.label_tree, 1)
         lay.addWidget(QLabel("Detections"))
@@ -595,7 +618,7 @@ class RadiologyWorkspace(WorkspaceView):
         self._render_boxes(plane)
         index, count = self._slice_index(plane)
         width, level = self.window
-        view.set_corner_text(f"{plane} {index + 1}/{count}   W {width:.0f} L {level:.0f}")
+        view.set_corner_text(f"{index + 1}/{count}  W {width:.0f} L {level:.0f}")
 
     def _render_compare_view(self) -> None:
         if self.comparison is None or self.volume is None:
@@ -606,7 +629,9 @@ class RadiologyWorkspace(WorkspaceView):
         self.compare_view.show_image(self._slice(self.comparison[1], "axial"), (level - width / 2, level + width / 2),
                                      self._gray_lut())
         index, count = self._slice_index("axial")
-        self.compare_view.set_corner_text(f"{self.comparison[0]}  axial {index + 1}/{count}")
+        self.compare_view.title.setText(f"Comparison: {self.comparison[0]}"[:70])
+        self.compare_view.title.adjustSize()
+        self.compare_view.set_corner_text(f"{index + 1}/{count}")
         self.compare_view.show_overlay(None, None, 0)
 
     def _render_overlay(self, plane: str) -> None:
@@ -617,9 +642,11 @@ class RadiologyWorkspace(WorkspaceView):
             return
         layer = shown[-1]  # the top visible layer is drawn; others are toggled in the list
         data = self._slice(layer.labels, plane)
+        opacity = layer.opacity
         if layer.outline:
             data = _outline(data)
-        view.show_overlay(np.ascontiguousarray(data), layer.lut(), layer.opacity)
+            opacity = min(1.0, 2 * opacity)  # thin lines need more opacity than a fill to be seen
+        view.show_overlay(np.ascontiguousarray(data), layer.lut(), opacity)
 
     def _render_boxes(self, plane: str) -> None:
         view = self.views[plane]
