@@ -57,7 +57,20 @@ class VqaMclKdEngine(Engine):
     """M=5 stacked-attention VQA models specialised with MCL-KD (k from the model card)."""
 
     id = "vqa-mclkd"
-    weights_name = "vqa-san-mclkd"
+    #: the stacked attention ensemble is preferred; the MLP one is used when only it is installed
+    weight_candidates = ("vqa-san-mclkd", "vqa-mlp-mclkd")
+
+    @property
+    def weights_name(self) -> str:
+        if self.card is not None:
+            return self.card.name
+        from engines.core.weights import WeightsStore
+
+        store = WeightsStore.default()
+        for name in self.weight_candidates:
+            if store.status(name) == "ok":
+                return name
+        return self.weight_candidates[0]
 
     def __init__(self) -> None:
         super().__init__()
@@ -66,7 +79,7 @@ class VqaMclKdEngine(Engine):
 
     def info(self) -> EngineInfo:
         return EngineInfo(
-            id=self.id, title="VQA: MCL-KD specialized ensemble (SAN)", task="visual question answering",
+            id=self.id, title="VQA: MCL-KD specialized ensemble (SAN, or MLP if only that is installed)", task="visual question answering",
             workspace="textvqa", inputs="an image (generated 64x64 scene) and a question (--set question=...)",
             outputs="answer JSON: ensemble answer, each model's answer and confidence, attention maps",
             labels=S.ANSWERS, weights=self.weights_name,
@@ -85,6 +98,7 @@ class VqaMclKdEngine(Engine):
         except WeightsError as exc:
             raise EngineError(f"{self.id}: {exc}") from None
         a = card.arch_args
+        card.name = card.name or self.weights_name
         model = Ensemble(a["kind"], int(a["members"]), vocab=a["vocab"], answers=a["answers"], channels=a["channels"],
                          embed=a["embed"], hidden=a["hidden"], hops=a["hops"])
         model.members.load_state_dict({k.removeprefix("members."): v for k, v in tensors.items()})
