@@ -265,3 +265,37 @@ def test_unreadable_input_is_a_message_not_a_crash(window, qtbot, tmp_path):
     view.open_path(tmp_path)
     qtbot.waitUntil(lambda: bool(errors(window)), timeout=20000)
     assert "no readable DICOM" in errors(window)[0] and view.volume is None
+
+
+def test_brush_eraser_undo_and_autosave_survives_a_restart(qtbot, tmp_path):
+    small_series(tmp_path / "s", n=10)
+    first = MainWindow(detect_device=False)
+    qtbot.addWidget(first)
+    first.show()
+    view = open_in(first, qtbot, tmp_path / "s")
+    view.tool_box.setCurrentText("Brush")
+    view.brush_size.setValue(12)
+    view.views["axial"].paint_requested.emit("axial", 32 * 6.0, 20 * 6.0, True, False)
+    view.views["axial"].paint_requested.emit("axial", 40 * 6.0, 20 * 6.0, False, True)  # a stroke to the left
+    layer = view.layers[0]
+    painted = layer.labels.copy()
+    k = view.cursor[2]
+    assert layer.name == "corrections" and painted[k, 19, 31] == 1 and painted[k, 19, 39] == 1
+    assert painted[k, 19, 45] == 0 and painted[k - 1].sum() == 0  # 12 mm = 2 pixels of 6 mm: a small disc
+    view.tool_box.setCurrentText("Eraser")
+    view.views["axial"].paint_requested.emit("axial", 32 * 6.0, 20 * 6.0, True, True)
+    assert layer.labels[k, 19, 31] == 0
+    view.undo_edit()
+    assert np.array_equal(layer.labels, painted)
+    task = view.autosave_now()
+    qtbot.waitUntil(lambda: not task.active, timeout=20000)
+    # a new window (as after a crash) opening the same series gets the corrections back
+    first.tasks.shutdown(5000)
+    second = MainWindow(detect_device=False)
+    qtbot.addWidget(second)
+    second.show()
+    again = open_in(second, qtbot, tmp_path / "s")
+    assert len(again.layers) == 1 and again.layers[0].name == "corrections (autosaved edits)"
+    assert np.array_equal(again.layers[0].labels, painted)
+    assert any("Restored 1 label layer" in n.message for n in second.notifications.items)
+    second.tasks.shutdown(5000)

@@ -39,7 +39,11 @@ class _SliceBox(pg.ViewBox):
 
     def mouseClickEvent(self, ev):
         if ev.button() == Qt.LeftButton:
-            self.view.point_selected(self.mapSceneToView(ev.scenePos()))
+            pos = self.mapSceneToView(ev.scenePos())
+            if self.view.tool in ("brush", "eraser"):
+                self.view.paint_requested.emit(self.view.plane, float(pos.x()), float(pos.y()), True, True)
+            else:
+                self.view.point_selected(pos)
             ev.accept()
         else:
             ev.ignore()
@@ -57,6 +61,9 @@ class _SliceBox(pg.ViewBox):
             pos = self.mapSceneToView(ev.scenePos())
             if self.view.tool in ("ruler", "roi"):
                 self.view.tool_drag(start, pos, ev.isFinish())
+            elif self.view.tool in ("brush", "eraser"):
+                self.view.paint_requested.emit(self.view.plane, float(pos.x()), float(pos.y()),
+                                               bool(ev.isStart()), bool(ev.isFinish()))
             else:
                 self.view.point_selected(pos)
             return
@@ -72,6 +79,7 @@ class SliceView(QWidget):
     window_drag = Signal(float, float, bool, bool)
     hover = Signal(str, float, float)  # plane, horizontal mm, vertical mm
     measurement = Signal(str, str)  # plane, text
+    paint_requested = Signal(str, float, float, bool, bool)  # plane, h mm, v mm, stroke start, stroke end
 
     def __init__(self, plane: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)

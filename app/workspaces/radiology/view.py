@@ -25,7 +25,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QMenu, QPushButton, QSizePolicy, QSlider, QSplitter, QTabWidget, QToolButton,
+                               QListWidgetItem, QMenu, QPushButton, QSizePolicy, QSlider, QSpinBox, QSplitter, QTabWidget, QToolButton,
                                QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from app.workspaces.base import ShellContext, WorkspaceView
@@ -52,6 +52,7 @@ class LabelLayer:
     outline: bool = False
     hidden_labels: set[int] = field(default_factory=set)
     source: Any = None  # the LabelMap as given (its own geometry), for export
+    autosave_stem: str = ""  # file stem of this layer's autosave, once it has one
 
     _lut: np.ndarray | None = None
     _lut_key: tuple | None = None
@@ -140,6 +141,13 @@ class RadiologyWorkspace(WorkspaceView):
         self._flicker_on = False
         self._wl_start = None
         self._preview_active = False
+        self._undo: list[tuple] = []  # (layer, plane, index, labels of that slice before the stroke)
+        self._stroke = None
+        self._autosave_timer = QTimer(self)
+        self._autosave_timer.setSingleShot(True)
+        self._autosave_timer.setInterval(1000)
+        self._autosave_timer.timeout.connect(self.autosave_now)
+        self._dirty: set[int] = set()  # ids of layers edited since the last autosave
         self.relay = _Relay(self)
         self.relay.preview.connect(self._show_preview)
         self._build()
@@ -158,6 +166,7 @@ class RadiologyWorkspace(WorkspaceView):
             view.window_drag.connect(self._window_drag)
             view.hover.connect(self._hover)
             view.measurement.connect(self._measurement)
+            view.paint_requested.connect(self._paint)
 
         self.grid_host = QWidget()
         self.grid = QGridLayout(self.grid_host)
@@ -179,8 +188,19 @@ class RadiologyWorkspace(WorkspaceView):
         self.invert_box = QCheckBox("Invert")
         self.invert_box.toggled.connect(self._set_invert)
         self.tool_box = QComboBox()
-        self.tool_box.addItems(["Navigate", "Ruler", "ROI"])
-        self.tool_box.setToolTip("Left-drag action: move the crosshair, measure a distance, or draw an ROI")
+        self.tool_box.addItems(["Navigate", "Ruler", "ROI", "Brush", "Eraser"])
+        self.tool_box.setToolTip("Left-drag action: move the crosshair, measure a distance, draw an ROI, or "
+                                 "correct the current label layer (brush paints the selected label)")
+        self.brush_size = QSpinBox()
+        self.brush_size.setRange(1, 50)
+        self.brush_size.setValue(5)
+        self.brush_size.setSuffix(" mm")
+        self.brush_size.setToolTip("Brush radius")
+        self.undo_button = QToolButton()
+        self.undo_button.setText("Undo")
+        self.undo_button.setToolTip("Undo the last brush or eraser stroke (Ctrl+Z)")
+        self.undo_button.setEnabled(False)
+        self.undo_button.clicked.connect(self.undo_edit)
         self.tool_box.currentTextChanged.connect(self._set_tool)
         reset = QToolButton()
         reset.setText("Reset")
@@ -212,7 +232,8 @@ class RadiologyWorkspace(WorkspaceView):
         open_sample.setText("Sample")
         open_sample.setToolTip("Open the bundled phantom CT series")
         open_sample.clicked.connect(self.open_sample)
-        for w in (self.layout_box, self.preset_box, self.wl_label, self.invert_box, self.tool_box, reset, clear):
+        for w in (self.layout_box, self.preset_box, self.wl_label, self.invert_box, self.tool_box, self.brush_size,
+                  self.undo_button, reset, clear):
             bar.addWidget(w)
         bar.addStretch(1)
         for w in (self.engine_button, self.cancel_button, export, open_sample):
@@ -339,6 +360,7 @@ class RadiologyWorkspace(WorkspaceView):
         for n, (_name, w, level) in enumerate(CT_PRESETS, start=1):
             add(str(n), lambda w=w, level=level: self.set_window(w, level))
         add("A", self.auto_window)
+        add(QKeySequence.Undo, self.undo_edit)
         add("R", self.reset_views)
         add("I", lambda: self.invert_box.setChecked(not self.invert_box.isChecked()))
         add("L", lambda: self.layout_box.setCurrentIndex(0 if self.layout_mode != "three" else 1))
@@ -528,7 +550,11 @@ class RadiologyWorkspace(WorkspaceView):
             self.set_layout("single", "sagittal")
         elif flat == [] and self.layout_mode == "single" and self.layout_box.currentIndex() in (1, 2, 3):
             self._arrange()
+        self._undo.clear()
+        self._dirty.clear()
+        self.undo_button.setEnabled(False)
         self._render_all()
+        self._restore_autosaves()
         QTimer.singleShot(0, self.reset_views)
         self.readout.setText("Click or left-drag: crosshair · wheel/PgUp/PgDn: scroll · Ctrl+wheel: zoom · "
                              "middle or Shift+drag: pan · right-drag: window/level · keys 1-8: CT presets, A: auto")
@@ -848,6 +874,145 @@ class RadiologyWorkspace(WorkspaceView):
         real = self.volume.real(region)
         return {"mean": float(real.mean()), "sd": float(real.std()), "min": float(real.min()),
                 "max": float(real.max()), "area_mm2": area, "n": int(real.size)}
+
+    # ================================================================================= label correction
+    def brush_value(self) -> int:
+        """The label the brush paints: the one selected in the label list, else the layer's first label."""
+        layer = self.current_layer()
+        item = self.label_tree.currentItem()
+        if item is not None:
+            return int(item.data(0, Qt.UserRole))
+        if layer is not None and layer.names:
+            return min(layer.names)
+        return 1
+
+    def _paint(self, plane: str, h_mm: float, v_mm: float, start: bool, finish: bool) -> None:
+        if self.volume is None:
+            return
+        view = self.views[plane]
+        layer = self.current_layer()
+        if layer is None:
+            layer = self.add_label_layer(np.zeros(self.volume.shape, np.uint8), None, {1: "correction"},
+                                         name="corrections")
+        axis = {"axial": 2, "coronal": 1, "sagittal": 0}[plane]
+        index = self.cursor[axis]
+        target = self._slice(layer.labels, plane)  # a view: painting writes into the layer
+        if start or self._stroke is None or self._stroke[:3] != (id(layer), plane, index):
+            self._undo.append((layer, plane, index, target.copy()))
+            del self._undo[:-20]  # bounded: 20 strokes of one slice each
+            self._stroke = (id(layer), plane, index)
+        sp = self.volume.geometry.spacing
+        sh, sv = sp[AXIS_INDEX[view.h_axis]], sp[AXIS_INDEX[view.v_axis]]
+        ch, cv = h_mm / sh - 0.5, v_mm / sv - 0.5  # centre in pixel units (pixel centres at +0.5)
+        r = float(self.brush_size.value())
+        r0, r1 = max(0, int(np.floor(cv - r / sv))), min(target.shape[0], int(np.ceil(cv + r / sv)) + 1)
+        c0, c1 = max(0, int(np.floor(ch - r / sh))), min(target.shape[1], int(np.ceil(ch + r / sh)) + 1)
+        if r0 >= r1 or c0 >= c1:
+            return
+        rr, cc = np.mgrid[r0:r1, c0:c1]
+        disc = ((rr - cv) * sv) ** 2 + ((cc - ch) * sh) ** 2 <= r * r
+        value = 0 if view.tool == "eraser" else self.brush_value()
+        if value and value not in layer.names:
+            layer.names[value] = f"label {value}"
+            from engines.radiology.overlays import label_colour
+
+            layer.colours[value] = label_colour(value)
+            layer._max_label = None
+        target[r0:r1, c0:c1][disc] = value
+        self._render_plane(plane)
+        if finish:
+            self._stroke = None
+            self._mark_edited(layer)
+
+    def _mark_edited(self, layer: LabelLayer) -> None:
+        self._dirty.add(id(layer))
+        self.undo_button.setEnabled(bool(self._undo))
+        self._render_all()
+        self._autosave_timer.start()
+
+    def undo_edit(self) -> None:
+        """Undo the last brush/eraser stroke."""
+        if not self._undo:
+            return
+        layer, plane, index, before = self._undo.pop()
+        if layer in self.layers:
+            cur = list(self.cursor)
+            cur[{"axial": 2, "coronal": 1, "sagittal": 0}[plane]] = index
+            i, j, k = cur
+            target = {"axial": lambda: layer.labels[k], "coronal": lambda: layer.labels[:, j, :],
+                      "sagittal": lambda: layer.labels[:, :, i]}[plane]()
+            target[...] = before
+            self._mark_edited(layer)
+        self.undo_button.setEnabled(bool(self._undo))
+
+    def _autosave_dir(self) -> Path | None:
+        import hashlib
+
+        from engines.core.paths import data_dir
+
+        vol = self.volume
+        if vol is None:
+            return None
+        key = str(vol.meta.get("series_uid") or vol.source_path or "")
+        if not key:
+            return None
+        return data_dir() / "autosave" / "radiology" / hashlib.sha1(key.encode()).hexdigest()[:16]
+
+    def autosave_now(self):
+        """Write every edited layer (NIfTI + names, atomically) off the GUI thread; returns the Task."""
+        folder = self._autosave_dir()
+        edited = [layer for layer in self.layers if id(layer) in self._dirty]
+        if folder is None or not edited:
+            return None
+        from engines.radiology.overlays import LabelMap
+
+        geometry = self.volume.geometry
+        import uuid
+
+        for layer in edited:
+            layer.autosave_stem = layer.autosave_stem or f"layer-{uuid.uuid4().hex[:8]}"
+        maps = [(layer.autosave_stem, LabelMap(layer.labels.copy(), geometry, dict(layer.names), dict(layer.colours),
+                                               layer.name.removesuffix(" (autosaved edits)"))) for layer in edited]
+        self._dirty.clear()
+
+        def job(progress, cancel):
+            import json
+
+            from engines.core.atomic import atomic_write_text
+            from engines.radiology.overlays import write_label_file
+
+            folder.mkdir(parents=True, exist_ok=True)
+            for stem, label_map in maps:
+                write_label_file(label_map, folder / f"{stem}.nii.gz")
+                atomic_write_text(folder / f"{stem}.name", label_map.source)
+            atomic_write_text(folder / "source.json", json.dumps({"series": self._series_title()}))
+            return folder
+
+        return self.context.tasks.submit(job, title="Autosaving label edits", owner=f"{self.manifest.id}:autosave",
+                                         on_error=self._error)
+
+    def _restore_autosaves(self) -> None:
+        folder = self._autosave_dir()
+        if folder is None or not folder.is_dir():
+            return
+        from engines.radiology.overlays import read_label_file
+
+        restored = 0
+        for path in sorted(folder.glob("layer-*.nii.gz")):
+            try:
+                label_map = read_label_file(path)
+            except Exception as exc:  # noqa: BLE001 - a damaged autosave is reported, never fatal
+                self.context.notify("warning", f"An autosaved label layer could not be read ({exc})", "")
+                continue
+            name_file = path.with_name(path.name.split(".")[0] + ".name")
+            name = name_file.read_text(encoding="utf-8") if name_file.exists() else path.stem
+            layer = self.add_label_layer(label_map, name=f"{name} (autosaved edits)")
+            if layer is not None:
+                layer.autosave_stem = path.name.split(".")[0]
+                restored += 1
+        if restored:
+            self.context.notify("info", f"Restored {restored} label layer(s) with your unsaved corrections "
+                                        f"(autosaved in {folder})", "")
 
     # ================================================================================= layers: public API
     def add_label_layer(self, labels, geometry=None, names: Mapping[int, str] | None = None,
@@ -1280,6 +1445,12 @@ class RadiologyWorkspace(WorkspaceView):
                                          on_error=self._error)
 
     def shutdown(self) -> None:
+        if self._autosave_timer.isActive() or self._dirty:
+            self._autosave_timer.stop()
+            try:
+                self.autosave_now()  # the shell waits for running tasks before it closes
+            except RuntimeError:
+                log.warning("could not autosave label edits at shutdown")
         self._flicker.stop()
         self.volume = None
         self.comparison = None
