@@ -830,6 +830,38 @@ def load_volume_file(path: str | Path, *, progress: ProgressFn = no_progress) ->
     return volume
 
 
+def load_volume_folder(path: str | Path, *, progress: ProgressFn = no_progress,
+                       cancel: CancelToken | None = None) -> tuple[Volume, list]:
+    """A folder of NIfTI/MHA/NRRD files (an image and its segmentations, as research datasets ship them):
+    the largest non-label volume is the image, label-like volumes come back as ``LabelMap`` objects."""
+    from engines.radiology.overlays import LabelMap, _read_names_sidecar
+
+    path = Path(path)
+    files = sorted(f for f in path.iterdir() if is_volume_file(f))
+    if not files:
+        raise EngineError(f"{path}: no NIfTI/MHA/NRRD volume in this folder")
+    images: list[Volume] = []
+    labels: list = []
+    for n, f in enumerate(files):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        progress(n / len(files), f"reading {f.name}")
+        vol = load_volume_file(f)
+        if looks_like_label_map(vol):
+            names = _read_names_sidecar(f)
+            labels.append(LabelMap(np.ascontiguousarray(vol.voxels), vol.geometry, names, source=f.name))
+        else:
+            images.append(vol)
+    if not images:
+        raise EngineError(f"{path}: only label maps here, no image to show them on")
+    image = max(images, key=lambda v: v.voxels.size)
+    if len(images) > 1:
+        image.findings.append(f"{len(images)} images in the folder: showing the largest, "
+                              f"{image.meta.get('series_description')}")
+    progress(1.0, "volume ready")
+    return image, labels
+
+
 def guess_modality(arr: np.ndarray) -> str:
     """NIfTI/MHA/NRRD carry no modality: call it CT when a good part of it is air at about -1000 HU."""
     if arr.size == 0 or arr.dtype.kind not in "if":

@@ -6,6 +6,10 @@ fat layer, lungs with vessels and a nodule, heart, contrast aorta, spine and rib
 lesion, spleen, kidneys. File names do not sort by position and InstanceNumber runs against position, as
 on many scanners, so the sample exercises the position sort.
 
+``mr-brain``: the MNI152 2009a T1 template (197 x 233 x 189, 1 mm, a real averaged brain MR shipped inside the
+nilearn wheel) with a grey/white-matter label map from its tissue probability maps (> 50 %), as NIfTI files in
+one folder: the workspace opens the image and lays the label map over it.
+
 ``write_ct_series`` is also what the tests and the benchmark use to generate series of any size.
 """
 from __future__ import annotations
@@ -19,6 +23,7 @@ from engines.core.engine import EngineError
 
 SAMPLES: dict[str, str] = {
     "ct-series": "engines.radiology.samples:make_ct_series",
+    "mr-brain": "engines.radiology.samples:make_mr_brain",
 }
 
 PIXEL_MM = 0.7
@@ -179,4 +184,46 @@ def write_ct_series(dest: Path, n_slices: int = 96, rows: int = 512, cols: int =
 def make_ct_series(dest: Path) -> Path:
     folder = Path(dest) / "ct-series"
     write_ct_series(folder, n_slices=96)
+    return folder
+
+
+MNI_FILES = {"t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
+             "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
+             "wm": "mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"}
+
+
+def mni_data_dir() -> Path:
+    """nilearn's bundled template folder, found without importing nilearn (which pulls scikit-learn)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("nilearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise EngineError("the MNI152 sample needs nilearn (pip install nilearn): it ships the template")
+    folder = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    missing = [n for n in MNI_FILES.values() if not (folder / n).exists()]
+    if missing:
+        raise EngineError(f"nilearn's MNI152 files are missing ({', '.join(missing)}): reinstall nilearn")
+    return folder
+
+
+def make_mr_brain(dest: Path) -> Path:
+    import shutil
+
+    import SimpleITK as sitk
+
+    from engines.radiology.geometry import Geometry
+    from engines.radiology.overlays import LabelMap, write_label_file
+
+    src = mni_data_dir()
+    folder = Path(dest) / "mr-brain"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src / MNI_FILES["t1"], folder / "mni152_t1.nii.gz")
+    gm = sitk.ReadImage(str(src / MNI_FILES["gm"]))
+    wm = sitk.GetArrayFromImage(sitk.ReadImage(str(src / MNI_FILES["wm"])))
+    gm_arr = sitk.GetArrayFromImage(gm)
+    labels = np.zeros(gm_arr.shape, dtype=np.uint8)
+    labels[gm_arr > 127] = 1
+    labels[(wm > 127) & (wm >= gm_arr)] = 2
+    write_label_file(LabelMap(labels, Geometry.from_sitk(gm), {1: "grey matter", 2: "white matter"},
+                              source="MNI152 tissue"), folder / "mni152_tissue.nii.gz")
     return folder

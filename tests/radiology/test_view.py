@@ -182,6 +182,7 @@ def test_engines_run_from_the_workspace_with_progress_and_cancel(window, qtbot, 
     view._fill_engine_menu()
     titles = [a.text() for a in view.engine_menu.actions()]
     assert "Otsu threshold segmentation" in titles and "CT tissue threshold (body, lung, bone)" in titles
+    assert all(a.isEnabled() for a in view.engine_menu.actions() if "weights not installed" not in a.text())
     task = view.run_engine("ct-tissue-threshold")
     qtbot.waitUntil(lambda: len(view.layers) == 1, timeout=60000)
     assert set(view.layers[0].names.values()) == {"body (soft tissue)", "air / lung inside the body", "bone"}
@@ -299,3 +300,48 @@ def test_brush_eraser_undo_and_autosave_survives_a_restart(qtbot, tmp_path):
     assert np.array_equal(again.layers[0].labels, painted)
     assert any("Restored 1 label layer" in n.message for n in second.notifications.items)
     second.tasks.shutdown(5000)
+
+
+def test_mr_brain_sample_opens_with_its_tissue_labels(window, qtbot):
+    view = window.switch_to("radiology")
+    from engines.core.samples import sample_path
+
+    with qtbot.waitSignal(view.opened, timeout=60000):
+        view.open_path(sample_path("mr-brain"))
+    qtbot.waitUntil(lambda: not window.tasks.active(), timeout=60000)
+    assert view.volume.shape == (189, 233, 197) and view.volume.modality == "MR"
+    assert view.preset_box.count() == 2  # MR: auto window only, no CT presets
+    assert len(view.layers) == 1 and view.layers[0].names == {1: "grey matter", 2: "white matter"}
+    # the template's centre is white matter near the midline: the labels sit on the anatomy
+    vol, lab = view.volume, view.layers[0].labels
+    assert vol.real(vol.voxels)[lab == 2].mean() > vol.real(vol.voxels)[lab == 1].mean()  # WM brighter on T1
+    assert errors(window) == []
+
+
+class _FakeKernelEngine(Engine):
+    """Stands in for an image-to-image engine (issue 5's kernel conversion): returns a Volume as ``image``."""
+
+    id = "test-fake-kernel"
+
+    def info(self):
+        return EngineInfo(self.id, "Fake kernel", "image-to-image", "radiology", "CT", "CT")
+
+    def predict(self, request, *, progress, cancel=None):
+        from engines.radiology.overlays import Box
+
+        vol = request["volume"]
+        out = type(vol)(voxels=vol.voxels // 2, geometry=vol.geometry, slope=vol.slope * 2, intercept=vol.intercept,
+                        modality="CT")
+        box = Box.from_index([1, 1, 1], [5, 5, 3], vol.geometry, "finding", 0.8)
+        return {"image": out, "geometry": vol.geometry, "boxes": [box]}
+
+
+def test_image_and_box_results_of_an_engine_become_layers(window, qtbot, ct_folder):
+    view = open_in(window, qtbot, ct_folder)
+    window.registry().register(_FakeKernelEngine)
+    view.run_engine("test-fake-kernel")
+    qtbot.waitUntil(lambda: view.comparison is not None, timeout=20000)
+    vol = view.volume
+    expected = (vol.voxels // 2).astype(np.float32) * (vol.slope * 2) + vol.intercept
+    assert np.allclose(view.comparison[1], expected)
+    assert view.box_layers and view.box_list.count() == 1

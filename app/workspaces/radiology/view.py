@@ -437,6 +437,9 @@ class RadiologyWorkspace(WorkspaceView):
             if reader.is_volume_file(path):
                 volume = reader.load_volume_file(path, progress=progress)
                 return {"kind": "volume", "volume": volume}
+            if kind == "volume-folder":
+                volume, label_maps = reader.load_volume_folder(path, progress=progress, cancel=cancel)
+                return {"kind": "volume", "volume": volume, "label_maps": label_maps}
             preview = reader.quick_preview(path)
             if preview is not None:
                 relay.preview.emit(preview)
@@ -468,6 +471,8 @@ class RadiologyWorkspace(WorkspaceView):
                     self.scan = None
                     self._fill_series([], {})
                     self.set_volume(vol)
+                    for label_map in result.get("label_maps", []):
+                        self.add_label_layer(label_map, name=label_map.source)
             else:
                 self.scan = result["scan"]
                 self._fill_series(self.scan.series, result["thumbs"])
@@ -1325,9 +1330,13 @@ class RadiologyWorkspace(WorkspaceView):
             self.engine_menu.addAction("(no radiology engines installed)").setEnabled(False)
         for engine in engines:
             info = engine.info()
-            act = self.engine_menu.addAction(info.title, lambda eid=engine.id: self.run_engine(eid))
-            act.setToolTip(info.description)
-            act.setEnabled(self.volume is not None)
+            status = engine.weights_status()
+            usable = status in ("ok", "none needed")
+            title = info.title if usable else f"{info.title} — weights not installed"
+            act = self.engine_menu.addAction(title, lambda eid=engine.id: self.run_engine(eid))
+            act.setToolTip(info.description if usable else status)
+            act.setEnabled(self.volume is not None and usable)
+        self.engine_menu.setToolTipsVisible(True)
 
     def run_engine(self, engine_id: str):
         """Run a registered engine on the shown volume, off the GUI thread, with progress and cancel; the
