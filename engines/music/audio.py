@@ -10,6 +10,7 @@ Features are BTC's: log-magnitude CQT, 144 bins from C1, 24 bins per octave, hop
 from __future__ import annotations
 
 import hashlib
+import re
 import logging
 import shutil
 import subprocess
@@ -111,6 +112,7 @@ def _read_samples(path: Path) -> tuple[np.ndarray, int, int]:
         return data, int(file_sr), int(data.shape[1])
     except Exception as sf_exc:  # noqa: BLE001 - libsndfile raises LibsndfileError/RuntimeError
         first = str(sf_exc).strip().splitlines()[0] if str(sf_exc).strip() else type(sf_exc).__name__
+        first = re.sub(r"^Error opening .*?: ", "", first)  # the path is already in the message
     if has_suffix(path, NATIVE_SUFFIXES):  # libsndfile's own formats: a failure means a damaged file
         raise EngineError(f"{path.name}: cannot decode this audio (truncated or not audio?): {first}")
     import gc

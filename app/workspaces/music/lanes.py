@@ -94,7 +94,7 @@ class ChordLaneItem(pg.GraphicsObject):
         width_px = max(1.0, vb.width())
         s_per_px = max(1e-9, (x1 - x0) / width_px)
         for item, seg in zip(self._labels, self.segments):
-            visible = seg.end > x0 and seg.start < x1 and (seg.end - seg.start) / s_per_px >= 7 * len(item.toPlainText()) + 4
+            visible = seg.end > x0 and seg.start < x1 and (seg.end - seg.start) / s_per_px >= 8 * len(item.toPlainText()) + 8
             item.setVisible(visible)
 
     def label_items(self) -> list[pg.TextItem]:

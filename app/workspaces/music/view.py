@@ -122,9 +122,10 @@ class MusicWorkspace(WorkspaceView):
 
         self.engine_box = QComboBox()
         self.engine_box.setSizeAdjustPolicy(QComboBox.AdjustToContents)
+        self.engine_box.setMinimumWidth(190)
         self.engine_box.setToolTip("Chord recognizer: BTC (network trained on rendered chorales) or the "
                                    "classical template + HMM baseline")
-        self.recognize_button = QPushButton("Recognize chords")
+        self.recognize_button = QPushButton("Recognize")
         self.recognize_button.clicked.connect(lambda: self.recognize(force=True))
         self.play_button = QPushButton("Play")
         self.play_button.setToolTip("Play / pause (Space)")
@@ -173,10 +174,15 @@ class MusicWorkspace(WorkspaceView):
 
         bar = QHBoxLayout()
         for w in (self.engine_box, self.recognize_button, self.play_button, self.source_box, self.voice_box,
-                  self.loop_box, self.transpose_spin, self.undo_button, self.redo_button, self.rename_button,
-                  self.split_button, self.merge_button, self.export_button):
+                  self.loop_box, self.transpose_spin):
             bar.addWidget(w)
         bar.addStretch(1)
+        edit_bar = QHBoxLayout()
+        edit_bar.addWidget(QLabel("Chord track:"))
+        for w in (self.undo_button, self.redo_button, self.rename_button, self.split_button, self.merge_button,
+                  self.export_button):
+            edit_bar.addWidget(w)
+        edit_bar.addStretch(1)
 
         pg.setConfigOptions(antialias=False)
         self.plots = pg.GraphicsLayoutWidget()
@@ -187,7 +193,7 @@ class MusicWorkspace(WorkspaceView):
         self.chord_plot = self.plots.addPlot(row=3, col=0)
         self.ref_plot = self.plots.addPlot(row=4, col=0)
         layout = self.plots.ci.layout
-        for row, stretch in enumerate((2, 5, 3, 2, 1)):
+        for row, stretch in enumerate((2, 5, 3, 2, 2)):
             layout.setRowStretchFactor(row, stretch)
         self.wave_curve = self.wave_plot.plot(pen=pg.mkPen((120, 190, 255), width=1))
         self.cqt_image = pg.ImageItem()
@@ -213,9 +219,10 @@ class MusicWorkspace(WorkspaceView):
             if plot is not self.ref_plot:
                 plot.getAxis("bottom").setStyle(showValues=False)
         self.ref_plot.setLabel("bottom", "time (s)")
-        self.chroma_plot.getAxis("left").setTicks([[(i + 0.5, PITCH_NAMES[i]) for i in (0, 2, 4, 5, 7, 9, 11)],
-                                                   [(i + 0.5, PITCH_NAMES[i]) for i in (1, 3, 6, 8, 10)]])
+        self.chroma_plot.getAxis("left").setTicks([[(i + 0.5, PITCH_NAMES[i]) for i in (0, 4, 7, 11)],
+                                                   [(i + 0.5, "") for i in range(12)]])
         self.wave_plot.getAxis("left").setStyle(showValues=False)
+        self.wave_plot.getAxis("left").enableAutoSIPrefix(False)
         self.cqt_plot.getAxis("left").setTicks([[(m + 0.5, f"C{m // 12 - 1}") for m in range(24, 97, 12)]])
         for lane_plot in (self.chord_plot, self.ref_plot):
             lane_plot.setYRange(0, 1, padding=0)
@@ -247,6 +254,7 @@ class MusicWorkspace(WorkspaceView):
         root = QVBoxLayout(self)
         root.addLayout(header)
         root.addLayout(bar)
+        root.addLayout(edit_bar)
         root.addWidget(self.plots, 1)
         root.addLayout(bottom)
 
@@ -327,9 +335,9 @@ class MusicWorkspace(WorkspaceView):
             self.chroma_image.setRect(0, 0, span, 12)
         self.cqt_plot.setYRange(FMIN_MIDI, FMIN_MIDI + 72, padding=0)
         self.chroma_plot.setYRange(0, 12, padding=0)
-        for plot in (self.wave_plot,):
-            plot.setLimits(xMin=0, xMax=dur, minXRange=0.5)
-            plot.setXRange(0, dur, padding=0)
+        # open on the first 20 s so chord names are readable; the wheel zooms out to the whole recording
+        self.wave_plot.setLimits(xMin=0, xMax=dur, minXRange=0.5)
+        self.wave_plot.setXRange(0, min(dur, 20.0) if dur > 30.0 else dur, padding=0)
         if self.reference is not None:
             self.ref_plot.setVisible(True)
             self.ref_plot.setLabel("left", "Reference")
@@ -371,7 +379,10 @@ class MusicWorkspace(WorkspaceView):
     def _recognized(self, track: ChordTrack) -> None:
         track.set_transpose(self.transpose_spin.value())
         self.set_track(track)
-        self._autosave()
+        if self.clip is not None and self.clip.content_hash:
+            saved = autosave_path(self.clip.content_hash)
+            if saved.exists():  # a fresh recognition replaces the edits; keep them one step back
+                saved.replace(saved.with_suffix(".previous.json"))
         self.status.setText(f"{len(track.segments)} chords from {track.source}. Click a chord to select and "
                             f"seek; double-click or F2 renames; S splits at the playhead; M merges; drag the "
                             f"yellow lines to move a boundary; Ctrl+Z undoes.")
@@ -580,6 +591,7 @@ class MusicWorkspace(WorkspaceView):
         if self.track is None:
             return
         self.track.set_transpose(semitones)
+        self.track.source = "edited"  # the capo setting is the user's choice: autosaved and restored
         self._edited()
 
     # -- autosave ------------------------------------------------------------------------------------
@@ -606,6 +618,8 @@ class MusicWorkspace(WorkspaceView):
             raw = path.read_text(encoding="utf-8")
             track = ChordTrack.from_json(raw)
             saved = json.loads(raw).get("saved_at", "earlier")
+            if track.source != "edited":
+                return False
         except (OSError, ValueError, KeyError, TypeError) as exc:
             self.context.notify("warning", f"The saved chord edits for this file are unreadable ({exc}); "
                                            f"recognizing again.", "")
@@ -615,7 +629,7 @@ class MusicWorkspace(WorkspaceView):
         self.transpose_spin.blockSignals(False)
         self.set_track(track)
         self.status.setText(f"Restored your chord track for this recording (saved {saved}). "
-                            f"'Recognize chords' starts again from the engine.")
+                            f"'Recognize' starts again from the engine.")
         self.context.notify("info", f"{self.path.name}: restored your chord edits from {saved}.", "")
         return True
 
