@@ -178,14 +178,8 @@ def write_seg(label_map: LabelMap, volume, out: str | Path, *, algorithm: str = 
 
 
 def _source_dataset(ref):
-    """The source header with empty pixel data: highdicom needs the image attributes, not the pixels."""
-    ds = ref.header
-    if "PixelData" in ds:
-        return ds
-    import copy
-
-    ds = copy.copy(ds)
-    return ds
+    """The source header (read without pixel data): highdicom needs the image attributes, not the pixels."""
+    return ref.header
 
 
 # -- NIfTI / MHA / NRRD -----------------------------------------------------------------------------

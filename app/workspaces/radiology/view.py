@@ -537,6 +537,8 @@ class RadiologyWorkspace(WorkspaceView):
         for view in [*self.views.values(), self.compare_view]:
             view.clear_measurements()
             view.set_grid(volume.shape, volume.geometry.spacing)
+            view.show_compare(None)
+        self.compare_view.show_image(np.zeros((2, 2), np.float32), (0, 1), None)  # drop the old volume's slice
         self._fill_presets(volume.modality)
         default = volume.meta.get("window")
         if volume.modality == "CT":
@@ -649,7 +651,10 @@ class RadiologyWorkspace(WorkspaceView):
         self._render_boxes(plane)
         index, count = self._slice_index(plane)
         width, level = self.window
-        view.set_corner_text(f"{index + 1}/{count}  W {width:.0f} L {level:.0f}")
+        axis = {"axial": 2, "coronal": 1, "sagittal": 0}[plane]
+        where = vol.geometry.index_to_lps(self.cursor)[axis]
+        letter = "zyx"[2 - axis]
+        view.set_corner_text(f"{index + 1}/{count}  {letter} {where:.1f} mm  W {width:.0f} L {level:.0f}")
 
     def _render_compare_view(self) -> None:
         if self.comparison is None or self.volume is None:
