@@ -295,6 +295,14 @@ class SlideCanvas(QWidget):
         self._retired = []
         self.prefetch = True
         self.frames_painted = 0
+        # while the view moves, tiles are drawn without smoothing; a last smooth frame follows when it stops
+        self._moving = False
+        from PySide6.QtCore import QTimer
+
+        self._settle_timer = QTimer(self)
+        self._settle_timer.setSingleShot(True)
+        self._settle_timer.setInterval(150)
+        self._settle_timer.timeout.connect(self._settled)
 
     # -- slide ------------------------------------------------------------------------------------------
     def set_slide(self, reader, thumbnail: np.ndarray, thumb_scale: float,
@@ -388,8 +396,14 @@ class SlideCanvas(QWidget):
         self.cy = float(np.clip(self.cy, 0, h0))
 
     def _changed(self) -> None:
+        self._moving = True
+        self._settle_timer.start()
         self.update()
         self.view_changed.emit()
+
+    def _settled(self) -> None:
+        self._moving = False
+        self.update()
 
     def screen_mpp(self) -> float | None:
         if self.meta is None or not self.meta.mpp:
@@ -498,14 +512,23 @@ class SlideCanvas(QWidget):
         t = self.transform()
         rect0 = t.visible_level0()
         w0, h0 = self.meta.dimensions
-        p.setRenderHint(QPainter.SmoothPixmapTransform, True)
+        p.setRenderHint(QPainter.SmoothPixmapTransform, not self._moving)
         p.save()
         p.setTransform(t.qtransform())
-        p.fillRect(QRectF(0, 0, w0, h0), QColor(255, 255, 255))
-        if self.thumbnail is not None:
-            p.drawImage(QRectF(0, 0, w0, h0), self.thumbnail)
         level = self.current_level()
-        for lv in range(self.meta.level_count - 1, level - 1, -1):  # coarse to fine: finer tiles overwrite
+        visible = self.tiles_for(level, rect0)
+        complete = all(k in self.cache for k in visible)
+        first = level
+        if not complete:  # fall back to the thumbnail and coarser levels under the missing tiles
+            p.fillRect(QRectF(0, 0, w0, h0), QColor(255, 255, 255))
+            if self.thumbnail is not None:
+                p.drawImage(QRectF(0, 0, w0, h0), self.thumbnail)
+            first = self.meta.level_count - 1
+        else:
+            lw, lh = self.meta.level_dimensions[level]
+            ds = self.meta.level_downsamples[level]
+            p.fillRect(QRectF(0, 0, w0, h0), QColor(255, 255, 255)) if lw * ds < w0 - 1 or lh * ds < h0 - 1 else None
+        for lv in range(first, level - 1, -1):  # coarse to fine: finer tiles overwrite
             for key in self.tiles_for(lv, rect0):
                 img = self.cache.get(key) if lv == level else self.cache.peek(key)
                 if img is None:
