@@ -120,6 +120,7 @@ def main() -> int:
     d = args.results_dir
     san, mlp, g2p, peer = (load(d / "vqa-san.json"), load(d / "vqa-mlp.json"), load(d / "g2p.json"),
                            load(d / "g2p_en-peer.json"))
+    full = load(d / "g2p-decoding.json")
     L: list[str] = []
     L += ["# Text & VQA workspace", "",
           "Two tools for research review, offline: a **visual question answering** panel that asks an MCL-KD "
@@ -215,6 +216,16 @@ def main() -> int:
             L.append(f"| g2p_en 2.1.0 bundled checkpoint (GRU seq2seq, stress stripped) | {peer['per']:.2f} | "
                      f"{peer['wer']:.2f} | {peer['words']} |")
         L.append("")
+        if full:
+            n = full["test_words"]
+            L += [f"The whole test split ({n} words; `benchmarks/textvqa/g2p_decoding.py`, shipped weights):", "",
+                  "| decoder | PER % | WER % | PER % (no apostrophe) | WER % (no apostrophe) |", "|---|---|---|---|---|"]
+            for o, label in (("nsgd", "NSGD"), ("l2r", "left-to-right")):
+                L.append(f"| {label} | {full[o]['per']:.2f} | {full[o]['wer']:.2f} | "
+                         f"{full[o + '_no_apostrophe']['per']:.2f} | {full[o + '_no_apostrophe']['wer']:.2f} |")
+            L += ["", f"Paired: the two orders give different output for {full['differ']} words; only NSGD is right "
+                  f"on {full['only_nsgd_right']}, only left-to-right on {full['only_l2r_right']}.", ""]
+            g2p = dict(g2p, nsgd=full["nsgd"], l2r=full["l2r"])
         better = g2p["nsgd"]["per"] < g2p["l2r"]["per"]
         L += [f"The seed claims NSGD beats fixed-order decoding. Here NSGD's PER is "
               f"{'lower' if better else 'not lower'} than left-to-right's "
