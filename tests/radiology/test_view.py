@@ -74,6 +74,12 @@ def test_scroll_window_level_presets_and_invert(window, qtbot, ct_folder):
     view._window_drag(50, -20, False, True)
     width, level = view.window
     assert width > 1500 and level > -600
+    view.wl_label.setText("W 80 L 35")
+    view.wl_label.editingFinished.emit()
+    assert view.window == (80, 35)
+    view.wl_label.setText("nonsense")
+    view.wl_label.editingFinished.emit()
+    assert view.window == (80, 35) and view.wl_label.text() == "W 80  L 35 HU"
     view.invert_box.setChecked(True)
     assert view.views["axial"].image.lut is not None
     view.set_layout("single", "coronal")
@@ -296,6 +302,7 @@ def test_brush_eraser_undo_and_autosave_survives_a_restart(qtbot, tmp_path):
     qtbot.addWidget(second)
     second.show()
     again = open_in(second, qtbot, tmp_path / "s")
+    qtbot.waitUntil(lambda: len(again.layers) == 1, timeout=20000)  # restored by a background task
     assert len(again.layers) == 1 and again.layers[0].name == "corrections (autosaved edits)"
     assert np.array_equal(again.layers[0].labels, painted)
     assert any("Restored 1 label layer" in n.message for n in second.notifications.items)

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QKeySequence, QPixmap, QShortcut
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QListWidget,
-                               QListWidgetItem, QMenu, QPushButton, QSizePolicy, QSlider, QSpinBox, QSplitter, QTabWidget, QToolButton,
-                               QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
+                               QListWidget, QListWidgetItem, QMenu, QPushButton, QSizePolicy, QSlider, QSpinBox,
+                               QSplitter, QTabWidget, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from app.workspaces.base import ShellContext, WorkspaceView
 from app.workspaces.manifest import WorkspaceManifest
@@ -183,8 +183,11 @@ class RadiologyWorkspace(WorkspaceView):
         self.preset_box.setMinimumContentsLength(9)
         self.preset_box.setToolTip("Window presets (keys 1-8 for CT presets, A for auto)")
         self.preset_box.activated.connect(self._preset_chosen)
-        self.wl_label = QLabel("W — L —")
-        self.wl_label.setMinimumWidth(100)
+        self.wl_label = QLineEdit("W — L —")
+        self.wl_label.setToolTip("Window width and level: type e.g. 'W 80 L 40' (or '80 40') and press Enter; "
+                                 "right-drag in a view changes them too")
+        self.wl_label.setMaximumWidth(130)
+        self.wl_label.editingFinished.connect(self._typed_window)
         self.invert_box = QCheckBox("Invert")
         self.invert_box.toggled.connect(self._set_invert)
         self.tool_box = QComboBox()
@@ -425,20 +428,31 @@ class RadiologyWorkspace(WorkspaceView):
 
         path = Path(path)
         relay = self.relay
+        # overlays are resampled onto the shown image in the worker, never in the GUI thread
+        target = (self.volume.geometry, self.volume.shape) if self.volume is not None else None
 
         def job(progress, cancel):
             from engines.radiology import reader
-            from engines.radiology.overlays import read_label_file, read_seg
+            from engines.radiology.overlays import LabelMap, read_seg
 
             kind = classify(path)
             if kind == "dicom-seg":
                 label_map, ref_uid = read_seg(path)
+                if target is not None:
+                    label_map = label_map.on_grid(*target)
                 return {"kind": "seg", "label_map": label_map, "ref_uid": ref_uid}
             if reader.is_volume_file(path):
                 volume = reader.load_volume_file(path, progress=progress)
+                if target is not None and reader.looks_like_label_map(volume):
+                    from engines.radiology.overlays import _read_names_sidecar
+
+                    label_map = LabelMap(np.ascontiguousarray(volume.voxels), volume.geometry,
+                                         _read_names_sidecar(path), source=path.name)
+                    return {"kind": "labels", "label_map": label_map.on_grid(*target)}
                 return {"kind": "volume", "volume": volume}
             if kind == "volume-folder":
                 volume, label_maps = reader.load_volume_folder(path, progress=progress, cancel=cancel)
+                label_maps = [lm.on_grid(volume.geometry, volume.shape) for lm in label_maps]
                 return {"kind": "volume", "volume": volume, "label_maps": label_maps}
             preview = reader.quick_preview(path)
             if preview is not None:
@@ -459,20 +473,14 @@ class RadiologyWorkspace(WorkspaceView):
             self.context.add_recent(path)
             if result["kind"] == "seg":
                 self._add_seg(result["label_map"], result["ref_uid"], path)
+            elif result["kind"] == "labels":
+                self.add_label_layer(result["label_map"], name=path.name)
             elif result["kind"] == "volume":
-                vol = result["volume"]
-                from engines.radiology.reader import looks_like_label_map
-
-                if self.volume is not None and looks_like_label_map(vol):
-                    from engines.radiology.overlays import read_label_file
-
-                    self._submit_label_file(path, read_label_file)
-                else:
-                    self.scan = None
-                    self._fill_series([], {})
-                    self.set_volume(vol)
-                    for label_map in result.get("label_maps", []):
-                        self.add_label_layer(label_map, name=label_map.source)
+                self.scan = None
+                self._fill_series([], {})
+                self.set_volume(result["volume"])
+                for label_map in result.get("label_maps", []):
+                    self.add_label_layer(label_map, name=label_map.source)
             else:
                 self.scan = result["scan"]
                 self._fill_series(self.scan.series, result["thumbs"])
@@ -486,12 +494,6 @@ class RadiologyWorkspace(WorkspaceView):
 
         self.context.tasks.submit(job, title=f"Opening {path.name}", owner=f"{self.manifest.id}:open",
                                   on_result=done, on_error=self._error)
-
-    def _submit_label_file(self, path: Path, reader_fn) -> None:
-        self.context.tasks.submit(lambda progress, cancel: reader_fn(path), title=f"Reading labels {path.name}",
-                                  owner=f"{self.manifest.id}:labels",
-                                  on_result=lambda lm: self.add_label_layer(lm, name=path.name),
-                                  on_error=self._error)
 
     def _error(self, message: str, detail: str) -> None:
         self.context.notify("error", message, detail)
@@ -801,6 +803,15 @@ class RadiologyWorkspace(WorkspaceView):
         self.window = (max(1.0, float(width)), float(level))
         self._render_all()
 
+    def _typed_window(self) -> None:
+        import re
+
+        numbers = re.findall(r"-?\d+(?:\.\d+)?", self.wl_label.text())
+        if len(numbers) == 2 and float(numbers[0]) > 0:
+            self.set_window(float(numbers[0]), float(numbers[1]))
+        else:
+            self._update_wl_label()  # not two numbers: show the current values again
+
     def _auto_window_values(self) -> tuple[float, float]:
         vol = self.volume
         sample = vol.voxels[:: max(1, vol.shape[0] // 24), ::4, ::4]
@@ -1002,27 +1013,44 @@ class RadiologyWorkspace(WorkspaceView):
                                          on_error=self._error)
 
     def _restore_autosaves(self) -> None:
+        """Read this series' autosaved corrections (off the GUI thread) and add them as layers."""
         folder = self._autosave_dir()
         if folder is None or not folder.is_dir():
             return
-        from engines.radiology.overlays import read_label_file
+        volume = self.volume
+        target = (volume.geometry, volume.shape)
 
-        restored = 0
-        for path in sorted(folder.glob("layer-*.nii.gz")):
-            try:
-                label_map = read_label_file(path)
-            except Exception as exc:  # noqa: BLE001 - a damaged autosave is reported, never fatal
-                self.context.notify("warning", f"An autosaved label layer could not be read ({exc})", "")
-                continue
-            name_file = path.with_name(path.name.split(".")[0] + ".name")
-            name = name_file.read_text(encoding="utf-8") if name_file.exists() else path.stem
-            layer = self.add_label_layer(label_map, name=f"{name} (autosaved edits)")
-            if layer is not None:
-                layer.autosave_stem = path.name.split(".")[0]
-                restored += 1
-        if restored:
-            self.context.notify("info", f"Restored {restored} label layer(s) with your unsaved corrections "
-                                        f"(autosaved in {folder})", "")
+        def job(progress, cancel):
+            from engines.radiology.overlays import read_label_file
+
+            found, problems = [], []
+            for path in sorted(folder.glob("layer-*.nii.gz")):
+                try:
+                    label_map = read_label_file(path).on_grid(*target)
+                except Exception as exc:  # noqa: BLE001 - a damaged autosave is reported, never fatal
+                    problems.append(f"{path.name}: {exc}")
+                    continue
+                name_file = path.with_name(path.name.split(".")[0] + ".name")
+                name = name_file.read_text(encoding="utf-8") if name_file.exists() else path.stem
+                found.append((path.name.split(".")[0], name, label_map))
+            return found, problems
+
+        def done(result) -> None:
+            found, problems = result
+            if self.volume is not volume:
+                return
+            for problem in problems:
+                self.context.notify("warning", f"An autosaved label layer could not be read ({problem})", "")
+            for stem, name, label_map in found:
+                layer = self.add_label_layer(label_map, name=f"{name} (autosaved edits)")
+                if layer is not None:
+                    layer.autosave_stem = stem
+            if found:
+                self.context.notify("info", f"Restored {len(found)} label layer(s) with your unsaved corrections "
+                                            f"(autosaved in {folder})", "")
+
+        self.context.tasks.submit(job, title="Restoring autosaved label edits", owner=f"{self.manifest.id}:restore",
+                                  on_result=done, on_error=self._error)
 
     # ================================================================================= layers: public API
     def add_label_layer(self, labels, geometry=None, names: Mapping[int, str] | None = None,
