@@ -24,7 +24,6 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     sys.path.insert(0, str(ROOT))
-    import numpy as np
     import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
 

@@ -352,3 +352,20 @@ def test_image_and_box_results_of_an_engine_become_layers(window, qtbot, ct_fold
     expected = (vol.voxels // 2).astype(np.float32) * (vol.slope * 2) + vol.intercept
     assert np.allclose(view.comparison[1], expected)
     assert view.box_layers and view.box_list.count() == 1
+
+
+def test_seg_in_the_study_folder_loads_from_the_browser(window, qtbot, tmp_path):
+    small_series(tmp_path / "st" / "ct", n=8)
+    from engines.radiology.reader import load_series, scan_dicom
+    from engines.radiology.overlays import write_seg
+
+    volume = load_series(scan_dicom(tmp_path / "st" / "ct").image_series()[0])
+    labels = np.zeros(volume.shape, np.uint8)
+    labels[3, 10:20, 40:50] = 1
+    write_seg(LabelMap(labels, volume.geometry, {1: "lesion"}), volume, tmp_path / "st" / "seg.dcm")
+    view = open_in(window, qtbot, tmp_path / "st")
+    seg_item = next(view.series_list.item(n) for n in range(view.series_list.count())
+                    if "SEG" in view.series_list.item(n).text())
+    view._series_activated(seg_item)
+    qtbot.waitUntil(lambda: len(view.layers) == 1, timeout=20000)
+    assert np.array_equal(view.layers[0].labels, labels) and view.layers[0].names == {1: "lesion"}

@@ -25,7 +25,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
-                               QListWidget, QListWidgetItem, QMenu, QPushButton, QSizePolicy, QSlider, QSpinBox,
+                               QListWidget, QListWidgetItem, QMenu, QSizePolicy, QSlider, QSpinBox,
                                QSplitter, QTabWidget, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from app.workspaces.base import ShellContext, WorkspaceView
@@ -1317,8 +1317,11 @@ class RadiologyWorkspace(WorkspaceView):
 
                     path = s.files[0]
 
-                    def job(progress, cancel, path=path):
-                        return read_seg(path)
+                    target = (self.volume.geometry, self.volume.shape) if self.volume is not None else None
+
+                    def job(progress, cancel, path=path, target=target):
+                        label_map, ref_uid = read_seg(path)
+                        return (label_map.on_grid(*target) if target else label_map), ref_uid
 
                     self.context.tasks.submit(job, title=f"Reading {path.name}", owner=f"{self.manifest.id}:labels",
                                               on_result=lambda r, p=path: self._add_seg(r[0], r[1], p),
