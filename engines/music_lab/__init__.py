@@ -1,6 +1,7 @@
 """Music lab engines: melody harmonization (BLSTM), melody generation over chords (CVAE), cover identification.
 
 Light at import: no torch, no music21 (they load inside the engines' methods)."""
+from engines.music_lab.generator import MelodyGeneratorEngine
 from engines.music_lab.harmonizer import MelodyHarmonizerEngine
 
-ENGINES: list = [MelodyHarmonizerEngine]
+ENGINES: list = [MelodyHarmonizerEngine, MelodyGeneratorEngine]

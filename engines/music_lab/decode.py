@@ -99,7 +99,11 @@ def sample_path(scores: np.ndarray, log_trans: np.ndarray, rng: np.random.Genera
     if top_k and 0 < top_k < N_CLASSES:
         kth = np.sort(s, axis=1)[:, -top_k][:, None]
         s = np.where(s >= kth, s, -np.inf)
-    s = (s + _lock_mask(T, locks)) / temperature
+    for t, c in (locks or {}).items():  # a locked step is that chord, whatever its rank
+        if 0 <= t < T:
+            s[t] = -np.inf
+            s[t, c] = 0.0
+    s = s / temperature
     lt = trans_weight * log_trans / temperature
     alpha = np.zeros((T, N_CLASSES))
     a = s[0] - _lse(s[0])

@@ -304,8 +304,6 @@ def write_lead_sheet(path: Path, notes: Sequence[Note], chords: Sequence[int], s
     """MusicXML: the melody on one staff with a chord symbol at each segment start."""
     from music21 import harmony, metadata, meter, note, stream, tempo
 
-    from engines.music.export import _m21_figure
-
     part = stream.Part()
     num = int(round(beats_per_bar)) if abs(beats_per_bar - round(beats_per_bar)) < 1e-6 else 4
     part.insert(0, meter.TimeSignature(f"{num}/4"))
@@ -339,6 +337,12 @@ def write_lead_sheet(path: Path, notes: Sequence[Note], chords: Sequence[int], s
         if Path(written) != tmp:
             Path(written).replace(tmp)
     return Path(path)
+
+
+def _m21_figure(chord: Chord) -> str:
+    """music21 spells flats '-': 'Bbm' -> 'B-m'."""
+    text = chord.symbol()
+    return "".join("-" if ch == "b" and i > 0 and text[i - 1] in "ABCDEFG" else ch for i, ch in enumerate(text))
 
 
 def write_result_file(out: Path, notes: Sequence[Note], chords: Sequence[int], seg_beats: float,

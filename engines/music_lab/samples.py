@@ -10,6 +10,7 @@ from engines.core.paths import resources_dir
 SAMPLES = {
     "music_lab-melody": "engines.music_lab.samples:make_melody",
     "music_lab-progression": "engines.music_lab.samples:make_progression",
+    "music_lab-cover-clips": "engines.music_lab.samples:make_cover_clips",
 }
 
 
@@ -29,3 +30,17 @@ def make_melody(dest: Path) -> Path:
 def make_progression(dest: Path) -> Path:
     """An eight-bar chord progression as text (one chord per bar)."""
     return _copy("progression.txt", dest)
+
+
+def make_cover_clips(dest: Path) -> Path:
+    """Three 15-s FluidSynth renderings of held-out chorales: BWV 423 twice (different GM instrument, tempo
+    and key) and BWV 47.5 once. Made by scripts/music_lab/render_cover_versions.py."""
+    src = resources_dir() / "samples" / "music_lab" / "covers"
+    clips = sorted(src.glob("*.ogg"))
+    if len(clips) < 3:
+        raise EngineError(f"the bundled cover clips are missing ({src}); reinstall the workstation")
+    folder = dest / "covers"
+    folder.mkdir()
+    for c in clips:
+        shutil.copyfile(c, folder / c.name)
+    return folder

@@ -1,0 +1,122 @@
+"""Render an offline cover-song collection: several "versions" of the opening of each Bach chorale (different
+GM instrument, tempo, key, sometimes a modulation half way, sometimes a structure edit) with FluidSynth, and
+store their chroma (the music workspace's log-CQT folded to 12 bins) in one .npz per version.
+
+Versions of the same chorale are covers; different chorales are not. Train pieces: BWV not ending in 3/7;
+test pieces: BWV ending in 3/7 (the same held-out split as everywhere in the music workspace).
+
+    nohup .venv/bin/python scripts/music_lab/render_cover_versions.py --out build/music_lab/covers \
+        --train 40 --test 20 --versions 3 > build/music_lab/render_covers.log 2>&1 &
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from engines.music.audio import SR, chroma_from_log_cqt, log_cqt, render_midi  # noqa: E402
+from engines.music.chorales import PROGRAMS, chorale_midi, chorale_names, is_held_out, parse_chorale  # noqa: E402
+
+
+def version_midi(score, rng: random.Random, v: int, bars: int):
+    """One version: the first ``bars`` bars, with an instrument/tempo/key and maybe a modulation or an edit."""
+    import pretty_midi
+
+    measures = list(score.parts[0].getElementsByClass("Measure"))
+    n = min(bars, len(measures))
+    excerpt = score.measures(0, n)
+    program = rng.choice(PROGRAMS)
+    bpm = rng.uniform(60, 110)
+    transpose = 0 if v == 0 else rng.randint(-5, 6)
+    pm = chorale_midi(excerpt, bpm, program, transpose)
+    kind = "plain"
+    end = max((nt.end for inst in pm.instruments for nt in inst.notes), default=0.0)
+    if v > 0 and rng.random() < 0.35 and end > 4:  # modulation half way: the second half up 1-3 semitones
+        half, step = end / 2, rng.choice((1, 2, 3, -2))
+        for inst in pm.instruments:
+            for nt in inst.notes:
+                if nt.start >= half:
+                    nt.pitch += step
+        kind = f"modulation {step:+d} at half"
+    elif v > 0 and rng.random() < 0.4 and end > 8:  # structure edit: drop a quarter of the excerpt
+        a = rng.uniform(0.2, 0.6) * end
+        b = a + end / 4
+        for inst in pm.instruments:
+            kept = []
+            for nt in inst.notes:
+                if nt.end <= a:
+                    kept.append(nt)
+                elif nt.start >= b:
+                    kept.append(pretty_midi.Note(nt.velocity, nt.pitch, nt.start - (b - a), nt.end - (b - a)))
+            inst.notes = kept
+        kind = "structure edit (a quarter removed)"
+    vel = rng.randint(60, 100)
+    for inst in pm.instruments:
+        for nt in inst.notes:
+            nt.velocity = vel
+    return pm, {"program": program, "bpm": bpm, "transpose": transpose, "kind": kind}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=ROOT / "build/music_lab/covers")
+    ap.add_argument("--train", type=int, default=40)
+    ap.add_argument("--test", type=int, default=20)
+    ap.add_argument("--versions", type=int, default=3)
+    ap.add_argument("--bars", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--audio", type=Path, default=None, help="also keep the audio (.ogg) of the first test pieces")
+    ap.add_argument("--keep-audio", type=int, default=0)
+    args = ap.parse_args()
+    rng = random.Random(args.seed)
+    names = chorale_names()
+    rng.shuffle(names)
+    train = [n for n in names if not is_held_out(n)][: args.train]
+    test = [n for n in names if is_held_out(n)][: args.test]
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    kept = 0
+    for split, group in (("test", test), ("train", train)):
+        for k, name in enumerate(group):
+            stem = Path(name).name
+            if all((args.out / f"{split}_{stem}_v{v}.npz").exists() for v in range(args.versions)):
+                continue
+            try:
+                score = parse_chorale(name)
+            except Exception as exc:  # noqa: BLE001
+                print(f"skip {name}: {exc}", flush=True)
+                continue
+            for v in range(args.versions):
+                target = args.out / f"{split}_{stem}_v{v}.npz"
+                vr = random.Random(f"{args.seed}-{name}-{v}")
+                try:
+                    pm, meta = version_midi(score, vr, v, args.bars)
+                    y, how = render_midi(pm, SR)
+                except Exception as exc:  # noqa: BLE001
+                    print(f"skip {name} v{v}: {type(exc).__name__}: {exc}", flush=True)
+                    continue
+                if how != "FluidSynth":
+                    raise SystemExit("FluidSynth and fluid-soundfont-gm are needed")
+                chroma = chroma_from_log_cqt(log_cqt(y))
+                np.savez_compressed(target, chroma=chroma.astype(np.float32), piece=stem, split=split,
+                                    duration=len(y) / SR, **{k2: str(v2) for k2, v2 in meta.items()})
+                if args.audio and split == "test" and kept < args.keep_audio:
+                    import soundfile as sf
+
+                    args.audio.mkdir(parents=True, exist_ok=True)
+                    sf.write(str(args.audio / f"{stem}_v{v}.ogg"), y[: SR * 15], SR, format="OGG", subtype="VORBIS")
+                    if v == args.versions - 1:
+                        kept += 1
+            print(f"{split} {k + 1}/{len(group)} {name} {time.time() - t0:.0f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
