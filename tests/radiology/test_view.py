@@ -65,6 +65,9 @@ def test_scroll_window_level_presets_and_invert(window, qtbot, ct_folder):
     assert np.array_equal(view.views["axial"].image.image, view.volume.voxels[19])
     view.scroll("sagittal", -2)
     assert view.cursor[0] == 30
+    assert view.views["axial"].slider.value() == 19 and view.views["axial"].slider.maximum() == 19
+    view.views["axial"].slider.setValue(4)  # the slider scrolls too
+    assert view.cursor[2] == 4
     lung = view.preset_box.findText("4 Lung", Qt.MatchStartsWith)
     view._preset_chosen(lung)
     assert view.window == (1500, -600)

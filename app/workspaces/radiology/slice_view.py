@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainterPath
-from PySide6.QtWidgets import QGraphicsPathItem, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsPathItem, QHBoxLayout, QLabel, QSlider, QWidget
 
 # plane -> (array axis held fixed, (horizontal voxel axis, vertical voxel axis), labels L R T B, invertY)
 PLANES = {
@@ -80,6 +80,7 @@ class SliceView(QWidget):
     hover = Signal(str, float, float)  # plane, horizontal mm, vertical mm
     measurement = Signal(str, str)  # plane, text
     paint_requested = Signal(str, float, float, bool, bool)  # plane, h mm, v mm, stroke start, stroke end
+    slice_requested = Signal(str, int)  # plane, slice index (from the slider)
 
     def __init__(self, plane: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -115,9 +116,15 @@ class SliceView(QWidget):
         self.box.addItem(self.measure_text, ignoreBounds=True)
         self.measure_text.hide()
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
-        layout = QVBoxLayout(self)
+        self.slider = QSlider(Qt.Vertical)
+        self.slider.setToolTip("Slice")
+        self.slider.setRange(0, 0)
+        self.slider.valueChanged.connect(lambda v: self.slice_requested.emit(self.plane, int(v)))
+        layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.graphics)
+        layout.setSpacing(0)
+        layout.addWidget(self.graphics, 1)
+        layout.addWidget(self.slider)
         font = QFont()
         font.setBold(True)
         font.setPointSize(11)
@@ -172,6 +179,13 @@ class SliceView(QWidget):
         self.title.move(6, 4)
         self.title.adjustSize()
         self.corner.move(6, h - self.corner.height() - 4)
+
+    def set_slice(self, index: int, count: int) -> None:
+        """Show the slice position on the slider without echoing it back as a request."""
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, max(0, count - 1))
+        self.slider.setValue(index)
+        self.slider.blockSignals(False)
 
     def set_corner_text(self, text: str) -> None:
         self.corner.setText(text)

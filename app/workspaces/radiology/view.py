@@ -159,7 +159,7 @@ class RadiologyWorkspace(WorkspaceView):
     def _build(self) -> None:
         self.views = {p: SliceView(p) for p in ("axial", "coronal", "sagittal")}
         self.compare_view = SliceView("axial")
-        self.compare_view.title.setText("Comparison (axial)")
+        self.compare_view.title.setText("Comparison")
         for view in [*self.views.values(), self.compare_view]:
             view.scroll_requested.connect(lambda d, v=view: self.scroll(v.plane, d))
             view.cursor_requested.connect(self._cursor_from_view)
@@ -167,6 +167,7 @@ class RadiologyWorkspace(WorkspaceView):
             view.hover.connect(self._hover)
             view.measurement.connect(self._measurement)
             view.paint_requested.connect(self._paint)
+            view.slice_requested.connect(self._slice_from_slider)
 
         self.grid_host = QWidget()
         self.grid = QGridLayout(self.grid_host)
@@ -186,7 +187,8 @@ class RadiologyWorkspace(WorkspaceView):
         self.wl_label = QLineEdit("W — L —")
         self.wl_label.setToolTip("Window width and level: type e.g. 'W 80 L 40' (or '80 40') and press Enter; "
                                  "right-drag in a view changes them too")
-        self.wl_label.setMaximumWidth(130)
+        self.wl_label.setMinimumWidth(125)
+        self.wl_label.setMaximumWidth(150)
         self.wl_label.editingFinished.connect(self._typed_window)
         self.invert_box = QCheckBox("Invert")
         self.invert_box.toggled.connect(self._set_invert)
@@ -199,6 +201,7 @@ class RadiologyWorkspace(WorkspaceView):
         self.brush_size.setValue(5)
         self.brush_size.setSuffix(" mm")
         self.brush_size.setToolTip("Brush radius")
+        self.brush_size.setVisible(False)
         self.undo_button = QToolButton()
         self.undo_button.setText("Undo")
         self.undo_button.setToolTip("Undo the last brush or eraser stroke (Ctrl+Z)")
@@ -235,12 +238,17 @@ class RadiologyWorkspace(WorkspaceView):
         open_sample.setText("Sample")
         open_sample.setToolTip("Open the bundled phantom CT series")
         open_sample.clicked.connect(self.open_sample)
-        for w in (self.layout_box, self.preset_box, self.wl_label, self.invert_box, self.tool_box, self.brush_size,
-                  self.undo_button, reset, clear):
+        # two rows, so the window still fits a 1366-pixel screen: viewing on top, tools and AI below
+        for w in (self.layout_box, self.preset_box, self.wl_label, self.invert_box, reset):
             bar.addWidget(w)
         bar.addStretch(1)
-        for w in (self.engine_button, self.cancel_button, export, open_sample):
-            bar.addWidget(w)
+        bar.addWidget(open_sample)
+        tools = QHBoxLayout()
+        for w in (self.tool_box, self.brush_size, self.undo_button, clear):
+            tools.addWidget(w)
+        tools.addStretch(1)
+        for w in (self.engine_button, self.cancel_button, export):
+            tools.addWidget(w)
 
         self.readout = QLabel("Open a DICOM folder, DICOMDIR, DICOM file or NIfTI/MHA/NRRD volume "
                               "(File ▸ Open, or drop it here), or press ‘Open sample’.")
@@ -253,6 +261,7 @@ class RadiologyWorkspace(WorkspaceView):
         lv = QVBoxLayout(left)
         lv.setContentsMargins(0, 0, 0, 0)
         lv.addLayout(bar)
+        lv.addLayout(tools)
         lv.addWidget(self.grid_host, 1)
         lv.addWidget(self.readout)
         lv.addWidget(self.measure_label)
@@ -656,7 +665,8 @@ class RadiologyWorkspace(WorkspaceView):
         axis = {"axial": 2, "coronal": 1, "sagittal": 0}[plane]
         where = vol.geometry.index_to_lps(self.cursor)[axis]
         letter = "zyx"[2 - axis]
-        view.set_corner_text(f"{index + 1}/{count}  {letter} {where:.1f} mm  W {width:.0f} L {level:.0f}")
+        view.set_corner_text(f"{index + 1}/{count}  {letter} {where:.1f} mm\nW {width:.0f} L {level:.0f}")
+        view.set_slice(index, count)
 
     def _render_compare_view(self) -> None:
         if self.comparison is None or self.volume is None:
@@ -667,9 +677,9 @@ class RadiologyWorkspace(WorkspaceView):
         self.compare_view.show_image(self._slice(self.comparison[1], "axial"), (level - width / 2, level + width / 2),
                                      self._gray_lut())
         index, count = self._slice_index("axial")
-        self.compare_view.title.setText(f"Comparison: {self.comparison[0]}"[:70])
-        self.compare_view.title.adjustSize()
-        self.compare_view.set_corner_text(f"{index + 1}/{count}")
+        name = self.comparison[0] if len(self.comparison[0]) <= 40 else self.comparison[0][:39] + "…"
+        self.compare_view.set_corner_text(f"{name}\n{index + 1}/{count}")
+        self.compare_view.set_slice(index, count)
         self.compare_view.show_overlay(None, None, 0)
 
     def _render_overlay(self, plane: str) -> None:
@@ -719,6 +729,7 @@ class RadiologyWorkspace(WorkspaceView):
         width, level = self.window
         unit = self.volume.unit() if self.volume is not None else ""
         self.wl_label.setText(f"W {width:.0f}  L {level:.0f} {unit}".strip())
+        self.wl_label.setCursorPosition(0)
 
     # ================================================================================= navigation
     def set_cursor(self, i: int, j: int, k: int) -> None:
@@ -750,6 +761,13 @@ class RadiologyWorkspace(WorkspaceView):
         else:
             i += delta
         self.set_cursor(i, j, k)
+
+    def _slice_from_slider(self, plane: str, index: int) -> None:
+        if self.volume is None:
+            return
+        cur = list(self.cursor)
+        cur[{"axial": 2, "coronal": 1, "sagittal": 0}[plane]] = index
+        self.set_cursor(*cur)
 
     def _cursor_from_view(self, plane: str, h_mm: float, v_mm: float) -> None:
         if self.volume is None:
@@ -861,6 +879,7 @@ class RadiologyWorkspace(WorkspaceView):
     def _set_tool(self, text: str) -> None:
         for view in [*self.views.values(), self.compare_view]:
             view.tool = text.lower()
+        self.brush_size.setVisible(text.lower() in ("brush", "eraser"))
 
     def _clear_measurements(self) -> None:
         for view in [*self.views.values(), self.compare_view]:
