@@ -52,13 +52,14 @@ def ours(engine_id: str, paths: list[Path]) -> dict:
     out = {"load_s": load_s, "files": {}}
     for i, path in enumerate(paths):
         clip = load_audio(path)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         feats = compute_features(clip, use_cache=False)
-        f_s = time.perf_counter() - t
-        t = time.perf_counter()
+        f_s, f_cpu = time.perf_counter() - t, time.process_time() - c
+        t, c = time.perf_counter(), time.process_time()
         track = engine.predict({"clip": clip, "features": feats})
-        m_s = time.perf_counter() - t
-        out["files"][str(path)] = {"features_s": f_s, "model_s": m_s, "minutes": clip.duration / 60,
+        m_s, m_cpu = time.perf_counter() - t, time.process_time() - c
+        out["files"][str(path)] = {"features_s": f_s, "model_s": m_s, "cpu_s": f_cpu + m_cpu,
+                                   "minutes": clip.duration / 60,
                                    "segments": [[s.start, s.end, s.label] for s in track.segments],
                                    "first": i == 0}
     return out
@@ -96,7 +97,10 @@ def main() -> int:
     long_path = tmp / "five-minutes.wav"
     sf.write(long_path, long_y, 22050)
 
-    report = {"machine": f"{os.cpu_count()} CPU cores, torch threads 1", "chorales": [p.stem for p in paths],
+    report = {"machine": f"{os.cpu_count()} CPU cores, torch threads 1, load average {os.getloadavg()[0]:.1f} "
+                         f"at start (shared machine: wall times include waiting for a core)",
+              "command": " ".join([Path(sys.executable).name, *sys.argv]),
+              "chorales": [p.stem for p in paths],
               "engines": {}}
     runs = {}
     for engine_id in ("chord-recognition", "chord-templates"):
@@ -137,6 +141,7 @@ def main() -> int:
             "features_s_per_minute": round(long["features_s"] / long_min, 3),
             "model_s_per_minute": round(long["model_s"] / long_min, 3),
             "load_s": round(run["load_s"], 3),
+            "cpu_s_per_minute_5min_file": (round(long["cpu_s"] / long_min, 3) if "cpu_s" in long else None),
         }
         print(engine_id, json.dumps(report["engines"][engine_id]), flush=True)
     if args.json:

@@ -15,6 +15,26 @@ from engines.core.atomic import atomic_write_text
 from engines.core.engine import EngineError
 
 PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+FLAT_NAMES = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+# tonics (pitch classes) whose key signatures use sharps
+_SHARP_MAJOR = {7, 2, 9, 4, 11, 6}
+_SHARP_MINOR = {4, 11, 6, 1, 8, 3}
+
+
+def spelling_for_key(key: str) -> tuple[str, ...] | None:
+    """Note names to spell chords with in ``key`` ('A minor' -> sharps, so G#m not Abm); None = default."""
+    tonic, _, mode = key.partition(" ")
+    try:
+        pc = pitch_class(tonic)
+    except ValueError:
+        return None
+    sharp = pc in (_SHARP_MINOR if mode == "minor" else _SHARP_MAJOR)
+    names = list(SHARP_NAMES if sharp else FLAT_NAMES)
+    leading = (pc - 1) % 12  # the leading tone is a raised degree: G# in A minor, C# in D minor
+    if "b" in names[leading]:
+        names[leading] = SHARP_NAMES[leading]
+    return tuple(names)
 _NOTE_TO_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 #: quality -> intervals (semitones above the root) for the qualities the workstation writes
@@ -79,16 +99,17 @@ class Chord:
             text += "/" + _DEGREES[(self.bass - self.root) % 12]
         return text
 
-    def symbol(self) -> str:
-        """What a musician reads on a lead sheet: C, Am, G7, F#m7, Bdim, C/E."""
+    def symbol(self, names: Sequence[str] | None = None) -> str:
+        """What a musician reads on a lead sheet: C, Am, G7, F#m7, Bdim, C/E (``names`` spells the notes)."""
+        names = names or PITCH_NAMES
         if self.root is None:
             return "N.C."
         suffix = {"maj": "", "min": "m", "7": "7", "maj7": "maj7", "min7": "m7", "dim": "dim", "aug": "aug",
                   "hdim7": "m7b5", "dim7": "dim7", "minmaj7": "m(maj7)", "maj6": "6", "min6": "m6",
                   "sus2": "sus2", "sus4": "sus4"}.get(self.quality, self.quality)
-        text = PITCH_NAMES[self.root] + suffix
+        text = names[self.root] + suffix
         if self.bass is not None and self.bass != self.root:
-            text += "/" + PITCH_NAMES[self.bass]
+            text += "/" + names[self.bass]
         return text
 
 
@@ -191,6 +212,21 @@ class ChordTrack:
 
     def display_label(self, seg: ChordSegment) -> str:
         return parse_label(seg.label).transpose(self.transpose).label()
+
+    def display_key(self) -> str:
+        """The estimated key as displayed (transposed), e.g. 'B minor'; '' when unknown."""
+        tonic, _, mode = self.key.partition(" ")
+        try:
+            return f"{PITCH_NAMES[(pitch_class(tonic) + self.transpose) % 12]} {mode}"
+        except ValueError:
+            return ""
+
+    def spelling(self) -> tuple[str, ...] | None:
+        return spelling_for_key(self.display_key()) if self.key else None
+
+    def display_symbol(self, seg: ChordSegment) -> str:
+        """The lead-sheet symbol as displayed: transposed and spelled for the (transposed) key."""
+        return parse_label(self.display_label(seg)).symbol(self.spelling())
 
     def transposed_segments(self) -> list[ChordSegment]:
         return [ChordSegment(s.start, s.end, self.display_label(s), s.confidence) for s in self.segments]

@@ -51,8 +51,8 @@ def chord_midi(track: ChordTrack, melody=None, tempo_bpm: float | None = None):
                                            n.start, n.end) for n in inst.notes]
             pm.instruments.append(copy)
     # chord symbols as lyrics/markers so other tools show the names
-    for seg in track.transposed_segments():
-        pm.lyrics.append(pretty_midi.Lyric(parse_label(seg.label).symbol(), seg.start))
+    for seg in track.segments:
+        pm.lyrics.append(pretty_midi.Lyric(track.display_symbol(seg), seg.start))
     return pm
 
 
@@ -97,7 +97,7 @@ def lead_sheet_score(track: ChordTrack, tempo_bpm: float | None = None, title: s
             continue
         last = label
         chord = parse_label(label)
-        symbol = harmony.NoChord() if chord.is_none else harmony.ChordSymbol(_m21_figure(chord))
+        symbol = harmony.NoChord() if chord.is_none else harmony.ChordSymbol(_m21_figure(chord, track.spelling()))
         part.insert(beat, symbol)
     for b in range(total_beats):
         part.insert(b, note.Rest(quarterLength=1.0))
@@ -107,9 +107,9 @@ def lead_sheet_score(track: ChordTrack, tempo_bpm: float | None = None, title: s
     return score
 
 
-def _m21_figure(chord) -> str:
+def _m21_figure(chord, names=None) -> str:
     """music21 writes flats as '-': 'Bb' -> 'B-', 'Bbm7/Ab' -> 'B-m7/A-'."""
-    text = chord.symbol()
+    text = chord.symbol(names)
     out = []
     for i, ch in enumerate(text):
         if ch == "b" and i > 0 and text[i - 1] in "ABCDEFG":

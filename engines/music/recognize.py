@@ -232,3 +232,23 @@ class BTCChordEngine(ChordEngineBase):
         conf = probs[np.arange(len(path)), path]
         progress(1.0, "done")
         return self._finish(clip, feats, [labels[i] for i in path], conf)
+
+
+class BTCLargeChordEngine(BTCChordEngine):
+    """BTC with the large vocabulary: 12 roots x 14 qualities (sevenths, diminished, augmented, suspended,
+    sixths) + X + N, trained like the 25-class model."""
+
+    id = "chord-recognition-large"
+    weights_name = "btc-large"
+
+    def info(self) -> EngineInfo:
+        from engines.music.chords import LARGE_VOCAB
+
+        return EngineInfo(
+            id=self.id, title="BTC chord recognition, large vocabulary (170 classes: sevenths, dim, aug, sus)",
+            task="chord recognition", workspace="music", inputs=INPUTS, outputs=OUTPUTS,
+            labels=LARGE_VOCAB, weights=self.weights_name,
+            description="The BTC network with BTC's large vocabulary (12 roots x maj, min, dim, aug, min6, maj6, "
+                        "min7, minmaj7, maj7, 7, dim7, hdim7, sus2, sus4, plus X and N), trained here on rendered "
+                        "Bach chorales. Options: p_self (Viterbi smoothing, 0.9; 0 turns it off).",
+            extra={"self_test_out": "out.lab", "short_title": "BTC transformer, sevenths"})

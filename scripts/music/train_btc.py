@@ -181,8 +181,8 @@ def main() -> int:
         training_command=("OMP_NUM_THREADS=1 .venv/bin/python scripts/music/train_btc.py --data /tmp/music/train "
                           f"--vocab {args.vocab} --layers {args.layers} --hidden {args.hidden} --heads {args.heads} "
                           f"--batch {args.batch} --lr {args.lr} --minutes {args.minutes} --seed {args.seed} "
-                          f"--out resources/models/music --name {args.name}  (data: "
-                          f"scripts/music/make_chorale_dataset.py --split train --versions 2, shards 0/2 and 1/2)"),
+                          f"--out {args.out} --name {args.name}  (data: scripts/music/make_chorale_dataset.py "
+                          f"--split train --versions 1, shards 0/2 and 1/2)"),
         metrics={"validation_frame_accuracy": round(best, 4), "steps": step, "history": history,
                  "train_seconds": round(time.time() - t0)},
         limits=(f"Scaled down from the paper to fit a {args.minutes:.0f}-minute single-thread CPU budget: "

@@ -98,3 +98,12 @@ def test_voice_leading_moves_little_and_puts_the_slash_bass_in_the_bass():
 def test_key_estimate_on_profiles():
     assert estimate_key(np.roll(MAJOR_PROFILE, 7)).name == "G major"
     assert estimate_key(np.zeros((10, 12))) is None
+
+
+def test_symbols_are_spelled_for_the_key():
+    track = ChordTrack([ChordSegment(0, 1, "Ab:min"), ChordSegment(1, 2, "Bb:maj")], 2.0, key="A minor")
+    assert [track.display_symbol(s) for s in track.segments] == ["G#m", "Bb"]
+    track.key = "F major"
+    assert [track.display_symbol(s) for s in track.segments] == ["Abm", "Bb"]
+    track.set_transpose(1)  # F# major: sharps
+    assert track.display_key() == "F# major" and track.display_symbol(track.segments[0]) == "Am"

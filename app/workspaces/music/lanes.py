@@ -33,11 +33,11 @@ class ChordLaneItem(pg.GraphicsObject):
     clicked = Signal(float, int)  # time, segment index (-1 when none)
     double_clicked = Signal(float, int)
 
-    def __init__(self, display_label=None) -> None:
+    def __init__(self, display_symbol=None) -> None:
         super().__init__()
         self.segments: list[ChordSegment] = []
         self.selected: int | None = None
-        self.display_label = display_label or (lambda seg: seg.label)
+        self.display_symbol = display_symbol or (lambda seg: parse_label(seg.label).symbol())
         self._picture = QPicture()
         self._labels: list[pg.TextItem] = []
         self._bounds = QRectF(0, 0, 1, 1)
@@ -79,7 +79,7 @@ class ChordLaneItem(pg.GraphicsObject):
         if vb is None:
             return
         for seg in self.segments:
-            text = parse_label(self.display_label(seg)).symbol()
+            text = self.display_symbol(seg)
             item = pg.TextItem(text, color=(255, 255, 255), anchor=(0, 0.5))
             item.setParentItem(self)
             item.setPos(QPointF(seg.start, 0.5))

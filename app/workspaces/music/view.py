@@ -200,7 +200,7 @@ class MusicWorkspace(WorkspaceView):
         self.cqt_plot.addItem(self.cqt_image)
         self.chroma_image = pg.ImageItem()
         self.chroma_plot.addItem(self.chroma_image)
-        self.lane = ChordLaneItem(self._display_label)
+        self.lane = ChordLaneItem(self._display_symbol)
         self.chord_plot.addItem(self.lane)
         self.ref_lane = ChordLaneItem()
         self.ref_plot.addItem(self.ref_lane)
@@ -392,8 +392,8 @@ class MusicWorkspace(WorkspaceView):
         self.selected = None
         self._refresh_track()
 
-    def _display_label(self, seg) -> str:
-        return self.track.display_label(seg) if self.track is not None else seg.label
+    def _display_symbol(self, seg) -> str:
+        return self.track.display_symbol(seg) if self.track is not None else parse_label(seg.label).symbol()
 
     def _refresh_track(self) -> None:
         track = self.track
@@ -414,10 +414,7 @@ class MusicWorkspace(WorkspaceView):
         if track is None or not track.key:
             self.key_label.setText("Key: -")
             return
-        tonic, _, mode = track.key.partition(" ")
-        from engines.music.chords import pitch_class
-
-        shown = f"{PITCH_NAMES[(pitch_class(tonic) + track.transpose) % 12]} {mode}"
+        shown = track.display_key()
         extra = f" (transposed {track.transpose:+d})" if track.transpose else ""
         self.key_label.setText(f"Key: {shown}{extra}")
         self.key_label.setToolTip(f"Krumhansl-Schmuckler estimate, correlation {track.key_confidence:.2f}")
@@ -479,7 +476,7 @@ class MusicWorkspace(WorkspaceView):
         self._update_loop()
         if self.selected is not None:
             seg = self.track.segments[self.selected]
-            self.status.setText(f"{parse_label(self.track.display_label(seg)).symbol()} "
+            self.status.setText(f"{self.track.display_symbol(seg)} "
                                 f"({self.track.display_label(seg)}), {seg.start:.2f}-{seg.end:.2f} s, "
                                 f"confidence {seg.confidence:.2f}")
 
@@ -525,7 +522,7 @@ class MusicWorkspace(WorkspaceView):
     def _ask_rename(self) -> None:
         if self.track is None or self.selected is None:
             return
-        current = parse_label(self.track.display_label(self.track.segments[self.selected])).symbol()
+        current = self.track.display_symbol(self.track.segments[self.selected])
         text, ok = QInputDialog.getText(self, "Rename chord", "Chord (e.g. Am, G7, C/E, F#:min7, N):", text=current)
         if ok and text.strip():
             self.rename_selected(text.strip())
