@@ -1,7 +1,6 @@
 """CT kernel conversion: the shipped networks on a held-out physics scan, the engine, exports, bad inputs."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,7 @@ from pydicom.data import get_testdata_file
 from engines.core.engine import CancelToken, Cancelled, EngineError
 from engines.core.weights import ModelCard, WeightsStore
 from engines.radiology.reader import load_series, scan_dicom
+from engines.radiology.samples import write_ct_series
 from engines.radiology_ai import kernels as K
 from engines.radiology_ai.baselines import fov_mask, rmse_hu, ssim_hu
 from engines.radiology_ai.common import model_from
@@ -114,8 +114,8 @@ def test_bad_requests_and_inputs(sample_series, tmp_path):
     with pytest.raises(EngineError, match="too small"):
         engine.predict({"image_path": tiny})
     gappy = tmp_path / "gappy"
-    shutil.copytree(sample_series, gappy)
-    (gappy / "IM0002.dcm").unlink()
+    files = write_ct_series(gappy, n_slices=6, rows=64, cols=64, names="index")
+    files[3].unlink()
     with pytest.raises(EngineError, match="missing slice"):
         engine.predict({"image_path": gappy})
     cancel = CancelToken()
