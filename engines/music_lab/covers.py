@@ -97,70 +97,41 @@ def cross_similarity(a: np.ndarray, b: np.ndarray, mode: str = "patch", patch: i
 
 
 # -- classical peers -----------------------------------------------------------------------------------
-def _qmax_core(R, onset, extension):  # plain Python; compiled with numba on first use (see _kernels)
+def _align(R: np.ndarray, onset: float, extension: float, chen: bool) -> np.ndarray:
+    """The local-alignment recursion of Qmax (``chen=False``) or Dmax (``chen=True``), computed one
+    anti-diagonal at a time (each cell needs only the two previous diagonals), so numpy does the inner loop."""
     A, B = R.shape
-    Q = np.zeros((A + 2, B + 2))
+    H = np.zeros((A + 2, B + 2))
     Rp = np.zeros((A + 2, B + 2))
     Rp[2:, 2:] = R
-    for i in range(2, A + 2):
-        for j in range(2, B + 2):
-            c1, c2, c3 = Q[i - 1, j - 1], Q[i - 2, j - 1], Q[i - 1, j - 2]
-            if Rp[i, j] > 0:
-                Q[i, j] = max(c1, c2, c3) + 1
-            else:
-                g1 = onset if Rp[i - 1, j - 1] > 0 else extension
-                g2 = onset if Rp[i - 2, j - 1] > 0 else extension
-                g3 = onset if Rp[i - 1, j - 2] > 0 else extension
-                Q[i, j] = max(0.0, c1 - g1, c2 - g2, c3 - g3)
-    return Q[2:, 2:]
-
-
-def _dmax_core(R, onset, extension):
-    A, B = R.shape
-    D = np.zeros((A + 2, B + 2))
-    Rp = np.zeros((A + 2, B + 2))
-    Rp[2:, 2:] = R
-    for i in range(2, A + 2):
-        for j in range(2, B + 2):
-            c1 = D[i - 1, j - 1]
-            c2 = D[i - 2, j - 1] + Rp[i - 1, j]
-            c3 = D[i - 1, j - 2] + Rp[i, j - 1]
-            if Rp[i, j] > 0:
-                D[i, j] = max(c1, c2, c3) + 1
-            else:
-                g1 = onset if Rp[i - 1, j - 1] > 0 else extension
-                g2 = onset if Rp[i - 2, j - 1] > 0 else extension
-                g3 = onset if Rp[i - 1, j - 2] > 0 else extension
-                D[i, j] = max(0.0, c1 - g1, c2 - g2, c3 - g3)
-    return D[2:, 2:]
-
-
-_KERNELS: dict = {}
-
-
-def _kernels():
-    """numba-compiled alignment kernels (librosa already depends on numba); pure Python if numba is absent."""
-    if not _KERNELS:
-        try:
-            import numba
-
-            _KERNELS["q"], _KERNELS["d"] = numba.njit(cache=False)(_qmax_core), numba.njit(cache=False)(_dmax_core)
-        except Exception:  # noqa: BLE001 - any numba trouble: fall back to the slow loops
-            _KERNELS["q"], _KERNELS["d"] = _qmax_core, _dmax_core
-    return _KERNELS
+    G = np.where(Rp > 0, onset, extension)  # the penalty for leaving a cell
+    for d in range(4, A + B + 3):
+        lo, hi = max(2, d - (B + 1)), min(A + 1, d - 2)
+        if lo > hi:
+            continue
+        i = np.arange(lo, hi + 1)
+        j = d - i
+        c1, c2, c3 = H[i - 1, j - 1], H[i - 2, j - 1], H[i - 1, j - 2]
+        if chen:  # the skip steps also collect the cell they jump over
+            c2 = c2 + Rp[i - 1, j]
+            c3 = c3 + Rp[i, j - 1]
+        hit = np.maximum(np.maximum(c1, c2), c3) + 1
+        miss = np.maximum.reduce([np.zeros(len(i)), c1 - G[i - 1, j - 1], c2 - G[i - 2, j - 1], c3 - G[i - 1, j - 2]])
+        H[i, j] = np.where(Rp[i, j] > 0, hit, miss)
+    return H[2:, 2:]
 
 
 def qmax(binary: np.ndarray, onset: float = 0.5, extension: float = 0.5) -> tuple[float, np.ndarray]:
     """Serra et al. 2009 local alignment on a binary cross-recurrence plot; returns (Qmax, score matrix).
     Disruption penalties as Essentia's defaults (onset 0.5, extension 0.5)."""
-    S = _kernels()["q"](np.ascontiguousarray(binary, dtype=np.float64), float(onset), float(extension))
+    S = _align(np.asarray(binary, dtype=np.float64), float(onset), float(extension), chen=False)
     return float(S.max(initial=0.0)), S
 
 
 def dmax(binary: np.ndarray, onset: float = 0.5, extension: float = 0.5) -> tuple[float, np.ndarray]:
     """Chen et al. 2017 variant: the two skip steps also collect the cell they jump over, so a path through
     a tempo change keeps its evidence; returns (Dmax, score matrix)."""
-    S = _kernels()["d"](np.ascontiguousarray(binary, dtype=np.float64), float(onset), float(extension))
+    S = _align(np.asarray(binary, dtype=np.float64), float(onset), float(extension), chen=True)
     return float(S.max(initial=0.0)), S
 
 

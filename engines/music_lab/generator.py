@@ -200,9 +200,30 @@ class MelodyCVAEModel:
                 eps = torch.randn(mu.shape, generator=gen)
                 z = mu + float(distance) * torch.exp(0.5 * logvar) * eps
                 toks = self.net.generate(z, c, prev, temperature, gen)
+                if w > 0:
+                    toks = _octave_place(toks, out[:, :w])
                 out[:, w:w + W] = toks
                 prev = toks[:, -1]
         return [o[:T].numpy() for o in out]
+
+
+def _octave_place(new, before):
+    """Windows are sampled one after another; move each new window by octaves so that it starts near where
+    the previous one ended (chord tones are unchanged by an octave)."""
+    new = new.clone()
+    for r in range(new.shape[0]):
+        prev_p = [int(t) for t in before[r].tolist() if t >= 2]
+        cur = [int(t) for t in new[r].tolist() if t >= 2]
+        if not prev_p or not cur:
+            continue
+        k = int(round((prev_p[-1] - cur[0]) / 12.0))
+        lo, hi = min(cur) + 12 * k, max(cur) + 12 * k
+        while k and (lo < 2 or hi > N_TOKENS - 1):
+            k -= 1 if k > 0 else -1
+            lo, hi = min(cur) + 12 * k, max(cur) + 12 * k
+        m = new[r] >= 2
+        new[r][m] += 12 * k
+    return new
 
 
 @dataclass
