@@ -372,3 +372,22 @@ def test_seg_in_the_study_folder_loads_from_the_browser(window, qtbot, tmp_path)
     view._series_activated(seg_item)
     qtbot.waitUntil(lambda: len(view.layers) == 1, timeout=20000)
     assert np.array_equal(view.layers[0].labels, labels) and view.layers[0].names == {1: "lesion"}
+
+
+def test_opening_another_series_releases_the_previous_volume_and_layers(window, qtbot, tmp_path):
+    import gc
+    import weakref
+
+    small_series(tmp_path / "a", n=8)
+    small_series(tmp_path / "b", n=6, seed=5)
+    view = open_in(window, qtbot, tmp_path / "a")
+    layer = view.add_label_layer(np.ones(view.volume.shape, np.uint8), None, {1: "all"}, name="everything")
+    view.add_comparison(view.volume.real(view.volume.voxels), view.volume.geometry, "copy")
+    refs = [weakref.ref(view.volume.voxels.base if view.volume.voxels.base is not None else view.volume.voxels),
+            weakref.ref(layer.labels), weakref.ref(view.comparison[1])]
+    del layer
+    view.set_layout("single", "axial")  # hidden views must not keep the old volume either
+    view = open_in(window, qtbot, tmp_path / "b")
+    assert view.volume.shape[0] == 6
+    gc.collect()
+    assert [r() is None for r in refs] == [True, True, True]

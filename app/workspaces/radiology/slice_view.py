@@ -199,6 +199,11 @@ class SliceView(QWidget):
 
     def show_overlay(self, labels: np.ndarray | None, lut: np.ndarray | None, opacity: float) -> None:
         if labels is None or lut is None:
+            if self.overlay.image is not None:
+                self.overlay.clear()
+                # pyqtgraph's Indexed8 fast path wraps the label slice itself in the QImage it keeps:
+                # drop it too, or one slice view keeps the whole old label volume alive
+                self.overlay.qimage = None
             self.overlay.hide()
             return
         self.overlay.setImage(labels, autoLevels=False, levels=(0, len(lut) - 1), lut=lut)
@@ -208,6 +213,9 @@ class SliceView(QWidget):
 
     def show_compare(self, data: np.ndarray | None, levels=None, lut=None, swipe: float | None = None) -> None:
         if data is None:
+            if self.compare_image.image is not None:
+                self.compare_image.clear()
+                self.compare_image.qimage = None
             self.compare_image.hide()
             return
         rect = None

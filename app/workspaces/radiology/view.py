@@ -571,6 +571,8 @@ class RadiologyWorkspace(WorkspaceView):
         self._undo.clear()
         self._dirty.clear()
         self.undo_button.setEnabled(False)
+        for plane in ("axial", "coronal", "sagittal"):  # hidden ones too: none may keep the old volume alive
+            self._render_plane(plane)
         self._render_all()
         self._restore_autosaves()
         QTimer.singleShot(0, self.reset_views)
