@@ -280,9 +280,8 @@ def _read_header(path: Path) -> tuple[Any, int | None, int | None, bool]:
             elif head[4:6] in (b"OB", b"OW", b"UN", b"OV", b"OF", b"OD", b"OL"):
                 (length,) = struct.unpack(fmt + "I", head[8:12])
                 offset = pos + 12
-            else:
-                (length,) = struct.unpack(fmt + "H", head[6:8])
-                offset = pos + 8
+            else:  # not the encoding the transfer syntax promises: let pydicom work it out, judge nothing
+                return ds, None, None, False
             if length == 0xFFFFFFFF:  # encapsulated (compressed): no cheap size check
                 offset = length = None
             elif offset + length > size:
@@ -415,6 +414,7 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
     not_dicom: list[str] = []
     truncated: list[str] = []
     unreadable: list[str] = []
+    incomplete: list[str] = []
     headers: list[tuple[Path, Any, int | None, int | None]] = []
     progress(0.0, f"reading {len(files)} headers")
 
@@ -443,7 +443,7 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
             else:
                 ds, off, length, trunc = value
                 if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:
-                    truncated.append(rel)  # the header itself is cut short: nothing to place
+                    incomplete.append(rel)  # a header cut short, or a fragment that is no stored object
                     continue
                 if trunc:
                     truncated.append(rel)
@@ -464,6 +464,9 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
                              f"shown blank: {_names(truncated)}")
     if unreadable:
         scan.findings.append(f"{len(unreadable)} file(s) could not be read as DICOM: {_names(unreadable)}")
+    if incomplete:
+        scan.findings.append(f"{len(incomplete)} file(s) have no SOP Class or Series UID (a header cut short, or "
+                             f"not a stored image) and were skipped: {_names(incomplete)}")
     trunc_set = set(truncated)
 
     by_uid: dict[str, SeriesInfo] = {}
