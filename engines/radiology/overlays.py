@@ -182,6 +182,60 @@ def _source_dataset(ref):
     return ref.header
 
 
+# -- RT structure sets ------------------------------------------------------------------------------
+def read_rtstruct(path: str | Path, geometry: Geometry, shape) -> tuple[LabelMap, list[str]]:
+    """Rasterize an RTSTRUCT's closed planar contours onto an image grid (``geometry``, ``shape`` [k, j, i]).
+
+    Each ROI becomes one label (its ROINumber order), in its ROIDisplayColor. Every contour is placed on the
+    slice nearest its points through patient coordinates; contours off the grid or not in a slice plane are
+    counted as findings, not drawn somewhere wrong."""
+    import pydicom
+    from skimage.draw import polygon
+
+    path = Path(path)
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as exc:  # noqa: BLE001
+        raise EngineError(f"{path.name}: not a readable RT structure set ({exc})") from None
+    names = {int(r.ROINumber): str(r.get("ROIName", f"ROI {r.ROINumber}")) for r in ds.get("StructureSetROISequence", [])}
+    order = {number: n for n, number in enumerate(sorted(names), start=1)}
+    labels = np.zeros(tuple(shape), dtype=np.uint8 if len(order) < 256 else np.uint16)
+    colours: dict[int, tuple[int, int, int]] = {}
+    problems: list[str] = []
+    off_grid = off_plane = 0
+    for roi in ds.get("ROIContourSequence", []):
+        number = int(roi.get("ReferencedROINumber", 0))
+        value = order.get(number)
+        if value is None:
+            continue
+        colour = roi.get("ROIDisplayColor")
+        if colour is not None and len(colour) == 3:
+            colours[value] = tuple(int(c) for c in colour)
+        for contour in roi.get("ContourSequence", []):
+            if str(contour.get("ContourGeometricType", "")) not in ("CLOSED_PLANAR", ""):
+                continue
+            points = np.asarray([float(v) for v in contour.ContourData]).reshape(-1, 3)
+            ijk = geometry.lps_to_index(points)
+            k = np.rint(ijk[:, 2])
+            if np.ptp(ijk[:, 2]) > 0.5:
+                off_plane += 1
+                continue
+            k = int(k[0])
+            if not 0 <= k < shape[0]:
+                off_grid += 1
+                continue
+            rr, cc = polygon(ijk[:, 1], ijk[:, 0], shape=tuple(shape[1:]))
+            labels[k, rr, cc] = value
+    if off_grid:
+        problems.append(f"{off_grid} contour(s) lie outside the image's slices and were not drawn")
+    if off_plane:
+        problems.append(f"{off_plane} contour(s) are not parallel to the image's slices and were not drawn")
+    if not names:
+        problems.append("the structure set names no ROI")
+    label_names = {order[n]: names[n] for n in order}
+    return LabelMap(labels, geometry, label_names, colours, source=path.name), problems
+
+
 # -- NIfTI / MHA / NRRD -----------------------------------------------------------------------------
 def read_label_file(path: str | Path) -> LabelMap:
     import SimpleITK as sitk

@@ -501,7 +501,7 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
         if s.kind != "image":
             label = {"seg": "a segmentation (DICOM SEG): offered as an overlay",
                      "sr": "a structured report (SR): not an image",
-                     "rtstruct": "an RT structure set: not an image (contours are not drawn yet)",
+                     "rtstruct": "an RT structure set: its contours are drawn as a label layer on the image",
                      "slide": "a whole-slide image: open it in the Pathology workspace",
                      "other": "not an image"}[s.kind]
             s.findings.append(f"{len(s.files)} object(s) of {label}")

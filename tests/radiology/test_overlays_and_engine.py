@@ -138,3 +138,55 @@ def test_ct_tissue_engine_refuses_non_ct(tmp_path):
     image = sitk.GetImageFromArray(np.full((3, 8, 8), 100, np.int16))
     with pytest.raises(EngineError, match="does not look like a CT"):
         engine.predict({"image": image})
+
+
+def write_rtstruct(path: Path, volume, square_mm: tuple[float, float, float, float], z_mm: float) -> Path:
+    """A minimal RT structure set with one square contour (x0, y0, x1, y1 in LPS mm) on the plane z_mm."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.sequence import Sequence
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.481.3"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.SeriesInstanceUID, ds.StudyInstanceUID = "RTSTRUCT", generate_uid(), volume.meta["study_uid"]
+    roi = Dataset()
+    roi.ROINumber, roi.ROIName = 7, "GTV"
+    ds.StructureSetROISequence = Sequence([roi])
+    x0, y0, x1, y1 = square_mm
+    contour = Dataset()
+    contour.ContourGeometricType = "CLOSED_PLANAR"
+    contour.NumberOfContourPoints = 4
+    contour.ContourData = [x0, y0, z_mm, x1, y0, z_mm, x1, y1, z_mm, x0, y1, z_mm]
+    item = Dataset()
+    item.ReferencedROINumber = 7
+    item.ROIDisplayColor = [255, 0, 0]
+    item.ContourSequence = Sequence([contour])
+    ds.ROIContourSequence = Sequence([item])
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_rtstruct_contour_is_rasterized_on_the_image(tmp_path):
+    from engines.core.filetypes import classify
+    from engines.radiology.overlays import read_rtstruct
+
+    small_series(tmp_path / "s", n=8, orientation=(-1, 0, 0, 0, 1, 0))  # columns run right-to-left: flipped on display
+    volume = load(tmp_path / "s")
+    g = volume.geometry
+    z = float(g.index_to_lps([0, 0, 4])[2])
+    lo, hi = g.index_to_lps([10, 20, 4]), g.index_to_lps([20, 30, 4])
+    path = write_rtstruct(tmp_path / "rt.dcm", volume, (lo[0], lo[1], hi[0], hi[1]), z)
+    assert classify(path) == "dicom-rtstruct"
+    label_map, problems = read_rtstruct(path, g, volume.shape)
+    assert label_map.names == {1: "GTV"} and label_map.colours[1] == (255, 0, 0) and problems == []
+    drawn = np.argwhere(label_map.labels == 1)
+    assert set(drawn[:, 0]) == {4}
+    assert drawn[:, 1].min() >= 20 and drawn[:, 1].max() <= 30 and drawn[:, 2].min() >= 10 and drawn[:, 2].max() <= 20
+    assert len(drawn) >= 9 * 9
+    scan = scan_dicom(tmp_path)
+    assert [s.kind for s in scan.overlays()] == ["rtstruct"]

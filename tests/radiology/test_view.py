@@ -391,3 +391,24 @@ def test_opening_another_series_releases_the_previous_volume_and_layers(window, 
     assert view.volume.shape[0] == 6
     gc.collect()
     assert [r() is None for r in refs] == [True, True, True]
+
+
+def test_rtstruct_needs_an_image_then_draws_on_it(window, qtbot, tmp_path):
+    from tests.radiology.test_overlays_and_engine import write_rtstruct
+
+    small_series(tmp_path / "ct", n=8)
+    view = window.switch_to("radiology")
+    from engines.radiology.reader import load_series, scan_dicom
+
+    volume = load_series(scan_dicom(tmp_path / "ct").image_series()[0])
+    g = volume.geometry
+    lo, hi = g.index_to_lps([10, 20, 3]), g.index_to_lps([20, 30, 3])
+    rt = write_rtstruct(tmp_path / "rt.dcm", volume, (lo[0], lo[1], hi[0], hi[1]), float(lo[2]))
+    view.open_path(rt)
+    qtbot.waitUntil(lambda: bool(errors(window)), timeout=20000)
+    assert "open its image series first" in errors(window)[0]
+    view = open_in(window, qtbot, tmp_path / "ct")
+    with qtbot.waitSignal(view.opened, timeout=20000):
+        view.open_path(rt)
+    assert len(view.layers) == 1 and view.layers[0].names == {1: "GTV"}
+    assert view.layers[0].labels[3, 25, 15] == 1 and view.layers[0].labels[3, 5, 5] == 0

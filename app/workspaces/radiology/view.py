@@ -441,10 +441,19 @@ class RadiologyWorkspace(WorkspaceView):
         target = (self.volume.geometry, self.volume.shape) if self.volume is not None else None
 
         def job(progress, cancel):
+            from engines.core.engine import EngineError
             from engines.radiology import reader
             from engines.radiology.overlays import LabelMap, read_seg
 
             kind = classify(path)
+            if kind == "dicom-rtstruct":
+                from engines.radiology.overlays import read_rtstruct
+
+                if target is None:
+                    raise EngineError(f"{path.name} is an RT structure set: open its image series first, the "
+                                      f"contours are drawn on it")
+                label_map, problems = read_rtstruct(path, *target)
+                return {"kind": "labels", "label_map": label_map, "problems": problems}
             if kind == "dicom-seg":
                 label_map, ref_uid = read_seg(path)
                 if target is not None:
@@ -484,6 +493,8 @@ class RadiologyWorkspace(WorkspaceView):
                 self._add_seg(result["label_map"], result["ref_uid"], path)
             elif result["kind"] == "labels":
                 self.add_label_layer(result["label_map"], name=path.name)
+                for problem in result.get("problems", []):
+                    self.context.notify("warning", f"{path.name}: {problem}", "")
             elif result["kind"] == "volume":
                 self.scan = None
                 self._fill_series([], {})
@@ -1347,6 +1358,8 @@ class RadiologyWorkspace(WorkspaceView):
                     self.context.tasks.submit(job, title=f"Reading {path.name}", owner=f"{self.manifest.id}:labels",
                                               on_result=lambda r, p=path: self._add_seg(r[0], r[1], p),
                                               on_error=self._error)
+                elif s.kind == "rtstruct" and self.volume is not None:
+                    self.open_path(s.files[0])
                 else:
                     self.context.notify("info", f"{s.title()}: {s.findings[0] if s.findings else s.kind}", "")
                 return
