@@ -412,3 +412,12 @@ def test_rtstruct_needs_an_image_then_draws_on_it(window, qtbot, tmp_path):
         view.open_path(rt)
     assert len(view.layers) == 1 and view.layers[0].names == {1: "GTV"}
     assert view.layers[0].labels[3, 25, 15] == 1 and view.layers[0].labels[3, 5, 5] == 0
+
+
+def test_first_pixels_arrive_before_the_volume(window, qtbot, ct_folder):
+    view = window.switch_to("radiology")
+    seen = []
+    view.relay.preview.connect(lambda p: seen.append((p["image"].shape, view.volume is None)))
+    with qtbot.waitSignal(view.opened, timeout=60000):
+        view.open_path(ct_folder)
+    assert seen and seen[0] == ((64, 64), True)  # shown while the volume was still loading
