@@ -114,3 +114,9 @@ def test_covers_tab_on_bundled_clips(qtbot, panel):
     assert cov.table.rowCount() == 2 and cov.image.image is not None
     assert "is probably a version of" in cov.verdict.text()
     assert errors(panel) == []
+
+
+def test_progression_from_the_chord_lane(panel):
+    panel.set_progression(["C:maj", "C:maj", "A:min", "N", "F:maj/3", "G:7"])
+    assert panel.generator.chords_edit.text() == "C Am F/A G7"
+    assert panel.tabs.currentWidget() is panel.generator

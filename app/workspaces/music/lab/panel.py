@@ -662,6 +662,27 @@ class MusicLabPanel(QWidget):
         lay.addWidget(self.tabs, 1)
         lay.addWidget(self.status)
 
+    # -- hooks for the music workspace ---------------------------------------------------------------
+    def set_progression(self, labels: list[str]) -> None:
+        """Put chords (MIREX labels or symbols, one per bar; e.g. from the chord lane) into the generator tab."""
+        from engines.music.chords import parse_label
+
+        symbols = []
+        for lab in labels:
+            try:
+                chord = parse_label(lab)
+            except ValueError:
+                continue
+            if not chord.is_none and (not symbols or symbols[-1] != chord.symbol()):
+                symbols.append(chord.symbol())
+        self.generator.chords_edit.setText(" ".join(symbols))
+        self.tabs.setCurrentWidget(self.generator)
+
+    def open_melody(self, path: Path) -> None:
+        """Harmonize a MIDI/MusicXML melody (e.g. the file the workspace just opened)."""
+        self.tabs.setCurrentWidget(self.harmonizer)
+        self.harmonizer.open_melody(Path(path))
+
     def engine(self, engine_id: str):
         if engine_id not in self._engines:
             try:
