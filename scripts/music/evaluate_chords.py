@@ -84,18 +84,23 @@ def main() -> int:
               + f"  ({len(files)} chorales, {table['audio_minutes']} min)", flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
-    if args.update_card and "chord-recognition" in results:
+    if args.update_card:
         from engines.core.atomic import atomic_write_text
         from engines.core.weights import ModelCard, WeightsStore
 
-        weights_path, card_path = WeightsStore.default().paths("btc-majmin")
-        card = ModelCard.from_json(card_path.read_text(encoding="utf-8"))
-        card.metrics["held_out_wcsr"] = {k: {"wcsr": v["wcsr"]} for k, v in results.items()}
-        card.metrics["held_out_command"] = ("python scripts/music/evaluate_chords.py --data /tmp/music/test "
-                                            "--update-card  (test data: make_chorale_dataset.py --split test "
-                                            "--versions 1 --seed 7, shards 0/2 and 1/2)")
-        atomic_write_text(card_path, card.to_json())
-        print(f"updated {card_path}")
+        for engine_id in results:
+            name = getattr(registry.get(engine_id), "weights_name", None)
+            if not name:
+                continue
+            _, card_path = WeightsStore.default().paths(name)
+            card = ModelCard.from_json(card_path.read_text(encoding="utf-8"))
+            card.metrics["held_out_wcsr"] = {k: {"wcsr": v["wcsr"]} for k, v in results.items()}
+            card.metrics["held_out_command"] = (
+                f".venv/bin/python scripts/music/evaluate_chords.py --data /tmp/music/test --engines "
+                f"{args.engines} --update-card  (test data: make_chorale_dataset.py --split test --versions 1 "
+                f"--seed 7, shards 0/2 and 1/2: 68 held-out chorales)")
+            atomic_write_text(card_path, card.to_json())
+            print(f"updated {card_path}")
     return 0
 
 

@@ -20,7 +20,7 @@ from engines.music.audio import SR, AudioClip, compute_features, load_audio
 from engines.music.chords import ChordSegment, ChordTrack
 from engines.music.evaluate import wcsr
 from engines.music.export import export_track
-from engines.music.recognize import BTCChordEngine, TemplateChordEngine
+from engines.music.recognize import BTCChordEngine, BTCLargeChordEngine, TemplateChordEngine
 from engines.music.synth import render_chords
 
 pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning:music21.*"),
@@ -73,6 +73,18 @@ def test_btc_on_the_held_out_chorale_beats_the_majmin_threshold(btc, chorale):
     assert scores["majmin"] >= 0.70, scores
     assert track.key == "A minor"
     assert all(0.0 <= s.confidence <= 1.0 for s in track.segments)
+
+
+def test_large_vocabulary_btc_names_sevenths_on_the_held_out_chorale(chorale):
+    _, clip, feats, ref = chorale
+    card = WeightsStore.default().card("btc-large")
+    assert len(card.labels) == 170 and card.labels[-1] == "N"
+    engine = BTCLargeChordEngine()
+    engine.load("cpu")
+    track = engine.predict({"clip": clip, "features": feats})
+    scores, _ = wcsr(ref.segments, track.segments)
+    assert scores["majmin"] >= 0.70 and scores["sevenths"] >= 0.60, scores
+    assert any(s.label.split(":")[-1] in ("7", "dim", "min7", "hdim7", "dim7", "maj7") for s in track.segments)
 
 
 def test_templates_on_the_held_out_chorale(chorale):

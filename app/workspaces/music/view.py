@@ -286,10 +286,12 @@ class MusicWorkspace(WorkspaceView):
             short = info.extra.get("short_title", info.title)
             self.engine_box.addItem(short + ("" if usable else " (weights missing)"), info.id)
             self.engine_box.setItemData(self.engine_box.count() - 1, info.title, Qt.ToolTipRole)
-            if usable and (best is None or info.weights):
-                best = self.engine_box.count() - 1
+            # default: BTC 25 classes (best majmin on held-out chorales), else any network, else templates
+            rank = 2 if info.id == "chord-recognition" else 1 if info.weights else 0
+            if usable and (best is None or rank > best[1]):
+                best = (self.engine_box.count() - 1, rank)
         if best is not None:
-            self.engine_box.setCurrentIndex(best)
+            self.engine_box.setCurrentIndex(best[0])
 
     # -- opening -------------------------------------------------------------------------------------
     def open_path(self, path: Path) -> None:
