@@ -2,7 +2,8 @@
 
 Imports stay light (no torch): the networks are built when an engine is loaded.
 """
-from engines.radiology_ai.kernel_engine import KernelConversionEngine
-from engines.radiology_ai.lesion_engine import LesionSegmentationSEEngine
+from engines.radiology_ai.kernel_engine import KernelConversionEngine, LinearKernelConversionEngine
+from engines.radiology_ai.lesion_engine import LesionSegmentationPlainEngine, LesionSegmentationSEEngine
 
-ENGINES: list = [KernelConversionEngine, LesionSegmentationSEEngine]
+ENGINES: list = [KernelConversionEngine, LinearKernelConversionEngine, LesionSegmentationSEEngine,
+                  LesionSegmentationPlainEngine]

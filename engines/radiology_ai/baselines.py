@@ -83,8 +83,8 @@ class LinearBaselines:
         idx = np.linspace(0, len(src) - 1, min(len(src), max_images)).astype(int)
         src, dst = src[idx].astype(np.float64), dst[idx].astype(np.float64)
         best = (np.inf, 1.0, 0.0)
-        sigmas = [0.5, 0.7, 0.9, 1.1, 1.4, 1.8, 2.2]
-        amounts = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0] if sharpen else [1.0]
+        sigmas = [0.3, 0.4, 0.5, 0.6, 0.7, 0.9, 1.1, 1.4, 1.8, 2.2, 3.0]
+        amounts = [0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0] if sharpen else [1.0]
         for s in sigmas:
             blurred = [gaussian(x, s) for x in src]
             for a in amounts:

@@ -115,8 +115,6 @@ class KernelConversionEngine(Engine):
                 cancel: CancelToken | None = None) -> dict[str, Any]:
         from engines.radiology.reader import Volume
         from engines.radiology_ai.common import acquisition_axis, from_slices, input_volume, missing_slices, to_slices
-        from engines.radiology_ai.kernel_eval import run_net
-
         cancel = cancel or CancelToken()
         direction, target, head = self.resolve(request)
         progress(0.0, "reading the CT")
@@ -136,18 +134,15 @@ class KernelConversionEngine(Engine):
         if min(slices.shape[1:]) < MIN_SIZE:
             raise EngineError(f"slices of {slices.shape[2]}x{slices.shape[1]} pixels are too small for kernel "
                               f"conversion (at least {MIN_SIZE}x{MIN_SIZE})")
-        model = self.model(direction)
-        cancel.raise_if_cancelled()
-        batch = max(1, int(request.get("batch", 4) or 4))
         src_kernel = DIRECTIONS[direction][1]
         progress(0.05, f"converting {len(slices)} slices {src_kernel} -> {target} on {self.device}")
-        out = run_net(model, np.clip(slices, -1024, 3071), head, self.device or "cpu", batch,
-                      progress=lambda f, m: progress(0.05 + 0.93 * (f or 0), m), cancel=cancel)
+        out = self.convert(np.clip(slices, -1024, 3071), direction, target, head, request,
+                           progress=lambda f, m: progress(0.05 + 0.93 * (f or 0), m), cancel=cancel)
         out = np.clip(from_slices(out, axis), -1024, 3071)
         stored = np.rint(out + 1024.0).astype(np.int16)
         old = str(source.meta.get("series_description", "") or "CT")
         meta = dict(source.meta)
-        meta.update(series_description=f"{old} converted to {target_label(target)}"[:64],
+        meta.update(series_description=f"{old} converted to {target_label(target)}{self.method_note()}"[:64],
                     kernel_conversion={"direction": direction, "from": src_kernel, "to": target},
                     window=source.meta.get("window"))
         converted = Volume(voxels=stored, geometry=source.geometry, slope=1.0, intercept=-1024.0, modality="CT",
@@ -158,6 +153,19 @@ class KernelConversionEngine(Engine):
         return {"volume": converted, "source": source, "image": converted, "geometry": source.geometry,
                 "direction": direction, "from_kernel": src_kernel, "to_kernel": target,
                 "series_description": meta["series_description"]}
+
+    def convert(self, slices: np.ndarray, direction: str, target: str, head: int, request: Mapping[str, Any], *,
+                progress: ProgressFn, cancel: CancelToken) -> np.ndarray:
+        """HU slices [n, rows, cols] in the source kernel -> HU slices in ``target`` (the network's head)."""
+        from engines.radiology_ai.kernel_eval import run_net
+
+        model = self.model(direction)
+        cancel.raise_if_cancelled()
+        batch = max(1, int(request.get("batch", 4) or 4))
+        return run_net(model, slices, head, self.device or "cpu", batch, progress=progress, cancel=cancel)
+
+    def method_note(self) -> str:
+        return ""
 
     def write_result(self, result: Mapping[str, Any], out: Path) -> list[Path]:
         from engines.radiology_ai.common import write_derived_series, write_volume_file
@@ -170,3 +178,64 @@ class KernelConversionEngine(Engine):
             result["volume"], result["source"], out, description=result["series_description"],
             derivation=f"CSI Workstation ct-kernel-conversion {result['from_kernel']} -> {result['to_kernel']} "
                        f"(research use only, not for diagnosis)")
+
+
+class LinearKernelConversionEngine(KernelConversionEngine):
+    """The classical peer: the Wiener-style radial filter (or Gaussian / unsharp masking) fitted on the same
+    training pairs (resources/models/radiology_ai/ct-kernel-linear.json). Same options, plus method=wiener|spatial."""
+
+    id = "ct-kernel-conversion-linear"
+
+    def info(self) -> EngineInfo:
+        base = super().info()
+        return EngineInfo(
+            id=self.id, title="CT kernel conversion (linear filter baseline)", task="image-to-image",
+            workspace="radiology", inputs=base.inputs + ", method=wiener|spatial", outputs=base.outputs,
+            labels=KERNELS, weights=None,
+            description="Classical baseline of seed 5.9: the MSE-optimal radial transfer function between two "
+                        "kernels (Wiener-style, fitted on the training pairs) or tuned Gaussian smoothing / unsharp "
+                        "masking. No network. Research use only, not for diagnosis.",
+            extra={"self_test_out": "converted-linear.nii.gz"})
+
+    def weights_status(self) -> str:
+        try:
+            self._params()
+        except EngineError as exc:
+            return str(exc)
+        return "none needed"
+
+    def load(self, device: str) -> None:
+        self.device = device
+
+    @staticmethod
+    def _params() -> dict:
+        import json
+
+        from engines.core.paths import resources_dir
+
+        path = resources_dir() / "models" / "radiology_ai" / "ct-kernel-linear.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise EngineError(f"the fitted filters are missing or unreadable ({path.name}: {exc})") from None
+        if data.get("format") != "csi-workstation/ct-kernel-linear@1":
+            raise EngineError(f"{path.name} is not a CSI Workstation kernel filter file")
+        return data
+
+    def convert(self, slices: np.ndarray, direction: str, target: str, head: int, request: Mapping[str, Any], *,
+                progress: ProgressFn, cancel: CancelToken) -> np.ndarray:
+        from engines.radiology_ai.baselines import LinearBaselines
+
+        method = str(request.get("method", "wiener") or "wiener").lower()
+        if method not in ("wiener", "spatial"):
+            raise EngineError(f"method must be 'wiener' or 'spatial', not '{method}'")
+        fit = LinearBaselines.from_dict(self._params()["directions"][direction]["targets"][target])
+        out = np.empty(slices.shape, dtype=np.float32)
+        for n, sl in enumerate(slices):
+            cancel.raise_if_cancelled()
+            out[n] = fit.frequency(sl) if method == "wiener" else fit.spatial(sl)
+            progress((n + 1) / len(slices), f"filtered {n + 1}/{len(slices)} slices")
+        return out
+
+    def method_note(self) -> str:
+        return " (linear)"

@@ -139,3 +139,19 @@ class LesionSegmentationSEEngine(Engine):
                 raise EngineError("no lesion was found: an empty DICOM SEG is not written (write .nii.gz instead)")
             return [write_seg(label_map, result.get("source"), out, algorithm=self.id)]
         return write_label_file(label_map, out)
+
+
+class LesionSegmentationPlainEngine(LesionSegmentationSEEngine):
+    """The same U-Net without SE blocks (the ablation of seed 5.5), to compare side by side in the workspace."""
+
+    id = "lesion-segmentation-plain"
+    weights_name = "lesion-unet-plain"
+
+    def info(self) -> EngineInfo:
+        base = super().info()
+        return EngineInfo(
+            id=self.id, title="DWI lesion segmentation (U-Net without SE)", task=base.task, workspace="radiology",
+            inputs=base.inputs, outputs=base.outputs, labels=base.labels, weights=self.weights_name,
+            description="Ablation of seed 5.5: the same 2-D U-Net and training, without squeeze-and-excitation "
+                        "blocks. Research use only, not for diagnosis.",
+            extra={"self_test_out": "lesions-plain.nii.gz"})

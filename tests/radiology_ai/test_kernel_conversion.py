@@ -152,3 +152,20 @@ def test_checkpoint_that_is_not_ours_is_refused(isolated_home):
     engine.load("cpu")
     with pytest.raises(EngineError, match="safetensors"):
         engine.model("sharpen")
+
+
+def test_linear_baseline_engine_converts_with_the_fitted_filters(sample_series):
+    from engines.radiology_ai.kernel_engine import LinearKernelConversionEngine
+
+    engine = LinearKernelConversionEngine()
+    assert engine.weights_status() == "none needed"
+    engine.load("cpu")
+    source = load(sample_series)
+    ref = load(sample_series.parent / "reference-edge")
+    r = ref.real(ref.voxels)
+    for method in ("wiener", "spatial"):
+        conv = engine.predict({"volume": source, "target": "edge", "method": method})["volume"]
+        assert conv.geometry.same_grid(source.geometry)
+        assert np.sqrt(np.mean((conv.real(conv.voxels) - r) ** 2)) < np.sqrt(np.mean((source.real(source.voxels) - r) ** 2))
+    with pytest.raises(EngineError, match="method"):
+        engine.predict({"volume": source, "method": "magic"})
