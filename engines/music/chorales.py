@@ -170,3 +170,26 @@ def render_chorale(name: str, bpm: float = 80.0, program: int = 0, transpose: in
 
 
 __all__ = ["PITCH_NAMES", "render_chorale", "chorale_names", "is_held_out", "bwv_number"]
+
+
+def score_reference(path: Path, midi) -> list[ChordSegment] | None:
+    """Chords of a MusicXML/MIDI file from music21's chordify, in seconds of its rendering (``midi``).
+
+    Only for a constant tempo (the seconds-per-quarter mapping is then exact); None otherwise or when music21
+    cannot read the file. Used as the reference lane when a score is opened.
+    """
+    try:
+        _, tempi = midi.get_tempo_changes()
+        if len(set(round(float(t), 3) for t in tempi)) != 1:
+            return None
+        import music21
+
+        score = music21.converter.parse(str(path))
+        try:
+            score = score.expandRepeats()
+        except Exception:  # noqa: BLE001 - play as written, as the rendering did
+            pass
+        segs = chorale_chords(score, 60.0 / float(tempi[0]))
+    except Exception:  # noqa: BLE001 - no reference is a normal outcome
+        return None
+    return segs or None

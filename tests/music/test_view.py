@@ -116,3 +116,25 @@ def test_bad_file_is_a_message_not_a_crash(qtbot, window, tmp_path):
     qtbot.waitUntil(lambda: bool(errors(window)), timeout=30_000)
     assert "broken.wav" in errors(window)[0]
     assert view.track is None
+
+
+def test_a_musicxml_score_opens_with_its_own_chords_as_reference(qtbot, window, tmp_path):
+    from music21 import chord, meter, stream, tempo
+
+    part = stream.Part()
+    part.append(tempo.MetronomeMark(number=90))
+    part.append(meter.TimeSignature("4/4"))
+    for names in (["C3", "E4", "G4", "C5"], ["A2", "E4", "A4", "C5"], ["F2", "F4", "A4", "C5"],
+                  ["G2", "D4", "G4", "B4"]):
+        part.append(chord.Chord(names, quarterLength=4))
+    score = stream.Score([part])
+    path = tmp_path / "cadence.musicxml"
+    score.write("musicxml", fp=str(path))
+    view = window.switch_to("music")
+    with qtbot.waitSignal(view.opened, timeout=120_000):
+        view.open_path(path)
+    qtbot.waitUntil(lambda: view.track is not None, timeout=120_000)
+    assert view.reference is not None and "chordify" in view.reference.source
+    assert [s.label for s in view.reference.segments][:4] == ["C:maj", "A:min", "F:maj", "G:maj"]
+    assert view.clip.midi is not None and view.last_scores["majmin"] > 0.5
+    assert errors(window) == []

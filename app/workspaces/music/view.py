@@ -72,6 +72,13 @@ def load_job(path: Path):
                 except Exception as exc:  # noqa: BLE001 - a bad reference is reported, not fatal
                     log.warning("unreadable reference %s: %s", cand, exc)
                 break
+        if reference is None and clip.midi is not None:  # a score: its own chords are the reference
+            from engines.music.chorales import score_reference
+
+            progress(0.95, "reading the score's chords")
+            segs = score_reference(path, clip.midi)
+            if segs:
+                reference = ChordTrack(segs, clip.duration, source="the score (music21 chordify)")
         tempo = None
         if clip.midi is not None:
             try:
@@ -229,6 +236,8 @@ class MusicWorkspace(WorkspaceView):
             lane_plot.getAxis("left").setTicks([[]])
         self.wave_plot.setYRange(-1, 1, padding=0.02)
         self.ref_plot.setVisible(False)
+        self.plots.ci.layout.setRowStretchFactor(4, 0)
+        self.plots.ci.layout.setRowMaximumHeight(4, 0)
         self.playheads = []
         for plot in (self.wave_plot, self.cqt_plot, self.chroma_plot, self.chord_plot, self.ref_plot):
             line = pg.InfiniteLine(0, angle=90, pen=pg.mkPen((255, 80, 80), width=2))
@@ -340,6 +349,8 @@ class MusicWorkspace(WorkspaceView):
         # open on the first 20 s so chord names are readable; the wheel zooms out to the whole recording
         self.wave_plot.setLimits(xMin=0, xMax=dur, minXRange=0.5)
         self.wave_plot.setXRange(0, min(dur, 20.0) if dur > 30.0 else dur, padding=0)
+        self.plots.ci.layout.setRowStretchFactor(4, 2 if self.reference is not None else 0)
+        self.plots.ci.layout.setRowMaximumHeight(4, 1e6 if self.reference is not None else 0)
         if self.reference is not None:
             self.ref_plot.setVisible(True)
             self.ref_plot.setLabel("left", "Reference")
