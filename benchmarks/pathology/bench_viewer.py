@@ -119,13 +119,13 @@ def mag_to_scale(mag: float) -> float:
     return MPP * mag / 10.0
 
 
-def run_ours(slide: Path, path, app) -> dict:
+def run_ours(slide: Path, path, app, threads: int | None = None) -> dict:
     from app.workspaces.pathology.canvas import SlideCanvas
     from engines.pathology.slide import open_slide
 
     reader = open_slide(slide)
     thumb, ts = reader.thumbnail(1024)
-    canvas = SlideCanvas()
+    canvas = SlideCanvas(loader_threads=threads)
     canvas.resize(VIEW_W, VIEW_H)
     canvas.show()  # a hidden widget never paints, and painting is what requests tiles
     canvas.set_slide(reader, thumb, ts)
@@ -170,11 +170,13 @@ def run_ours(slide: Path, path, app) -> dict:
             time.sleep(0.002)
     canvas.shutdown()
     reader.close()
-    return {"tile_px": 512, "tiles_needed": len(latencies),
+    from app.workspaces.pathology.canvas import TILE
+
+    return {"tile_px": TILE, "loader_threads": canvas.loader.pool.maxThreadCount(), "tiles_needed": len(latencies),
             "tile_latency_ms_median": round(float(np.median(latencies)), 2),
             "tile_latency_ms_p95": round(float(np.percentile(latencies, 95)), 2),
-            "cold_tile_read_ms_median": round(float(np.median(cold_ms)), 2) if cold_ms else None,
-            "cold_tile_read_ms_p95": round(float(np.percentile(cold_ms, 95)), 2) if cold_ms else None,
+            "request_to_ready_ms_median": round(float(np.median(cold_ms)), 2) if cold_ms else None,
+            "request_to_ready_ms_p95": round(float(np.percentile(cold_ms, 95)), 2) if cold_ms else None,
             "viewport_complete_ms_median": round(float(np.median(complete)), 1),
             "viewport_complete_ms_p95": round(float(np.percentile(complete, 95)), 1)}
 
@@ -290,6 +292,7 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=40000)
     ap.add_argument("--slide", default=None)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--threads", type=int, default=None, help="tile loader threads (default: 2-4 by CPU count)")
     args = ap.parse_args()
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     slide = Path(args.slide or f"/tmp/csi-bench-{args.size // 1000}k.tiff")
@@ -308,7 +311,7 @@ def main() -> int:
     # DeepZoom first, then ours: both start with a cold OpenSlide handle; the OS page cache is warm for both
     results["deepzoom"] = run_deepzoom(slide, path)
     print("deepzoom", json.dumps(results["deepzoom"]), flush=True)
-    results["ours"] = run_ours(slide, path, app)
+    results["ours"] = run_ours(slide, path, app, args.threads)
     print("ours    ", json.dumps(results["ours"]), flush=True)
     results["fps_100k_detections"] = run_fps(slide, app)
     print("fps     ", json.dumps(results["fps_100k_detections"]), flush=True)

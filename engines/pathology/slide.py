@@ -117,7 +117,7 @@ class SlideReader:
         except Exception as exc:  # noqa: BLE001 - OpenSlideError on corrupt tiles
             raise EngineError(f"{self.path.name}: OpenSlide opens this slide but cannot read its tiles "
                               f"({_short(exc)})") from None
-        return _flatten_rgba(np.asarray(img))
+        return _pil_to_rgb(img)
 
     def thumbnail(self, max_size: int = 1024) -> tuple[np.ndarray, float]:
         """(RGB thumbnail, level-0 pixels per thumbnail pixel). Read from the smallest level that is big enough."""
@@ -184,6 +184,22 @@ def _pil_unidentified():
     from PIL import UnidentifiedImageError
 
     return UnidentifiedImageError
+
+
+def _pil_to_rgb(img) -> np.ndarray:
+    """RGB uint8 from OpenSlide's RGBA image, transparent areas composited on white (in C, via Pillow)."""
+    from PIL import Image
+
+    if img.mode == "RGB":
+        return np.asarray(img)
+    if img.mode != "RGBA":
+        return np.asarray(img.convert("RGB"))
+    alpha = img.getchannel("A")
+    if alpha.getextrema()[0] == 255:
+        return np.asarray(img.convert("RGB"))
+    out = Image.new("RGB", img.size, BACKGROUND)
+    out.paste(img, mask=alpha)
+    return np.asarray(out)
 
 
 def _flatten_rgba(arr: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from PySide6.QtGui import (QBrush, QColor, QFont, QImage, QPainter, QPainterPath
                            QTransform)
 from PySide6.QtWidgets import QWidget
 
-TILE = 512  # pixels of a level per cached tile
+TILE = 256  # pixels of a level per cached tile (the tile size of most pyramids)
 MAX_SCALE = 4.0  # screen px per level-0 px at the deepest zoom
 
 
@@ -41,7 +41,7 @@ def qimage_from_rgba(arr: np.ndarray) -> QImage:
 class TileCache:
     """LRU cache of decoded tiles (GUI thread only), bounded by tile count."""
 
-    def __init__(self, max_tiles: int = 192) -> None:
+    def __init__(self, max_tiles: int = 768) -> None:
         self.max_tiles = max_tiles
         self._items: OrderedDict[tuple, QImage] = OrderedDict()
         self.hits = 0
@@ -88,24 +88,29 @@ class _TileJob(QRunnable):
         self.setAutoDelete(True)
 
     def run(self) -> None:  # worker thread: no widgets, only a signal at the end
-        if not self.loader.still_wanted(self.gen, self.key):
-            self.loader.bridge.loaded.emit(self.gen, self.key, None)
-            return
         try:
-            arr = self.reader.read_region((self.x0, self.y0), self.key[0], (self.w, self.h))
-            img = qimage_from_rgb(arr)
-        except Exception as exc:  # noqa: BLE001 - a bad tile is reported once, painting goes on
-            self.loader.bridge.failed.emit(self.gen, self.key, str(exc))
+            if not self.loader.still_wanted(self.gen, self.key):
+                self.loader.bridge.loaded.emit(self.gen, self.key, None)
+                return
+            try:
+                arr = self.reader.read_region((self.x0, self.y0), self.key[0], (self.w, self.h))
+                img = qimage_from_rgb(arr)
+            except Exception as exc:  # noqa: BLE001 - a bad tile is reported once, painting goes on
+                self.loader.bridge.failed.emit(self.gen, self.key, str(exc))
+                return
+            self.loader.bridge.loaded.emit(self.gen, self.key, img)
+        except RuntimeError:  # the canvas was deleted while this tile loaded: nobody to tell
             return
-        self.loader.bridge.loaded.emit(self.gen, self.key, img)
 
 
 class TileLoader:
     """Queues tile reads on its own thread pool; drops jobs that are no longer wanted before they start."""
 
-    def __init__(self, threads: int = 4) -> None:
+    def __init__(self, threads: int | None = None) -> None:
         self.pool = QThreadPool()
-        self.pool.setMaxThreadCount(threads)
+        import os
+
+        self.pool.setMaxThreadCount(threads or max(2, min(4, os.cpu_count() or 2)))
         self.bridge = _Bridge()
         self._lock = threading.Lock()
         self._wanted: set[tuple] = set()
@@ -211,6 +216,7 @@ class DetectionLayer:
     density_above: int = 3000  # more visible objects than this: draw a density raster
     outline_below: int = 1500  # fewer than this and big enough on screen: draw outlines
     _qpolys: dict[int, QPolygonF] = field(default_factory=dict, repr=False)
+    _qrects: list | None = field(default=None, repr=False)
     last_mode: str = ""
 
     def __post_init__(self) -> None:
@@ -223,6 +229,20 @@ class DetectionLayer:
 
     def __len__(self) -> int:
         return int(self.xy.shape[0])
+
+    def qrects(self, idx: np.ndarray) -> list[QRectF]:
+        """Level-0 QRectF of the given objects, built once per object and kept."""
+        if self._qrects is None:
+            self._qrects = [None] * len(self)
+        out = []
+        cache, b = self._qrects, self.boxes
+        for i in idx.tolist():
+            r = cache[i]
+            if r is None:
+                x0, y0, x1, y1 = b[i].tolist()
+                r = cache[i] = QRectF(x0, y0, x1 - x0, y1 - y0)
+            out.append(r)
+        return out
 
     def qpolygon(self, i: int) -> QPolygonF:
         poly = self._qpolys.get(i)
@@ -267,7 +287,7 @@ class SlideCanvas(QWidget):
 
     TOOLS = ("pan", "rectangle", "ellipse", "polygon", "freehand")
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, loader_threads: int | None = None) -> None:
         super().__init__(parent)
         self.setMouseTracking(True)
         self.setFocusPolicy(Qt.StrongFocus)
@@ -277,7 +297,7 @@ class SlideCanvas(QWidget):
         self.thumbnail: QImage | None = None
         self.thumb_scale = 1.0
         self.cache = TileCache()
-        self.loader = TileLoader()
+        self.loader = TileLoader(loader_threads)
         self.loader.bridge.loaded.connect(self._on_tile)
         self.loader.bridge.failed.connect(self._on_tile_failed)
         self.cx = self.cy = 0.0
@@ -303,6 +323,12 @@ class SlideCanvas(QWidget):
         self._settle_timer.setSingleShot(True)
         self._settle_timer.setInterval(150)
         self._settle_timer.timeout.connect(self._settled)
+        # tiles arriving in a burst are drawn together, at most ~12 times a second (painting holds the GIL
+        # and a core that the loader threads need)
+        self._tile_timer = QTimer(self)
+        self._tile_timer.setSingleShot(True)
+        self._tile_timer.setInterval(80)
+        self._tile_timer.timeout.connect(self.update)
 
     # -- slide ------------------------------------------------------------------------------------------
     def set_slide(self, reader, thumbnail: np.ndarray, thumb_scale: float,
@@ -469,7 +495,8 @@ class SlideCanvas(QWidget):
         missing = [k for k in keys if k not in self.cache]
         for n, key in enumerate(sorted(missing, key=dist)):
             self.loader.request(key, self.reader, *self.tile_rect0(*key), priority=100 - min(n, 50))
-        if self.prefetch:
+        # prefetch only once the visible tiles are in: it must never compete with what the user is looking at
+        if self.prefetch and not missing:
             for key in wanted[len(keys):]:
                 if key not in self.cache:
                     self.loader.request(key, self.reader, *self.tile_rect0(*key), priority=0)
@@ -478,7 +505,9 @@ class SlideCanvas(QWidget):
         self.loader.pending.discard(key)
         if gen == self.loader.generation and img is not None:
             self.cache.put(key, img)
-            self.update()
+        # a skipped job (not wanted when it started) may be wanted again now: the next paint re-requests it
+        if not self._tile_timer.isActive():
+            self._tile_timer.start()
         self._close_retired()
 
     def _on_tile_failed(self, gen: int, key: tuple, message: str) -> None:
@@ -539,7 +568,7 @@ class SlideCanvas(QWidget):
         for hm in self.heatmaps:
             if hm.visible:
                 p.setRenderHint(QPainter.SmoothPixmapTransform, False)
-                p.drawImage(hm.rect(), hm.image())
+                self._draw_heatmap(p, hm, rect0)
         p.restore()
         self._request_tiles(level, rect0)
         for layer in self.detections:
@@ -549,6 +578,19 @@ class SlideCanvas(QWidget):
             self._paint_annotations(p, t)
         self._paint_drawing(p, t)
         self._paint_scale_bar(p, t)
+
+    @staticmethod
+    def _draw_heatmap(p: QPainter, hm: HeatmapLayer, rect0) -> None:
+        """Only the visible cells: scaling the whole raster to a 40,000-px slide every frame is what costs."""
+        rows, cols = hm.values.shape
+        c0 = max(0, int((rect0[0] - hm.origin[0]) // hm.cell))
+        r0 = max(0, int((rect0[1] - hm.origin[1]) // hm.cell))
+        c1 = min(cols, int(math.ceil((rect0[2] - hm.origin[0]) / hm.cell)) + 1)
+        r1 = min(rows, int(math.ceil((rect0[3] - hm.origin[1]) / hm.cell)) + 1)
+        if c1 <= c0 or r1 <= r0:
+            return
+        target = QRectF(hm.origin[0] + c0 * hm.cell, hm.origin[1] + r0 * hm.cell, (c1 - c0) * hm.cell, (r1 - r0) * hm.cell)
+        p.drawImage(target, hm.image(), QRectF(c0, r0, c1 - c0, r1 - r0))
 
     def _paint_detections(self, p: QPainter, t: Transform, layer: DetectionLayer, rect0) -> None:
         b = layer.boxes
@@ -581,14 +623,14 @@ class SlideCanvas(QWidget):
             p.restore()
             return
         layer.last_mode = "boxes"
-        sx0, sy0 = t.to_screen(b[idx, 0], b[idx, 1])
-        sx1, sy1 = t.to_screen(b[idx, 2], b[idx, 3])
+        p.save()
+        p.setTransform(t.qtransform())
         for c in np.unique(cls_of):
-            sel = cls_of == c
-            p.setPen(QPen(CLASS_COLORS[int(c) % len(CLASS_COLORS)], 1.5))
-            rects = [QRectF(float(a), float(bb), float(cc - a), float(d - bb))
-                     for a, bb, cc, d in zip(sx0[sel], sy0[sel], sx1[sel], sy1[sel])]
-            p.drawRects(rects)
+            pen = QPen(CLASS_COLORS[int(c) % len(CLASS_COLORS)], 1)  # width 1: Qt's fast line path
+            pen.setCosmetic(True)
+            p.setPen(pen)
+            p.drawRects(layer.qrects(idx[cls_of == c]))
+        p.restore()
 
     def _paint_density(self, p: QPainter, t: Transform, layer: DetectionLayer, idx: np.ndarray) -> None:
         """Objects per 4x4 screen-pixel cell as a translucent raster (one image, whatever N is)."""

@@ -358,7 +358,6 @@ class PathologyWorkspace(WorkspaceView):
         self.analyses = {}
         self.canvas.set_slide(r["reader"], r["thumb"], r["thumb_scale"], r["preloaded"])
         self.store.items = []
-        self.store.load_items = None
         if r["annotations"] is not None:
             self.store.items = r["annotations"]
             self.store._undo.clear()
