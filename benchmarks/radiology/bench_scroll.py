@@ -106,6 +106,15 @@ def main() -> int:
     view.add_comparison(volume.real(volume.voxels) + 10.0, volume.geometry, "plus 10")
     view.compare_box.setCurrentText("Swipe")
     timed("workspace + overlay + swipe")
+    view.compare_box.setCurrentText("Off")
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    corners = rng.integers(0, 480, size=(3000, 3)) * [1, 1, 0] + rng.integers(0, nk - 4, size=(3000, 1)) * [0, 0, 1]
+    view.add_boxes([{"min_index": list(c), "max_index": list(c + [20, 20, 3]), "score": float(sc)}
+                    for c, sc in zip(corners, rng.uniform(0, 1, 3000))], threshold=0.0)
+    view.threshold.setValue(0)
+    timed("workspace + overlay + 3000 boxes")
     print(f"512 x 512 slices, {nk} per pass, {args.passes} passes, offscreen, each slice painted")
     print(f"{'':<32}{'slices/s':>10}{'ms/slice':>10}{'paints':>8}")
     for label, rate, paints in rows:

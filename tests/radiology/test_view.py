@@ -421,3 +421,19 @@ def test_first_pixels_arrive_before_the_volume(window, qtbot, ct_folder):
     with qtbot.waitSignal(view.opened, timeout=60000):
         view.open_path(ct_folder)
     assert seen and seen[0] == ((64, 64), True)  # shown while the volume was still loading
+
+
+def test_thousands_of_boxes_are_drawn_and_listed_without_a_loop_per_box(window, qtbot, ct_folder):
+    view = open_in(window, qtbot, ct_folder)
+    rng = np.random.default_rng(0)
+    lo = rng.integers(0, 50, size=(3000, 3)) * [1, 1, 0] + rng.integers(0, 18, size=(3000, 1)) * [0, 0, 1]
+    boxes = [{"min_index": list(a), "max_index": list(a + [4, 4, 1]), "score": float(s)}
+             for a, s in zip(lo, rng.uniform(0, 1, 3000))]
+    layer = view.add_boxes(boxes, threshold=0.0)
+    view.threshold.setValue(0)
+    assert layer.lo.shape == (3000, 3)
+    assert view.box_list.count() == 501 and "3000 findings" in view.box_list.item(0).text()
+    k = view.cursor[2]
+    expected = int(np.sum((lo[:, 2] <= k) & (k <= lo[:, 2] + 1)))
+    path = view.views["axial"].boxes_item.path()
+    assert expected > 0 and path.elementCount() == expected * 5  # each rectangle is a closed 5-point subpath

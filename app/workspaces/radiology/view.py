@@ -75,10 +75,22 @@ class LabelLayer:
 
 @dataclass
 class BoxLayer:
+    """Detection boxes; their voxel bounds on the shown grid are computed once, so drawing thousands of
+    boxes per slice is one vectorized test, not a loop over boxes."""
+
     name: str
     boxes: list  # engines.radiology.overlays.Box
     threshold: float = 0.5
     visible: bool = True
+    lo: np.ndarray | None = None  # (N, 3) min (i, j, k) on the display grid
+    hi: np.ndarray | None = None
+    scores: np.ndarray | None = None
+
+    def index(self, geometry) -> None:
+        bounds = [b.index_bounds(geometry) for b in self.boxes]
+        self.lo = np.array([b[0] for b in bounds]).reshape(-1, 3)
+        self.hi = np.array([b[1] for b in bounds]).reshape(-1, 3)
+        self.scores = np.array([b.score for b in self.boxes], dtype=float)
 
 
 class _Relay(QObject):
@@ -719,15 +731,15 @@ class RadiologyWorkspace(WorkspaceView):
             h, v = AXIS_INDEX[view.h_axis], AXIS_INDEX[view.v_axis]
             sp = geometry.spacing
             for layer in self.box_layers:
-                if not layer.visible:
+                if not layer.visible or not layer.boxes:
                     continue
-                for box in layer.boxes:
-                    if box.score < layer.threshold:
-                        continue
-                    lo, hi = box.index_bounds(geometry)
-                    if lo[axis] - 0.5 <= here <= hi[axis] + 0.5:
-                        rects.append(((lo[h]) * sp[h] + sp[h] / 2, (lo[v]) * sp[v] + sp[v] / 2,
-                                      (hi[h]) * sp[h] + sp[h] / 2, (hi[v]) * sp[v] + sp[v] / 2))
+                if layer.lo is None:
+                    layer.index(geometry)
+                cut = ((layer.scores >= layer.threshold) & (layer.lo[:, axis] - 0.5 <= here)
+                       & (here <= layer.hi[:, axis] + 0.5))
+                lo, hi = layer.lo[cut], layer.hi[cut]
+                rects.extend(zip(lo[:, h] * sp[h] + sp[h] / 2, lo[:, v] * sp[v] + sp[v] / 2,
+                                 hi[:, h] * sp[h] + sp[h] / 2, hi[:, v] * sp[v] + sp[v] / 2))
         view.set_boxes(rects)
 
     def _update_crosshairs(self) -> None:
@@ -1286,9 +1298,11 @@ class RadiologyWorkspace(WorkspaceView):
     def _refresh_box_list(self) -> None:
         self.box_list.clear()
         for layer in self.box_layers:
-            for n, box in enumerate(sorted(layer.boxes, key=lambda b: -b.score)):
-                if box.score < layer.threshold:
-                    continue
+            shown = [b for b in sorted(layer.boxes, key=lambda b: -b.score) if b.score >= layer.threshold]
+            if len(shown) > 500:
+                self.box_list.addItem(f"{len(shown)} findings above the threshold: the 500 highest are listed")
+                shown = shown[:500]
+            for box in shown:
                 centre = (np.asarray(box.lo_mm) + np.asarray(box.hi_mm)) / 2
                 item = QListWidgetItem(f"{box.label}  {box.score:.2f}  at ({centre[0]:.0f}, {centre[1]:.0f}, "
                                        f"{centre[2]:.0f}) mm")
