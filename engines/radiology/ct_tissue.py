@@ -51,7 +51,7 @@ class CtTissueThresholdEngine(Engine):
 
         cancel = cancel or CancelToken()
         volume = request.get("volume")
-        image = request.get("image")
+        image = request.get("image") if volume is None else None  # the workspace builds "image" only on demand
         if volume is None and image is None:
             progress(0.02, "reading the CT")
             volume = open_volume(Path(request["image_path"]), progress=progress, cancel=cancel)
