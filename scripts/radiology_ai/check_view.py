@@ -40,8 +40,9 @@ def main(argv=None) -> int:
 
     for sample, engine_id in (("ct-kernel-pair", "ct-kernel-conversion"), ("dwi-lesions", "lesion-segmentation-se")):
         view = win.switch_to("radiology")
+        before = view.volume
         view.open_path(sample_path(sample))
-        wait(lambda: view.volume is not None and not win.tasks.active())
+        wait(lambda: view.volume is not None and view.volume is not before and not win.tasks.active())
         layers_before = len(view.layers)
         view.run_engine(engine_id)
         wait(lambda: not win.tasks.active())
