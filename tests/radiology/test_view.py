@@ -98,6 +98,10 @@ def test_left_click_moves_the_linked_crosshair(window, qtbot, ct_folder):
     qtbot.mouseClick(axial.graphics.viewport(), Qt.LeftButton, pos=QPoint(int(pos.x()), int(pos.y())))
     qtbot.waitUntil(lambda: view.cursor[:2] == [10, 50], timeout=3000)
     assert view.views["coronal"].vline.value() == pytest.approx(10.5 * 6.0)
+    view.toggle_crosshair()
+    assert not view.views["coronal"].vline.isVisible()
+    view.toggle_crosshair()
+    assert view.views["coronal"].vline.isVisible()
     assert view.views["sagittal"].vline.value() == pytest.approx(50.5 * 6.0)
 
 

@@ -151,6 +151,7 @@ class RadiologyWorkspace(WorkspaceView):
         self.layout_mode = "three"
         self.single_plane = "axial"
         self._flicker_on = False
+        self.crosshair_visible = True
         self._wl_start = None
         self._preview_active = False
         self._undo: list[tuple] = []  # (layer, plane, index, labels of that slice before the stroke)
@@ -385,6 +386,8 @@ class RadiologyWorkspace(WorkspaceView):
             add(str(n), lambda w=w, level=level: self.set_window(w, level))
         add("A", self.auto_window)
         add(QKeySequence.Undo, self.undo_edit)
+        add("C", self.toggle_crosshair)
+        add("Escape", lambda: self.tool_box.setCurrentText("Navigate"))
         add("R", self.reset_views)
         add("I", lambda: self.invert_box.setChecked(not self.invert_box.isChecked()))
         add("L", lambda: self.layout_box.setCurrentIndex(0 if self.layout_mode != "three" else 1))
@@ -599,8 +602,9 @@ class RadiologyWorkspace(WorkspaceView):
         self._render_all()
         self._restore_autosaves()
         QTimer.singleShot(0, self.reset_views)
-        self.readout.setText("Click or left-drag: crosshair · wheel/PgUp/PgDn: scroll · Ctrl+wheel: zoom · "
-                             "middle or Shift+drag: pan · right-drag: window/level · keys 1-8: CT presets, A: auto")
+        self.readout.setText("Click or left-drag: crosshair (C hides it) · wheel/PgUp/PgDn/slider: scroll · "
+                             "Ctrl+wheel: zoom · middle or Shift+drag: pan · right-drag: W/L · 1-8: CT presets, "
+                             "A: auto · I: invert · R: reset")
         self._show_findings(volume.findings if self.scan is None else
                             list(dict.fromkeys(self.scan.findings + list(volume.findings))))
         for finding in volume.findings:
@@ -742,13 +746,19 @@ class RadiologyWorkspace(WorkspaceView):
                                  hi[:, h] * sp[h] + sp[h] / 2, hi[:, v] * sp[v] + sp[v] / 2))
         view.set_boxes(rects)
 
+    def toggle_crosshair(self) -> None:
+        """Show or hide the crosshair lines (C) to see the anatomy under them."""
+        self.crosshair_visible = not self.crosshair_visible
+        self._update_crosshairs()
+
     def _update_crosshairs(self) -> None:
         if self.volume is None:
             return
+        visible = self.crosshair_visible
         sp = self.volume.geometry.spacing
         for plane, view in [*self.views.items(), ("axial", self.compare_view)]:
             h, v = AXIS_INDEX[view.h_axis], AXIS_INDEX[view.v_axis]
-            view.set_crosshair((self.cursor[h] + 0.5) * sp[h], (self.cursor[v] + 0.5) * sp[v])
+            view.set_crosshair((self.cursor[h] + 0.5) * sp[h], (self.cursor[v] + 0.5) * sp[v], visible)
 
     def _update_wl_label(self) -> None:
         width, level = self.window
