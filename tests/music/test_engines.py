@@ -23,9 +23,6 @@ from engines.music.export import export_track
 from engines.music.recognize import BTCChordEngine, BTCLargeChordEngine, TemplateChordEngine
 from engines.music.synth import render_chords
 
-pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning:music21.*"),
-              pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore::FutureWarning")]
 
 KNOWN = ["C:maj", "A:min", "F:maj", "G:7", "E:min", "D:min7", "G:maj", "C:maj"]
 

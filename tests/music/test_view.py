@@ -9,8 +9,6 @@ import pytest
 from app.main_window import MainWindow
 from engines.music.chords import ChordTrack
 
-pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning"),
-              pytest.mark.filterwarnings("ignore::UserWarning:music21.*")]
 
 
 @pytest.fixture
