@@ -85,13 +85,13 @@ def test_bad_arguments_give_one_line_and_non_zero_exit(args, code, tmp_path):
 
 def test_screenshot_renders_the_window(tmp_path):
     png = tmp_path / "shot.png"
-    out = cli("screenshot", png, "--workspace", "pathology", "--size", "1000x700")
+    out = cli("screenshot", png, "--workspace", "pathology", "--size", "1400x900")
     assert out.returncode == 0, out.stderr
     from PySide6.QtGui import QImage
 
     image = QImage(str(png))
-    assert (image.width(), image.height()) == (1000, 700)
-    assert len({image.pixel(x, y) for x in range(0, 1000, 50) for y in range(0, 700, 50)}) > 3  # not blank
+    assert (image.width(), image.height()) == (1400, 900)
+    assert len({image.pixel(x, y) for x in range(0, 1400, 50) for y in range(0, 900, 50)}) > 3  # not blank
 
 
 def test_self_test_opens_every_workspace_and_runs_every_engine():

@@ -167,9 +167,8 @@ def test_geometry_recent_files_and_last_workspace_persist(qtbot, tmp_path):
     first = MainWindow(detect_device=False)
     qtbot.addWidget(first)
     first.show()
-    first.resize(760, 580)
+    first.resize(760, 580)  # within the offscreen screen, which clamps restored geometry
     size = (first.width(), first.height())
-    first.switch_to("pathology")
     first.add_recent(tmp_path / "a.svs")
     first.add_recent(tmp_path / "b.dcm")
     first.add_recent(tmp_path / "a.svs")
@@ -177,12 +176,13 @@ def test_geometry_recent_files_and_last_workspace_persist(qtbot, tmp_path):
     settings, problem = Settings.load()
     assert problem == ""
     assert settings.recent_files == [str((tmp_path / "a.svs").resolve()), str((tmp_path / "b.dcm").resolve())]
-    assert settings.last_workspace == "pathology"
     second = MainWindow(detect_device=False)
     qtbot.addWidget(second)
     assert (second.width(), second.height()) == size
     assert second.settings.recent_files[0].endswith("a.svs")
-    second.tasks.shutdown(1000)
+    second.switch_to("pathology")
+    second.close()
+    assert Settings.load()[0].last_workspace == "pathology"
 
 
 def test_corrupt_settings_fall_back_to_defaults_with_a_warning(qtbot):
