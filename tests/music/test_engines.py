@@ -172,6 +172,17 @@ def test_8khz_mono_and_96khz_multichannel_are_resampled(tmp_path, known_clip):
     assert wcsr(segs, track.segments)[0]["majmin"] > 0.75
 
 
+def test_mp3_and_ogg_open_through_libsndfile(tmp_path, known_clip):
+    segs, clip, _ = known_clip
+    for fmt, suffix in (("MP3", ".mp3"), ("OGG", ".ogg")):
+        path = tmp_path / f"known{suffix}"
+        sf.write(path, clip.samples, SR, format=fmt)
+        got = load_audio(path)
+        assert abs(got.duration - 16.0) < 0.1, fmt
+        track = TemplateChordEngine().predict({"clip": got, "features": compute_features(got, use_cache=False)})
+        assert wcsr(segs, track.segments)[0]["majmin"] > 0.75, fmt
+
+
 def test_midi_with_no_notes_is_refused_and_midi_with_notes_renders(tmp_path):
     empty = tmp_path / "empty.mid"
     pm = pretty_midi.PrettyMIDI()
