@@ -182,6 +182,53 @@ def _source_dataset(ref):
     return ref.header
 
 
+# -- structured reports -----------------------------------------------------------------------------
+def read_sr_text(path: str | Path, max_lines: int = 400) -> list[str]:
+    """A DICOM SR's content tree as indented lines "concept: value unit" (AI findings often come as SR)."""
+    import pydicom
+
+    path = Path(path)
+    try:
+        ds = pydicom.dcmread(path)
+    except Exception as exc:  # noqa: BLE001
+        raise EngineError(f"{path.name}: not a readable structured report ({exc})") from None
+    lines: list[str] = []
+
+    def meaning(item, seq: str) -> str:
+        return str(item[seq].value[0].get("CodeMeaning", "")) if seq in item and item[seq].value else ""
+
+    def value_of(item) -> str:
+        vt = str(item.get("ValueType", ""))
+        if vt == "TEXT":
+            return str(item.get("TextValue", "")).replace("\r", " ").replace("\n", " ").strip()
+        if vt == "CODE":
+            return meaning(item, "ConceptCodeSequence")
+        if vt == "NUM" and item.get("MeasuredValueSequence"):
+            mv = item.MeasuredValueSequence[0]
+            return f"{mv.get('NumericValue', '')} {meaning(mv, 'MeasurementUnitsCodeSequence')}".strip()
+        keyword = {"DATE": "Date", "TIME": "Time", "DATETIME": "DateTime", "UIDREF": "UID",
+                   "PNAME": "PersonName"}.get(vt)
+        if keyword:
+            return str(item.get(keyword, "") or "")
+        return ""
+
+    def walk(items, depth: int) -> None:
+        for item in items:
+            if len(lines) >= max_lines:
+                return
+            name = meaning(item, "ConceptNameCodeSequence")
+            value = value_of(item)
+            if name or value:
+                lines.append("  " * depth + (f"{name}: {value}" if name and value else name or value))
+            if "ContentSequence" in item:
+                walk(item.ContentSequence, depth + 1)
+
+    title = meaning(ds, "ConceptNameCodeSequence") or "Structured report"
+    lines.append(f"{title} ({ds.get('SeriesDescription', '') or path.name})")
+    walk(ds.get("ContentSequence", []), 1)
+    return lines
+
+
 # -- RT structure sets ------------------------------------------------------------------------------
 def read_rtstruct(path: str | Path, geometry: Geometry, shape) -> tuple[LabelMap, list[str]]:
     """Rasterize an RTSTRUCT's closed planar contours onto an image grid (``geometry``, ``shape`` [k, j, i]).

@@ -500,7 +500,7 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
     for s in by_uid.values():
         if s.kind != "image":
             label = {"seg": "a segmentation (DICOM SEG): offered as an overlay",
-                     "sr": "a structured report (SR): not an image",
+                     "sr": "a structured report (SR): its content is listed in the Findings tab when opened",
                      "rtstruct": "an RT structure set: its contours are drawn as a label layer on the image",
                      "slide": "a whole-slide image: open it in the Pathology workspace",
                      "other": "not an image"}[s.kind]

@@ -441,3 +441,12 @@ def test_thousands_of_boxes_are_drawn_and_listed_without_a_loop_per_box(window, 
     expected = int(np.sum((lo[:, 2] <= k) & (k <= lo[:, 2] + 1)))
     path = view.views["axial"].boxes_item.path()
     assert expected > 0 and path.elementCount() == expected * 5  # each rectangle is a closed 5-point subpath
+
+
+def test_structured_report_content_is_listed(window, qtbot):
+    view = window.switch_to("radiology")
+    with qtbot.waitSignal(view.opened, timeout=20000):
+        view.open_path(Path(get_testdata_file("test-SR.dcm")))
+    lines = [view.findings_list.item(n).text() for n in range(view.findings_list.count())]
+    assert lines[1].startswith("Diagnosis") and any("Diameter: 3" in line for line in lines)
+    assert errors(window) == []

@@ -469,6 +469,10 @@ class RadiologyWorkspace(WorkspaceView):
                                       f"contours are drawn on it")
                 label_map, problems = read_rtstruct(path, *target)
                 return {"kind": "labels", "label_map": label_map, "problems": problems}
+            if kind == "dicom-sr":
+                from engines.radiology.overlays import read_sr_text
+
+                return {"kind": "sr", "lines": read_sr_text(path)}
             if kind == "dicom-seg":
                 label_map, ref_uid = read_seg(path)
                 if target is not None:
@@ -506,6 +510,8 @@ class RadiologyWorkspace(WorkspaceView):
             self.context.add_recent(path)
             if result["kind"] == "seg":
                 self._add_seg(result["label_map"], result["ref_uid"], path)
+            elif result["kind"] == "sr":
+                self.show_report(result["lines"])
             elif result["kind"] == "labels":
                 self.add_label_layer(result["label_map"], name=path.name)
                 for problem in result.get("problems", []):
@@ -1382,7 +1388,7 @@ class RadiologyWorkspace(WorkspaceView):
                     self.context.tasks.submit(job, title=f"Reading {path.name}", owner=f"{self.manifest.id}:labels",
                                               on_result=lambda r, p=path: self._add_seg(r[0], r[1], p),
                                               on_error=self._error)
-                elif s.kind == "rtstruct" and self.volume is not None:
+                elif (s.kind == "rtstruct" and self.volume is not None) or s.kind == "sr":
                     self.open_path(s.files[0])
                 else:
                     self.context.notify("info", f"{s.title()}: {s.findings[0] if s.findings else s.kind}", "")
@@ -1405,6 +1411,14 @@ class RadiologyWorkspace(WorkspaceView):
         header = QTreeWidgetItem(["", "File", ref.name])
         self.tag_tree.addTopLevelItem(header)
         _add_dataset(self.tag_tree.invisibleRootItem(), ref.header, depth=0)
+
+    def show_report(self, lines: list[str]) -> None:
+        """A structured report's content in the Findings tab (below the loading findings)."""
+        self.findings_list.addItem("— structured report —")
+        for line in lines:
+            self.findings_list.addItem(line)
+        self.tabs.setCurrentWidget(self.findings_list)
+        self.context.notify("info", f"{lines[0] if lines else 'Structured report'}: shown in the Findings tab", "")
 
     def _show_findings(self, findings: list[str]) -> None:
         self.findings_list.clear()
