@@ -171,7 +171,7 @@ def write_seg(label_map: LabelMap, volume, out: str | Path, *, algorithm: str = 
         sop_instance_uid=hd.UID(), instance_number=1, manufacturer="CSI Workstation",
         manufacturer_model_name="CSI Workstation", software_versions="0.1", device_serial_number="0",
         content_label="CSI_SEG", content_description="Research use only. Not for diagnosis.",
-        omit_empty_frames=True)
+        omit_empty_frames=True, series_description=f"{algorithm} segmentation (research use)"[:64])
     with atomic_path(out, suffix=".dcm") as tmp:
         seg.save_as(tmp)
     return out

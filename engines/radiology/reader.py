@@ -115,6 +115,7 @@ class SeriesInfo:
     geometry: Geometry | None = None  # of the slots grid, in acquisition order
     findings: list[str] = field(default_factory=list)
     prealloc: Any = field(default=None, repr=False)  # memory made ready during the scan (used once)
+    object_frames: int = 0  # frames of non-image objects (SEG)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -125,14 +126,19 @@ class SeriesInfo:
         number = f"#{self.series_number} " if self.series_number is not None else ""
         return f"{number}{self.modality} {self.description or '(no description)'}".strip()
 
+    _first_header: Any = field(default=None, repr=False)
+
+    def _object_size(self, keyword: str) -> int:
+        return int(self._first_header.get(keyword, 0) or 0) if self._first_header is not None else 0
+
     def summary(self) -> dict[str, Any]:
         out = {"series_uid": self.key, "kind": self.kind, "modality": self.modality,
                "description": self.description, "series_number": self.series_number,
                "patient_id": self.patient_id, "study_date": self.study_date, "sop_class": self.sop_class,
-               "files": len(self.files), "frames": len(self.slices),
+               "files": len(self.files), "frames": len(self.slices) or self.object_frames,
                "transfer_syntax": self.transfer_syntax,
-               "rows": self.slices[0].rows if self.slices else 0,
-               "columns": self.slices[0].cols if self.slices else 0}
+               "rows": self.slices[0].rows if self.slices else self._object_size("Rows"),
+               "columns": self.slices[0].cols if self.slices else self._object_size("Columns")}
         if self.kind == "image" and self.slices:
             out["shape_kji"] = list(self.shape)
             if self.geometry is not None:
@@ -486,6 +492,10 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
                 sop_class=str(getattr(ds.get("SOPClassUID", ""), "name", sop)),
                 transfer_syntax=str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "")))
         s.files.append(f)
+        if s._first_header is None:
+            s._first_header = ds
+        if s.kind != "image":
+            s.object_frames += int(_first_float(ds, "NumberOfFrames", 1) or 1) if "Rows" in ds else 0
         if s.kind == "image" and "Rows" in ds:
             rel = str(f.relative_to(path)) if path.is_dir() and f.is_relative_to(path) else f.name
             refs = _slices_of(f, ds, off, length)
