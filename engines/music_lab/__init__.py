@@ -1,7 +1,8 @@
 """Music lab engines: melody harmonization (BLSTM), melody generation over chords (CVAE), cover identification.
 
-Light at import: no torch, no music21 (they load inside the engines' methods)."""
+Light at import: no torch, no music21, no librosa (they load inside the engines' methods)."""
+from engines.music_lab.covers import CoverIdEngine
 from engines.music_lab.generator import MelodyGeneratorEngine
 from engines.music_lab.harmonizer import MelodyHarmonizerEngine
 
-ENGINES: list = [MelodyHarmonizerEngine, MelodyGeneratorEngine]
+ENGINES: list = [MelodyHarmonizerEngine, MelodyGeneratorEngine, CoverIdEngine]

@@ -29,9 +29,12 @@ def load(folder: Path, split: str):
     return clips
 
 
+MIN_CROP = 0.6
+
+
 def crop(x: np.ndarray, rng) -> np.ndarray:
     n = len(x)
-    keep = int(n * rng.uniform(0.6, 1.0))
+    keep = max(8, int(n * rng.uniform(MIN_CROP, 1.0)))
     a = int(rng.integers(0, n - keep + 1))
     return x[a:a + keep]
 
@@ -56,11 +59,16 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=1600)
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--min-crop", type=float, default=0.6, help="shortest random crop, as a share of a clip")
+    ap.add_argument("--pos-share", type=float, default=0.5, help="share of cover pairs among the training matrices")
+    ap.add_argument("--name", default="music_lab-cover-cnn")
     ap.add_argument("--out", type=Path, default=ROOT / "resources/models/music_lab")
     args = ap.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
+    global MIN_CROP
+    MIN_CROP = args.min_crop
     t0 = time.time()
 
     def log(msg):
@@ -72,7 +80,7 @@ def main() -> int:
     pool = []
     pos = [(i, j) for i in range(len(train)) for j in range(len(train)) if i != j and train[i][0] == train[j][0]]
     for k in range(args.pairs):
-        if k % 2 == 0:
+        if rng.random() < args.pos_share:
             i, j = pos[int(rng.integers(len(pos)))]
         else:
             while True:
@@ -125,12 +133,12 @@ def main() -> int:
                       f"{len(pool)} random crops of cover and non-cover pairs.",
         training_command="python scripts/music_lab/render_cover_versions.py --out build/music_lab/covers --train 40 "
                          f"--test 20 --versions 3 && python scripts/music_lab/train_cover_cnn.py --pairs {args.pairs} "
-                         f"--epochs {args.epochs} --seed {args.seed}",
+                         f"--epochs {args.epochs} --seed {args.seed} --min-crop {args.min_crop} --pos-share {args.pos_share}",
         metrics=metrics,
         limits="Trained on synthesized chorale excerpts (about 20-40 s): real recordings, vocals, live covers and "
                "long songs are outside what it has seen; probabilities are not calibrated on real music. "
                "Research use only.")
-    WeightsStore.save(args.out, "music_lab-cover-cnn", net.state_dict(), card)
+    WeightsStore.save(args.out, args.name, net.state_dict(), card)
     log("saved")
     return 0
 

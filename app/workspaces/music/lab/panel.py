@@ -569,6 +569,9 @@ class CoversTab(QWidget):
         split.addWidget(self.table)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setSizes([760, 540])
+        for col in range(1, 5):
+            self.table.horizontalHeader().setSectionResizeMode(col, QHeaderView.ResizeToContents)
         lay = QVBoxLayout(self)
         lay.addLayout(row1)
         lay.addWidget(self.verdict)
