@@ -6,8 +6,8 @@ real CT header (693_UNCI.dcm) with new UIDs; the same scan reconstructed with th
 written beside it (``reference-edge/``) to compare with the conversion.
 
 ``dwi-lesions``: a simulated DWI subject (held-out seed 1001; MNI152 anatomy from nilearn) as a DICOM MR
-series of 56 slices of 96 x 96 on pydicom's MR_small.dcm header, with the true lesion mask beside it
-(``truth.nii.gz``).
+series of 56 slices of 96 x 96 on pydicom's MR_small.dcm header (``dwi_series`` also returns the true lesion
+mask, on the same [k, j, i] grid as the loaded volume; the tests use it).
 """
 from __future__ import annotations
 

@@ -169,3 +169,18 @@ def test_linear_baseline_engine_converts_with_the_fitted_filters(sample_series):
         assert np.sqrt(np.mean((conv.real(conv.voxels) - r) ** 2)) < np.sqrt(np.mean((source.real(source.voxels) - r) ** 2))
     with pytest.raises(EngineError, match="method"):
         engine.predict({"volume": source, "method": "magic"})
+
+
+def test_enhanced_multiframe_ct_exports_as_a_series_on_the_same_grid(tmp_path):
+    """pydicom-data's eCT_Supplemental.dcm (Enhanced CT, 2 frames 512^2): per-frame geometry is kept."""
+    src = get_testdata_file("eCT_Supplemental.dcm")
+    if src is None:
+        pytest.skip("pydicom-data is not installed")
+    engine = KernelConversionEngine()
+    engine.load("cpu")
+    result = engine.predict({"image_path": Path(src), "direction": "smooth"})
+    written = engine.write_result(result, tmp_path / "ect")
+    assert len(written) == 2
+    back = load(tmp_path / "ect")
+    assert back.geometry.same_grid(result["source"].geometry) and back.shape == (2, 512, 512)
+    assert pydicom.dcmread(written[0]).SOPClassUID == "1.2.840.10008.5.1.4.1.1.2"
