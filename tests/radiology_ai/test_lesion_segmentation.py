@@ -111,3 +111,21 @@ def test_lesion_metrics_counts_components():
     m = lesion_metrics(pred, truth)
     assert (m["lesions"], m["found"], m["false_positives"]) == (2, 1, 1)
     assert 0 < m["dice"] < 1
+
+
+def test_nifti_input_in_ras_keeps_lesions_in_place(tmp_path):
+    """The same model through a NIfTI (RAS affine, another reader path): held-out subject 1005."""
+    import nibabel as nib
+
+    from engines.radiology.reader import load_volume_file
+    from engines.radiology_ai.dwi_sim import simulate_subject
+
+    sub = simulate_subject(1005)
+    nib.save(nib.Nifti1Image(np.transpose(sub.dwi, (2, 1, 0)) * 800, sub.affine_ras), tmp_path / "dwi.nii.gz")
+    nib.save(nib.Nifti1Image(np.transpose(sub.lesions, (2, 1, 0)), sub.affine_ras), tmp_path / "truth.nii.gz")
+    engine = LesionSegmentationSEEngine()
+    engine.load("cpu")
+    res = engine.predict({"image_path": tmp_path / "dwi.nii.gz"})
+    truth = load_volume_file(tmp_path / "truth.nii.gz")
+    assert truth.geometry.same_grid(res["label_map"].geometry)
+    assert lesion_metrics(res["labels"], truth.voxels)["dice"] > DICE_MIN
