@@ -450,3 +450,18 @@ def test_structured_report_content_is_listed(window, qtbot):
     lines = [view.findings_list.item(n).text() for n in range(view.findings_list.count())]
     assert lines[1].startswith("Diagnosis") and any("Diameter: 3" in line for line in lines)
     assert errors(window) == []
+
+
+def test_every_visible_label_layer_is_drawn(window, qtbot, ct_folder):
+    view = open_in(window, qtbot, ct_folder)
+    a = np.zeros(view.volume.shape, np.uint8)
+    a[10, 0:10, 0:10] = 1
+    b = np.zeros(view.volume.shape, np.uint8)
+    b[10, 50:60, 50:60] = 2
+    view.add_label_layer(a, None, {1: "a"}, name="first")
+    view.add_label_layer(b, None, {2: "b"}, name="second")
+    items = [item for item in view.views["axial"].overlays if item.isVisible()]
+    assert len(items) == 2 and items[0].image[5, 5] == 1 and items[1].image[55, 55] == 2
+    view.set_layer_visible(view.layers[0], False)
+    items = [item for item in view.views["axial"].overlays if item.isVisible()]
+    assert len(items) == 1 and items[0].image[55, 55] == 2

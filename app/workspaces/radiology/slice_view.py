@@ -99,6 +99,7 @@ class SliceView(QWidget):
         self.box.addItem(self.image)
         self.box.addItem(self.compare_image)
         self.box.addItem(self.overlay)
+        self.overlays = [self.overlay]  # one ImageItem per visible label layer
         pen = pg.mkPen(QColor(255, 220, 0, 150), width=1)
         self.vline = pg.InfiniteLine(angle=90, movable=False, pen=pen)
         self.hline = pg.InfiniteLine(angle=0, movable=False, pen=pen)
@@ -198,18 +199,29 @@ class SliceView(QWidget):
         self._place(self.image, data)
 
     def show_overlay(self, labels: np.ndarray | None, lut: np.ndarray | None, opacity: float) -> None:
-        if labels is None or lut is None:
-            if self.overlay.image is not None:
-                self.overlay.clear()
-                # pyqtgraph's Indexed8 fast path wraps the label slice itself in the QImage it keeps:
-                # drop it too, or one slice view keeps the whole old label volume alive
-                self.overlay.qimage = None
-            self.overlay.hide()
-            return
-        self.overlay.setImage(labels, autoLevels=False, levels=(0, len(lut) - 1), lut=lut)
-        self._place(self.overlay, labels)
-        self.overlay.setOpacity(opacity)
-        self.overlay.show()
+        self.show_overlays([] if labels is None or lut is None else [(labels, lut, opacity)])
+
+    def show_overlays(self, layers: list[tuple[np.ndarray, np.ndarray, float]]) -> None:
+        """Draw label slices bottom to top, one ImageItem each (made on demand), each with its opacity."""
+        while len(self.overlays) < len(layers):
+            item = pg.ImageItem(axisOrder="row-major")
+            item.setZValue(10 + len(self.overlays))
+            self.box.addItem(item)
+            self.overlays.append(item)
+        for n, item in enumerate(self.overlays):
+            if n < len(layers):
+                labels, lut, opacity = layers[n]
+                item.setImage(labels, autoLevels=False, levels=(0, len(lut) - 1), lut=lut)
+                self._place(item, labels)
+                item.setOpacity(opacity)
+                item.show()
+            else:
+                if item.image is not None:
+                    item.clear()
+                    # pyqtgraph's Indexed8 fast path wraps the label slice itself in the QImage it keeps:
+                    # drop it too, or one slice view keeps the whole old label volume alive
+                    item.qimage = None
+                item.hide()
 
     def show_compare(self, data: np.ndarray | None, levels=None, lut=None, swipe: float | None = None) -> None:
         if data is None:

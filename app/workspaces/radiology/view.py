@@ -718,18 +718,18 @@ class RadiologyWorkspace(WorkspaceView):
         self.compare_view.show_overlay(None, None, 0)
 
     def _render_overlay(self, plane: str) -> None:
-        view = self.views[plane]
-        shown = [layer for layer in self.layers if layer.visible]
-        if not shown:
-            view.show_overlay(None, None, 0)
-            return
-        layer = shown[-1]  # the top visible layer is drawn; others are toggled in the list
-        data = self._slice(layer.labels, plane)
-        opacity = layer.opacity
-        if layer.outline:
-            data = _outline(data)
-            opacity = min(1.0, 2 * opacity)  # thin lines need more opacity than a fill to be seen
-        view.show_overlay(np.ascontiguousarray(data), layer.lut(), opacity)
+        """Every visible label layer, in list order (the last one on top)."""
+        drawn = []
+        for layer in self.layers:
+            if not layer.visible:
+                continue
+            data = self._slice(layer.labels, plane)
+            opacity = layer.opacity
+            if layer.outline:
+                data = _outline(data)
+                opacity = min(1.0, 2 * opacity)  # thin lines need more opacity than a fill to be seen
+            drawn.append((np.ascontiguousarray(data), layer.lut(), opacity))
+        self.views[plane].show_overlays(drawn)
 
     def _render_boxes(self, plane: str) -> None:
         view = self.views[plane]
