@@ -214,12 +214,10 @@ class MelodyHarmonizerEngine(Engine):
             path = self.models.decode(pc_n, method, norm_locks, tw)
         probs = np.exp(scores - scores.max(1, keepdims=True))
         probs /= probs.sum(1, keepdims=True)
-        # back to the melody's key: class k in the normalized key is class k - shift here
-        idx = [transpose_class(k, shift) for k in range(24)]  # original class j = idx^-1 ...
+        # back to the melody's key: class k in the normalized key is class transpose(k, -shift) here
         orig_probs = np.zeros_like(probs)
         for k in range(24):
             orig_probs[:, transpose_class(k, -shift)] = probs[:, k]
-        del idx
         chords = [transpose_class(int(c), -shift) for c in path]
         progress(1.0, "done")
         return Harmonization(mel, chords, orig_probs, mel.beats_per_bar / per_bar, key, shift, method, locks)
