@@ -709,6 +709,7 @@ class MusicWorkspace(WorkspaceView):
             self.context.notify("warning", f"Playback failed: {exc}", "")
             return
         self.play_button.setText("Pause")
+        self._tick()  # the player may have jumped to the loop start
         self._timer.start()
 
     def _tick(self) -> None:
