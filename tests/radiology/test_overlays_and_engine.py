@@ -15,7 +15,7 @@ from engines.radiology.geometry import Geometry, resample_labels
 from engines.radiology.overlays import (Box, LabelMap, read_boxes_json, read_label_file, read_seg,
                                         write_boxes_json, write_label_file, write_seg)
 from engines.radiology.reader import load_series, scan_dicom
-from tests.radiology.conftest import small_series
+from .conftest import small_series
 
 
 def load(folder: Path):

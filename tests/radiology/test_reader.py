@@ -17,7 +17,7 @@ from engines.core.engine import CancelToken, Cancelled, EngineError
 from engines.core.inspect import inspect_path
 from engines.radiology.geometry import Geometry, reorient_to_lps
 from engines.radiology.reader import load_series, load_volume_file, quick_preview, scan_dicom
-from tests.radiology.conftest import CT5N, TEST_FILES, small_series
+from .conftest import CT5N, TEST_FILES, small_series
 
 
 def only_image_series(path):

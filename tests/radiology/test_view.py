@@ -14,7 +14,7 @@ from app.main_window import MainWindow
 from engines.core.engine import Engine, EngineInfo
 from engines.radiology.geometry import Geometry
 from engines.radiology.overlays import Box, LabelMap, read_seg, write_label_file
-from tests.radiology.conftest import small_series
+from .conftest import small_series
 
 
 @pytest.fixture
@@ -398,7 +398,7 @@ def test_opening_another_series_releases_the_previous_volume_and_layers(window, 
 
 
 def test_rtstruct_needs_an_image_then_draws_on_it(window, qtbot, tmp_path):
-    from tests.radiology.test_overlays_and_engine import write_rtstruct
+    from .test_overlays_and_engine import write_rtstruct
 
     small_series(tmp_path / "ct", n=8)
     view = window.switch_to("radiology")
