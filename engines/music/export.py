@@ -15,7 +15,7 @@ SUFFIXES = (".lab", ".mid", ".midi", ".musicxml", ".xml", ".wav", ".json")
 
 
 def export_track(track: ChordTrack, out: Path, *, melody=None, tempo_bpm: float | None = None,
-                 voice: str = "piano") -> Path:
+                 voice: str = "piano", first_beat_s: float = 0.0) -> Path:
     """Write ``track`` (transposed as displayed) in the format named by ``out``'s suffix."""
     out = Path(out)
     suffix = out.suffix.lower()
@@ -24,7 +24,7 @@ def export_track(track: ChordTrack, out: Path, *, melody=None, tempo_bpm: float 
     if suffix in (".mid", ".midi"):
         return write_midi(track, out, melody=melody, tempo_bpm=tempo_bpm)
     if suffix in (".musicxml", ".xml"):
-        return write_lead_sheet(track, out, tempo_bpm=tempo_bpm)
+        return write_lead_sheet(track, out, tempo_bpm=tempo_bpm, first_beat_s=first_beat_s)
     if suffix == ".wav":
         return write_wav(track, out, voice=voice)
     if suffix == ".json":
@@ -72,24 +72,39 @@ def write_wav(track: ChordTrack, out: Path, *, sr: int = 22050, voice: str = "pi
     return out
 
 
-def lead_sheet_score(track: ChordTrack, tempo_bpm: float | None = None, title: str = "Chords"):
+def estimate_beats(samples: np.ndarray, sr: int) -> tuple[float, float] | None:
+    """(tempo in bpm, time of the first beat in s) from librosa's beat tracker; None when it finds no beat."""
+    import librosa
+
+    tempo_bpm, beats = librosa.beat.beat_track(y=np.asarray(samples, np.float32), sr=sr, units="time")
+    bpm = float(np.atleast_1d(tempo_bpm)[0])
+    if not np.isfinite(bpm) or bpm <= 0 or len(beats) < 4:
+        return None
+    return bpm, float(beats[0])
+
+
+def lead_sheet_score(track: ChordTrack, tempo_bpm: float | None = None, title: str = "Chords",
+                     first_beat_s: float = 0.0):
     """A music21 score: one staff of slashes (rests) in 4/4 with chord symbols on the beats nearest the
-    chord changes, at ``tempo_bpm`` (default 60: one beat per second, so times read directly)."""
+    chord changes, at ``tempo_bpm`` (default 60: one beat per second, so times read directly); beat 1 of
+    bar 1 is aligned to the beat phase of ``first_beat_s`` (which bar line is the downbeat is not estimated)."""
     from music21 import harmony, meter, metadata, note, stream, tempo
 
     bpm = float(tempo_bpm or 60.0)
     beat_s = 60.0 / bpm
-    total_beats = max(4, int(np.ceil(track.duration / beat_s)))
+    # keep only the beat phase (the meter's downbeat is not known): the first chord lands on beat 0 or 1
+    first_beat_s = ((float(first_beat_s) + beat_s / 2) % beat_s) - beat_s / 2
+    total_beats = max(4, int(np.ceil((track.duration - first_beat_s) / beat_s)))
     total_beats += (-total_beats) % 4
     part = stream.Part()
     part.insert(0, meter.TimeSignature("4/4"))
     part.insert(0, tempo.MetronomeMark(number=round(bpm)))
     placed: dict[int, str] = {}
     for seg in track.transposed_segments():
-        beat = int(round(seg.start / beat_s))
+        beat = max(0, int(round((seg.start - first_beat_s) / beat_s)))
         if beat >= total_beats:
             continue
-        placed.setdefault(beat, seg.label)  # two changes within a beat: the first wins
+        placed[beat] = seg.label  # two changes within a beat: the later one (it sounds on the beat) wins
     last = None
     for beat in sorted(placed):
         label = placed[beat]
@@ -119,8 +134,9 @@ def _m21_figure(chord, names=None) -> str:
     return "".join(out)
 
 
-def write_lead_sheet(track: ChordTrack, out: Path, *, tempo_bpm: float | None = None) -> Path:
-    score = lead_sheet_score(track, tempo_bpm, title=out.stem)
+def write_lead_sheet(track: ChordTrack, out: Path, *, tempo_bpm: float | None = None,
+                     first_beat_s: float = 0.0) -> Path:
+    score = lead_sheet_score(track, tempo_bpm, title=out.stem, first_beat_s=first_beat_s)
     with atomic_path(out, suffix=".musicxml") as tmp:
         written = score.write("musicxml", fp=str(tmp), makeNotation=True)
         if Path(written) != tmp:  # music21 may append its own suffix

@@ -101,6 +101,11 @@ def test_playback_without_a_device_says_why_and_export_works(qtbot, window, tmp_
         view.export_to(out)
         qtbot.waitUntil(out.exists, timeout=60_000)
         assert out.stat().st_size > 100
+    import music21
+
+    sheet = music21.converter.parse(str(tmp_path / "export.musicxml"))
+    bpm = sheet.recurse().getElementsByClass("MetronomeMark")[0].number
+    assert 70 <= bpm <= 82  # the chorale was rendered at 76 bpm; the beat tracker finds it
     lab = ChordTrack.read_lab(tmp_path / "export.lab")
     assert len(lab.segments) == len(view.track.segments)
     assert errors(window) == []

@@ -742,12 +742,28 @@ class MusicWorkspace(WorkspaceView):
                               self.track.transpose)
         melody = self.clip.midi if self.clip is not None else None
         tempo, voice = self.tempo, self.voice_box.currentData()
+        clip = self.clip
         out = Path(out)
-        self.context.tasks.submit(
-            lambda progress, cancel: export_track(snapshot, out, melody=melody, tempo_bpm=tempo, voice=voice),
-            title=f"Exporting {out.name}", owner=f"{self.manifest.id}:export",
-            on_result=lambda p: self.context.notify("info", f"Exported {Path(p).name} to {Path(p).parent}", ""),
-            on_error=self._error)
+
+        def job(progress, cancel):
+            bpm, first = tempo, 0.0
+            if out.suffix.lower() in (".musicxml", ".xml") and bpm is None and clip is not None:
+                from engines.music.export import estimate_beats
+
+                progress(None, "finding the beat for the lead sheet")
+                found = estimate_beats(clip.samples, clip.sr)
+                if found:
+                    bpm, first = found
+            cancel.raise_if_cancelled()
+            return export_track(snapshot, out, melody=melody, tempo_bpm=bpm, voice=voice, first_beat_s=first), bpm
+
+        def done(result) -> None:
+            path, bpm = result
+            extra = f" (lead sheet at {bpm:.0f} bpm)" if path.suffix.lower() in (".musicxml", ".xml") and bpm else ""
+            self.context.notify("info", f"Exported {path.name} to {path.parent}{extra}", "")
+
+        self.context.tasks.submit(job, title=f"Exporting {out.name}", owner=f"{self.manifest.id}:export",
+                                  on_result=done, on_error=self._error)
 
     def shutdown(self) -> None:
         self._timer.stop()
