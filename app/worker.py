@@ -160,7 +160,9 @@ class TaskManager(QObject):
         return task
 
     def active(self, owner: str | None = None) -> list[Task]:
-        return [t for t in self.tasks if t.active and (owner is None or t.owner == owner)]
+        """Tasks whose results have not yet been delivered in the GUI thread (a task leaves ``tasks`` only
+        after its result/error/cancelled slots ran), optionally for one owner."""
+        return [t for t in self.tasks if owner is None or t.owner == owner]
 
     def _on_finished(self, task: Task) -> None:
         if task in self.tasks:

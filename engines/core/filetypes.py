@@ -41,7 +41,7 @@ def _dicom_sop_class(path: Path) -> str:
     try:
         import pydicom
 
-        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=["SOPClassUID"])
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=["SOPClassUID"])
         return str(ds.get("SOPClassUID", ""))
     except Exception:  # noqa: BLE001 - an unreadable header is classified as plain DICOM and reported later
         return ""
@@ -57,7 +57,7 @@ def classify(path: str | os.PathLike) -> str:
         return _classify_folder(path)
     if path.stat().st_size == 0:
         return "empty"
-    if is_dicom_file(path) or path.name.upper() == "DICOMDIR":
+    if is_dicom_file(path) or path.name.upper() == "DICOMDIR" or _preamble_less_dicom(path):
         sop = _dicom_sop_class(path)
         if sop == WSI_SOP:
             return "dicom-slide"
@@ -87,6 +87,19 @@ def classify(path: str | os.PathLike) -> str:
     if has_suffix(path, WEIGHTS_SUFFIXES):
         return "weights"
     return "unknown"
+
+
+def _preamble_less_dicom(path: Path) -> bool:
+    """A .dcm file written without the 128-byte preamble (older writers): parse its header to be sure."""
+    if not path.name.lower().endswith(".dcm"):
+        return False
+    try:
+        import pydicom
+
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=["SOPClassUID"])
+        return "SOPClassUID" in ds
+    except Exception:  # noqa: BLE001 - not DICOM after all
+        return False
 
 
 def _openslide_vendor(path: Path) -> str | None:
