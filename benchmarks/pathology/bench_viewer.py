@@ -120,6 +120,8 @@ def mag_to_scale(mag: float) -> float:
 
 
 def run_ours(slide: Path, path, app, threads: int | None = None) -> dict:
+    from PySide6.QtCore import QEventLoop
+
     from app.workspaces.pathology.canvas import SlideCanvas
     from engines.pathology.slide import open_slide
 
@@ -157,8 +159,8 @@ def run_ours(slide: Path, path, app, threads: int | None = None) -> dict:
         hit = {k for k in needed if k in canvas.cache}
         t_limit = time.perf_counter() + 30
         while not canvas.visible_tiles_loaded() and time.perf_counter() < t_limit:
-            app.processEvents()
-            time.sleep(0.0005)
+            # block until the next event, as the application's event loop does (no busy polling)
+            app.processEvents(QEventLoop.WaitForMoreEvents)
         t_done = time.perf_counter()
         canvas.repaint()
         complete.append((t_done - t0) * 1000)

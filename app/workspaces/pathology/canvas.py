@@ -428,6 +428,9 @@ class SlideCanvas(QWidget):
         self.view_changed.emit()
 
     def _settled(self) -> None:
+        if not self.visible_tiles_loaded():  # smooth (slower) frames only once the view is complete
+            self._settle_timer.start()
+            return
         self._moving = False
         self.update()
 
@@ -614,7 +617,7 @@ class SlideCanvas(QWidget):
             p.save()
             p.setTransform(t.qtransform())
             for c in np.unique(cls_of):
-                pen = QPen(CLASS_COLORS[int(c) % len(CLASS_COLORS)], 2.0)
+                pen = QPen(CLASS_COLORS[int(c) % len(CLASS_COLORS)], 1)  # width 1: the fast stroker
                 pen.setCosmetic(True)
                 p.setPen(pen)
                 for i in idx[cls_of == c]:
@@ -643,7 +646,7 @@ class SlideCanvas(QWidget):
         rgba = np.zeros((gh, gw, 4), np.uint8)
         color = CLASS_COLORS[int(np.bincount(layer.classes[idx]).argmax()) % len(CLASS_COLORS)]
         rgba[..., 0], rgba[..., 1], rgba[..., 2] = color.red(), color.green(), color.blue()
-        rgba[..., 3] = np.where(counts > 0, np.clip(110 + 40 * np.log2(np.maximum(counts, 1)), 0, 235), 0)
+        rgba[..., 3] = np.where(counts > 0, np.clip(80 + 35 * np.log2(np.maximum(counts, 1)), 0, 210), 0)
         p.drawImage(QRectF(0, 0, gw * cell, gh * cell), qimage_from_rgba(rgba))
 
     def _paint_annotations(self, p: QPainter, t: Transform) -> None:
