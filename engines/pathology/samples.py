@@ -43,7 +43,7 @@ def synth_ihc_canvas(width: int, height: int, seed: int = 5) -> tuple[np.ndarray
     cy, cx = small.shape[0] / 2, small.shape[1] / 2
     ellipse = ((yy - cy) / (0.40 * small.shape[0])) ** 2 + ((xx - cx) / (0.40 * small.shape[1])) ** 2
     field = small / (small.std() + 1e-6) * 0.6 + (1.0 - ellipse) * 1.5 - 0.4 * (ellipse > 0.85)
-    lobes = field > 0.55
+    lobes = field > 0.15
     lobes = ndimage.binary_opening(lobes, iterations=1)
     mask_small = ndimage.gaussian_filter(lobes.astype(np.float32), 1.0)
     from PIL import Image

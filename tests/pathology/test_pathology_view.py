@@ -188,3 +188,14 @@ def test_broken_slides_give_a_message_not_a_crash(window, qtbot, fixtures_dir, n
     note = window.notifications.items[-1]
     assert note.level == "error" and message in note.message and name in note.message
     assert view.canvas.meta is None and view.slide_path is None
+
+
+def test_cancel_from_the_view(opened, qtbot):
+    view = opened
+    task = view.run_engine("c4d-deconvolution")
+    view.cancel_analysis()
+    qtbot.waitUntil(lambda: not task.active, timeout=60000)
+    qtbot.waitUntil(lambda: view.cancel_button.isEnabled() is False, timeout=5000)
+    assert task.state in ("cancelled", "done")
+    if task.state == "cancelled":
+        assert view.progress_label.text() == "Cancelled." and view.analysis is None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, Qt, QThreadPool, Signal
-from PySide6.QtGui import (QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPolygonF,
+from PySide6.QtGui import (QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPolygonF,
                            QTransform)
 from PySide6.QtWidgets import QWidget
 
@@ -908,7 +908,7 @@ class Navigator(QWidget):
         x0, y0, x1, y1 = self.canvas.transform().visible_level0()
         pen = QPen(QColor(230, 30, 30), 2)
         p.setPen(pen)
-        p.setBrush(QBrush(QColor(230, 30, 30, 30)))
+        p.setBrush(Qt.NoBrush)
         p.drawRect(QRectF(ox + x0 * s, oy + y0 * s, max(3, (x1 - x0) * s), max(3, (y1 - y0) * s)))
         p.end()
 
