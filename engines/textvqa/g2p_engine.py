@@ -126,12 +126,10 @@ class G2pNsgdEngine(Engine):
                         cand = [s for s in range(G.MAX_LEN) if int(steps[i, s, 0]) <= n_ph[i]]
                         cand.sort(key=lambda s: float(probs[i, s]))
                         weak.append(cand[rank] if rank < len(cand) else cand[-1])
-                    for step in sorted(set(weak)):
-                        rows = [i for i in range(len(chunk)) if weak[i] == step]
-                        c2, _, lp2 = decode(self.model, g[rows], order, force=(step, 1))
-                        for j, i in enumerate(rows):
-                            alts[i].append((tuple(G.decode_canvas(canvas_end_fix(c2[j:j + 1])[0].tolist())),
-                                            float(lp2[j])))
+                    c2, _, lp2 = decode(self.model, g, order, force=(torch.tensor(weak), 1))
+                    for i in range(len(chunk)):
+                        alts[i].append((tuple(G.decode_canvas(canvas_end_fix(c2[i:i + 1])[0].tolist())),
+                                        float(lp2[i])))
             for i, w in enumerate(chunk):
                 phones = G.decode_canvas(fixed[i].tolist())
                 fill = []

@@ -74,11 +74,12 @@ def loss_fn(model: CanvasG2P, graphemes, target, generator=None) -> torch.Tensor
 
 
 @torch.no_grad()
-def decode(model: CanvasG2P, graphemes: torch.Tensor, order: str = "nsgd", force: tuple[int, int] | None = None):
+def decode(model: CanvasG2P, graphemes: torch.Tensor, order: str = "nsgd", force: tuple | None = None):
     """Fill an all-blank canvas one position per step.
 
     ``order='nsgd'``: the blank position whose best symbol is most probable; ``'l2r'``: left to right.
-    ``force=(step, rank)`` takes the rank-th best symbol at that step (for alternatives).
+    ``force=(step, rank)`` takes the rank-th best symbol at that step (for alternatives); ``step`` may be a
+    (B,) tensor giving each word its own step.
     Returns canvas (B, L), fill steps (B, L, 3: position, symbol, probability) and the summed log-probability.
     """
     b, l = graphemes.shape
@@ -94,8 +95,11 @@ def decode(model: CanvasG2P, graphemes: torch.Tensor, order: str = "nsgd", force
         else:
             pos = torch.full((b,), step, dtype=torch.long)
         chosen = sym[rows, pos]
-        if force is not None and force[0] == step:
-            chosen = probs[rows, pos].topk(force[1] + 1, -1).indices[:, force[1]]
+        if force is not None:
+            hit = torch.as_tensor(force[0]) == step
+            if bool(hit.any()):
+                alt = probs[rows, pos].topk(force[1] + 1, -1).indices[:, force[1]]
+                chosen = torch.where(hit, alt, chosen)
         p = probs[rows, pos, chosen]
         canvas[rows, pos] = chosen + 1
         steps[:, step, 0], steps[:, step, 1], steps[:, step, 2] = pos.float(), (chosen + 1).float(), p

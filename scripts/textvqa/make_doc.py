@@ -23,6 +23,10 @@ SEED_TABLE = {  # seed 2.1, Table 1 (CLEVR validation, %)
 }
 
 
+def mcnemar(b: int, c: int) -> float:
+    return (b - c) ** 2 / max(b + c, 1)
+
+
 def load(path: Path):
     return json.loads(path.read_text()) if path.exists() else None
 
@@ -255,7 +259,9 @@ def main() -> int:
                 L.append(f"| {label} | {full[o]['per']:.2f} | {full[o]['wer']:.2f} | "
                          f"{full[o + '_no_apostrophe']['per']:.2f} | {full[o + '_no_apostrophe']['wer']:.2f} |")
             L += ["", f"Paired: the two orders give different output for {full['differ']} words; only NSGD is right "
-                  f"on {full['only_nsgd_right']}, only left-to-right on {full['only_l2r_right']}.", ""]
+                  f"on {full['only_nsgd_right']}, only left-to-right on {full['only_l2r_right']} (McNemar chi-square "
+                  f"{mcnemar(full['only_nsgd_right'], full['only_l2r_right']):.1f} on 1 degree of freedom; above "
+                  f"10.8 means p < 0.001).", ""]
             g2p = dict(g2p, nsgd=full["nsgd"], l2r=full["l2r"])
         better = g2p["nsgd"]["per"] < g2p["l2r"]["per"]
         L += [f"The seed claims NSGD beats fixed-order decoding. Here NSGD's PER is "
@@ -271,7 +277,18 @@ def main() -> int:
             L.append(f"| {w} | {ph} | {g2p['l2r_examples'][w]} |")
         L += ["", "```", "python scripts/textvqa/train_g2p.py --minutes 22 --test-words 2000 "
               "--results benchmarks/textvqa/results/g2p.json --ship",
+              "python benchmarks/textvqa/g2p_decoding.py  # whole test split, both orders, paired counts",
               "python benchmarks/textvqa/g2p_en_peer.py   # the peer row, if g2p_en's wheel is at hand", "```", ""]
+    L += ["## Screenshots", "", "![VQA tab](../benchmarks/textvqa/screenshot-vqa.png)", "",
+          "The VQA tab on the bundled sample scene: the ensemble's answer with the truth and oracle, the five "
+          "models with their answers, confidences and their share of this question family, and the mean last-hop "
+          "attention (red). On this existence question the attention sits on an empty corner: at our scale the "
+          "attention maps are not a reliable explanation of the answer.", "",
+          "![G2P tab](../benchmarks/textvqa/screenshot-g2p.png)", "",
+          "The G2P tab: 'knight' is filled T first, then the end mark, then N, then AY (the seed's Figure 3 "
+          "example), with the runner-up alternatives; 'w0rd' is skipped with the reason.", "",
+          "```", "QT_QPA_PLATFORM=offscreen csi-workstation screenshot --workspace textvqa --sample vqa.png",
+          "QT_QPA_PLATFORM=offscreen csi-workstation screenshot --workspace textvqa --open words.txt g2p.png", "```", ""]
     L += ["## Limits", "",
           "- The VQA models know only this generated 2-D world; photographs get meaningless answers (the image is "
           "resized to 64x64 and a note says so). The scale is far below CLEVR and the seed's networks, so the "
