@@ -75,3 +75,23 @@ def test_g2p_tab_shows_pronunciations_and_fill_order(view, qtbot, tmp_path):
     knight = view.g2p.result["words"][0]
     assert view.g2p.steps.rowCount() == len(knight["phonemes"]) + 1  # phonemes + end mark, padding hidden
     assert "x1y" in view.g2p.skipped.text()
+
+
+def test_history_is_kept_per_image_and_drops_open_images(view, qtbot, tmp_path):
+    from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    a, b = S.write_scene(tmp_path, "test", 7), S.write_scene(tmp_path, "test", 8)
+    view.open_path(a)
+    qtbot.waitUntil(lambda: view.vqa.path == a, timeout=30_000)
+    with qtbot.waitSignal(view.vqa.answered, timeout=60_000):
+        view.vqa._ask_text("how many things are there?")
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(b))])
+    view.dropEvent(QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier))
+    qtbot.waitUntil(lambda: view.vqa.path == b, timeout=30_000)
+    assert view.vqa.history_list.count() == 0
+    view.open_path(a)
+    qtbot.waitUntil(lambda: view.vqa.path == a, timeout=30_000)
+    assert view.vqa.history_list.count() == 1
+    assert "how many things" in view.vqa.history_list.item(0).text()
