@@ -14,7 +14,7 @@ sys.path.insert(0, str(ROOT))
 def main() -> int:
     from music21 import corpus
 
-    from engines.music_lab.melody import Melody, Note, write_midi
+    from engines.music_lab.melody import Note, write_midi
 
     out = ROOT / "resources/samples/music_lab"
     out.mkdir(parents=True, exist_ok=True)

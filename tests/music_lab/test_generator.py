@@ -2,8 +2,6 @@
 chance, parse and export; the random-walk baseline and the statistics; bad progressions give EngineErrors."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pretty_midi
 import pytest
