@@ -95,3 +95,20 @@ def test_history_is_kept_per_image_and_drops_open_images(view, qtbot, tmp_path):
     qtbot.waitUntil(lambda: view.vqa.path == a, timeout=30_000)
     assert view.vqa.history_list.count() == 1
     assert "how many things" in view.vqa.history_list.item(0).text()
+
+
+def test_question_history_is_autosaved_and_restored(view, qtbot, tmp_path):
+    from app.workspaces.textvqa.view import TextVqaWorkspace, VqaPanel
+
+    png = S.write_scene(tmp_path, "test", 9)
+    view.open_path(png)
+    qtbot.waitUntil(lambda: view.vqa.path == png, timeout=30_000)
+    with qtbot.waitSignal(view.vqa.answered, timeout=60_000):
+        view.vqa._ask_text("is there a red circle?")
+    qtbot.waitUntil(lambda: VqaPanel.history_file().exists(), timeout=30_000)
+    again = TextVqaWorkspace(MANIFEST, view.context)  # as after a restart
+    qtbot.addWidget(again)
+    qtbot.waitUntil(lambda: bool(again.vqa.history), timeout=30_000)
+    again.open_path(png)
+    qtbot.waitUntil(lambda: again.vqa.history_list.count() == 1, timeout=30_000)
+    assert "red circle" in again.vqa.history_list.item(0).text()

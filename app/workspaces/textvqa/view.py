@@ -187,6 +187,54 @@ class VqaPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
         self._fill_suggestions(None)
+        self._load_history()
+
+    # -- history (autosaved to the user data folder, off the GUI thread) ------------------------------
+    @staticmethod
+    def history_file() -> Path:
+        from engines.core.paths import data_dir
+
+        return data_dir() / "textvqa" / "vqa-history.json"
+
+    def _key(self) -> str:
+        return str(Path(self.path).resolve()) if self.path else ""
+
+    def _load_history(self) -> None:
+        import json
+
+        path = self.history_file()
+
+        def job(progress, cancel):  # noqa: ARG001
+            if not path.exists():
+                return {}
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return {}  # a damaged history is not worth an error: start a new one
+            return data if isinstance(data, dict) else {}
+
+        def done(data: dict) -> None:
+            for key, items in data.items():
+                if isinstance(items, list) and key not in self.history:
+                    self.history[key] = [h for h in items if isinstance(h, dict) and "question" in h]
+            self._fill_history()
+
+        self.view.context.tasks.submit(job, title="Loading question history", owner="textvqa:history-load",
+                                       on_result=done, on_error=lambda m, d: None)
+
+    def _save_history(self) -> None:
+        import json
+
+        from engines.core.atomic import atomic_write_text
+
+        path, snapshot = self.history_file(), json.dumps(self.history, indent=1)
+
+        def job(progress, cancel):  # noqa: ARG001
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, snapshot + "\n")
+
+        self.view.context.tasks.submit(job, title="Saving question history", owner="textvqa:history-save",
+                                       on_error=self.view.error)
 
     # -- images ---------------------------------------------------------------------------------------
     def _choose_image(self) -> None:
@@ -231,7 +279,9 @@ class VqaPanel(QWidget):
 
     def _fill_history(self) -> None:
         self.history_list.clear()
-        for h in reversed(self.history.get(str(self.path), [])):
+        if self.path is None:
+            return
+        for h in reversed(self.history.get(self._key(), [])):
             mark = "" if h["truth"] is None else ("  ✓" if h["correct"] else f"  ✗ (truth: {h['truth']})")
             item = QListWidgetItem(f"{h['question']}  →  {h['answer']}{mark}")
             item.setData(Qt.UserRole, h["question"])
@@ -287,9 +337,10 @@ class VqaPanel(QWidget):
             self.members.setItem(i, 3, _item("specialist" if m["specialist"] else "—"))
             self.members.setItem(i, 4, _item(f"{m['share_of_family'] * 100:.0f}%", True))
         entry = {"question": r["question"], "answer": r["answer"], "truth": r["truth"], "correct": r["correct"]}
-        hist = self.history.setdefault(str(self.path), [])
+        hist = self.history.setdefault(self._key(), [])
         hist[:] = [h for h in hist if h["question"] != r["question"]] + [entry]
         self._fill_history()
+        self._save_history()
         if self.att_model.currentIndex() == 0:
             self.att_model.setCurrentIndex(1)
         self._show_attention()
