@@ -88,7 +88,8 @@ def test_tiles_and_heatmap_land_on_the_same_level0_place_at_every_level(opened, 
     assert box == pytest.approx((sx0, sy0, sx1, sy1), abs=tol)
     values = np.full((1536 // 16, 2048 // 16), np.nan, np.float32)
     values[y0 // 16:y1 // 16, x0 // 16:x1 // 16] = 1.0
-    canvas.heatmaps = [HeatmapLayer("test", values, 16.0, opacity=1.0, threshold=0.5, colormap="inferno")]
+    canvas.heatmaps = [HeatmapLayer("test", values, 16.0, opacity=1.0, threshold=0.5, colormap="inferno",
+                                    smooth=False)]
     canvas.repaint()
     img = grab(canvas)
     yellow = (img[..., 0] > 235) & (img[..., 1] > 235) & (img[..., 2] > 140) & (img[..., 2] < 190)
@@ -199,3 +200,15 @@ def test_cancel_from_the_view(opened, qtbot):
     assert task.state in ("cancelled", "done")
     if task.state == "cancelled":
         assert view.progress_label.text() == "Cancelled." and view.analysis is None
+
+
+def test_svs_shows_objective_and_associated_images(window, qtbot, fixtures_dir):
+    view = window.switch_to("pathology")
+    with qtbot.waitSignal(view.opened, timeout=60000):
+        view.open_path(fixtures_dir / "small.svs")
+    rows = {view.info_tree.topLevelItem(i).text(0): view.info_tree.topLevelItem(i).text(1)
+            for i in range(view.info_tree.topLevelItemCount())}
+    assert rows["Vendor"] == "aperio" and rows["Objective power"] == "20x"
+    assert rows["Microns per pixel"].startswith("0.4990") and rows["Associated images"] == "thumbnail"
+    labels = [view.associated_row.itemAt(i).widget() for i in range(view.associated_row.count())]
+    assert any(w is not None and w.toolTip() == "thumbnail" for w in labels)

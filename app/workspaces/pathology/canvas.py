@@ -160,6 +160,7 @@ class HeatmapLayer:
     opacity: float = 0.5
     threshold: float = 0.0
     visible: bool = True
+    smooth: bool = True  # bilinear between cells; False shows the raw grid
     _image: QImage | None = field(default=None, repr=False)
 
     def image(self) -> QImage:
@@ -193,7 +194,8 @@ def heatmap_image(values: np.ndarray, colormap: str, opacity: float, threshold: 
     rgba[..., :3] = colormap_lut(colormap)[idx]
     show = (v >= 0) & (v >= threshold)
     rgba[..., 3] = np.where(show, int(round(255 * opacity)), 0)
-    return qimage_from_rgba(rgba)
+    # premultiplied, so that smooth scaling does not bleed dark colour into transparent cells
+    return qimage_from_rgba(rgba).convertToFormat(QImage.Format_ARGB32_Premultiplied)
 
 
 CLASS_COLORS = [QColor(230, 40, 40), QColor(40, 120, 230), QColor(40, 180, 60), QColor(230, 160, 0),
@@ -570,7 +572,7 @@ class SlideCanvas(QWidget):
                 p.drawImage(QRectF(x, y, w * ds, h * ds), img)
         for hm in self.heatmaps:
             if hm.visible:
-                p.setRenderHint(QPainter.SmoothPixmapTransform, False)
+                p.setRenderHint(QPainter.SmoothPixmapTransform, hm.smooth and not self._moving)
                 self._draw_heatmap(p, hm, rect0)
         p.restore()
         self._request_tiles(level, rect0)

@@ -248,7 +248,7 @@ class PathologyWorkspace(WorkspaceView):
         self.cmap_combo.currentTextChanged.connect(self._heatmap_params)
         self.opacity_slider = QSlider(Qt.Horizontal)
         self.opacity_slider.setRange(0, 100)
-        self.opacity_slider.setValue(45)
+        self.opacity_slider.setValue(35)
         self.opacity_slider.valueChanged.connect(self._heatmap_params)
         self.threshold_slider = QSlider(Qt.Horizontal)
         self.threshold_slider.setRange(0, 100)
