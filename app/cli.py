@@ -54,7 +54,7 @@ def build_parser() -> _Parser:
 
     p = sub.add_parser("run", help="run one engine on input files without a screen")
     p.add_argument("engine")
-    p.add_argument("inputs", nargs="+")
+    p.add_argument("inputs", nargs="*", help="input files (some engines take none, e.g. --set chords=...)")
     p.add_argument("--out", required=True, help="output file")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -312,8 +312,11 @@ def cmd_run(args) -> int:
     if out.exists() and out.is_dir():
         raise UsageError(f"--out {out} is a folder; give a file name")
     engine = registry.get(args.engine)
+    options = _parse_options(args.set)
+    if not inputs and not options:
+        raise UsageError(f"{args.engine} needs input files (or --set options for engines that take none)")
     request = dict(engine.request_from_paths(inputs))
-    request.update(_parse_options(args.set))
+    request.update(options)
     device = resolve_device(args.device)
     if device.note:
         print(f"note: {device.note}; using {device.label}", file=sys.stderr)

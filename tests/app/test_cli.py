@@ -69,6 +69,8 @@ def test_run_writes_a_mask_on_the_input_grid(tmp_path):
     (["run", "no-such-engine", CT, "--out", "x.nii.gz"], 2),
     (["run", "otsu-segmentation", "/no/such/file.dcm", "--out", "x.nii.gz"], 1),
     (["run", "otsu-segmentation", CT], 2),
+    (["run", "otsu-segmentation", "--out", "x.nii.gz"], 2),
+    (["run", "otsu-segmentation", "--set", "a=1", "--out", "x.nii.gz"], 1),
     (["run", "otsu-segmentation", CT, "--out", "x.nii.gz", "--set", "novalue"], 2),
     (["inspect"], 2),
     (["engines", "--device", "tpu"], 1),
