@@ -52,10 +52,12 @@ def build_parser() -> _Parser:
     p.add_argument("path")
     p.add_argument("--json", action="store_true")
 
-    p = sub.add_parser("run", help="run one engine on input files without a screen")
+    p = sub.add_parser("run", help="run one engine on input files without a screen; other --name VALUE options "
+                                   "go to the engine (e.g. --question '...', --chords 'C G Am F')")
     p.add_argument("engine")
-    p.add_argument("inputs", nargs="*", help="input files (some engines take none, e.g. --set chords=...)")
-    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("inputs", nargs="*", help="input files (some engines take words or none)")
+    p.add_argument("--out", default=None, help="output file (default: the engine's usual file name in a "
+                                               "temporary folder, whose text is printed)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="engine option (repeatable), e.g. --set min_voxels=50")
@@ -89,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
                           + ", ".join(SUBCOMMANDS[:-1]) + " (see --help of each).")
             _gui_args(gui)
             return cmd_gui(gui.parse_args(argv))
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command == "run":
+            args.set = list(args.set) + _engine_options(extra)
+        elif extra:
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
     except UsageError as exc:
         return _fail(str(exc), 2)
     if args.version:
@@ -282,6 +289,25 @@ class TerminalProgress:
             self.stream.flush()
 
 
+def _engine_options(extra: list[str]) -> list[str]:
+    """`--question "how many?" --chords "C G"` -> ["question=how many?", "chords=C G"]."""
+    pairs, i = [], 0
+    while i < len(extra):
+        token = extra[i]
+        if not token.startswith("--") or len(token) < 3:
+            raise UsageError(f"unrecognized argument '{token}' (inputs come before options)")
+        key = token[2:]
+        if "=" in key:
+            key, value = key.split("=", 1)
+            i += 1
+        elif i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+            value, i = extra[i + 1], i + 2
+        else:
+            raise UsageError(f"option {token} needs a value")
+        pairs.append(f"{key.replace('-', '_')}={value}")
+    return pairs
+
+
 def _parse_options(pairs: list[str]) -> dict:
     options = {}
     for pair in pairs:
@@ -304,14 +330,19 @@ def cmd_run(args) -> int:
     registry = EngineRegistry.discover()
     if args.engine not in registry:
         raise UsageError(f"no engine '{args.engine}' (known: {', '.join(registry.ids()) or 'none'})")
+    engine = registry.get(args.engine)
     inputs = [Path(p).expanduser() for p in args.inputs]
     for path in inputs:
-        if not path.exists():
+        if not path.exists() and not engine.text_inputs:
             raise EngineError(f"{path}: no such file or folder")
-    out = Path(args.out).expanduser()
-    if out.exists() and out.is_dir():
-        raise UsageError(f"--out {out} is a folder; give a file name")
-    engine = registry.get(args.engine)
+    temp_dir = None
+    if args.out is None:
+        import tempfile
+
+        temp_dir = tempfile.TemporaryDirectory(prefix="csi-run-")
+        out = Path(temp_dir.name) / engine.default_output_name()
+    else:
+        out = Path(args.out).expanduser()
     options = _parse_options(args.set)
     if not inputs and not options:
         raise UsageError(f"{args.engine} needs input files (or --set options for engines that take none)")
@@ -329,8 +360,17 @@ def cmd_run(args) -> int:
     finally:
         progress.close()
     written = engine.write_result(result, out)
-    print(f"{args.engine}: wrote {', '.join(str(p) for p in written)} in {time.perf_counter() - started:.2f} s "
-          f"on {device.label}")
+    elapsed = time.perf_counter() - started
+    if temp_dir is not None:
+        for path in written:
+            if Path(path).suffix.lower() in (".json", ".txt", ".lab", ".tsv", ".geojson"):
+                print(Path(path).read_text(encoding="utf-8").rstrip())
+            else:
+                print(f"({Path(path).name}: binary output; pass --out to keep it)")
+        temp_dir.cleanup()
+        print(f"{engine.id}: done in {elapsed:.2f} s on {device.label}", file=sys.stderr)
+        return 0
+    print(f"{engine.id}: wrote {', '.join(str(p) for p in written)} in {elapsed:.2f} s on {device.label}")
     return 0
 
 

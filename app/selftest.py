@@ -73,8 +73,7 @@ def run_engine_checks(timeout_s: float = 300.0) -> list[dict]:
             request = engine.request_from_paths(samples)
             result = run_engine(engine, request, device=device)
             with tempfile.TemporaryDirectory() as tmp:
-                written = engine.write_result(result, Path(tmp) / engine.info().extra.get("self_test_out",
-                                                                                             "out.nii.gz"))
+                written = engine.write_result(result, Path(tmp) / engine.default_output_name())
                 missing = [p for p in written if not Path(p).exists() or Path(p).stat().st_size == 0]
             if missing:
                 raise RuntimeError(f"wrote nothing to {missing[0]}")

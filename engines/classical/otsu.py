@@ -22,7 +22,8 @@ class OtsuSegmentationEngine(Engine):
             outputs="label map (0 background, 1 foreground) on the input grid; .nii.gz, .mha, .nrrd or .png",
             labels=("background", "foreground"),
             description="Classical baseline: Otsu's histogram threshold, then connected components smaller "
-                        "than min_voxels are removed. No weights.")
+                        "than min_voxels are removed. No weights.",
+            extra={"self_test_out": "mask.nii.gz"})
 
     def request_from_paths(self, paths: Sequence[Path]) -> Mapping[str, Any]:
         if len(paths) != 1:

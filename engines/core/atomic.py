@@ -21,6 +21,9 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
                                "".join(target.suffixes), dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; an export should get the usual permissions
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:

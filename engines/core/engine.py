@@ -66,6 +66,10 @@ class Engine:
     """
 
     id: str = ""
+    #: other names `csi-workstation run` accepts (e.g. "g2p" for "g2p-nsgd")
+    aliases: tuple[str, ...] = ()
+    #: True when inputs that are not files are meaningful text (words to pronounce), passed through as given
+    text_inputs: bool = False
 
     def __init__(self) -> None:
         self.device: str | None = None
@@ -96,6 +100,10 @@ class Engine:
 
     def write_result(self, result: Any, out: Path) -> list[Path]:
         raise EngineError(f"engine '{self.id}' cannot write its result to a file")
+
+    def default_output_name(self) -> str:
+        """The file name `run` writes when no --out is given (and `self-test` writes)."""
+        return str(self.info().extra.get("self_test_out", "result.json"))
 
     def sample_paths(self) -> list[Path]:
         """Bundled inputs this engine can run on (generated on first use)."""

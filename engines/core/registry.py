@@ -18,6 +18,7 @@ GROUP = "csi_workstation.engines"
 class EngineRegistry:
     def __init__(self) -> None:
         self._classes: dict[str, type[Engine]] = {}
+        self._aliases: dict[str, str] = {}
         self._instances: dict[str, Engine] = {}
         self.errors: dict[str, str] = {}
 
@@ -42,15 +43,24 @@ class EngineRegistry:
         if engine_cls.id in self._classes and self._classes[engine_cls.id] is not engine_cls:
             raise ValueError(f"two engines share the id '{engine_cls.id}'")
         self._classes[engine_cls.id] = engine_cls
+        for alias in engine_cls.aliases:
+            if alias in self._classes or self._aliases.get(alias, engine_cls.id) != engine_cls.id:
+                raise ValueError(f"alias '{alias}' of '{engine_cls.id}' is already taken")
+            self._aliases[alias] = engine_cls.id
 
     def ids(self) -> list[str]:
         return sorted(self._classes)
 
+    def resolve(self, name: str) -> str:
+        """An engine id from an id or an alias (unknown names are returned unchanged)."""
+        return self._aliases.get(name, name)
+
     def __contains__(self, engine_id: str) -> bool:
-        return engine_id in self._classes
+        return self.resolve(engine_id) in self._classes
 
     def get(self, engine_id: str) -> Engine:
         """The shared instance of an engine (created on first use, so loaded weights are reused)."""
+        engine_id = self.resolve(engine_id)
         if engine_id not in self._classes:
             known = ", ".join(self.ids()) or "none"
             raise KeyError(f"no engine '{engine_id}' (known: {known})")

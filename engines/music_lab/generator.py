@@ -250,6 +250,7 @@ class GeneratedMelodies:
 
 class MelodyGeneratorEngine(Engine):
     id = "melody-generator"
+    aliases = ("melody-generation",)
 
     def __init__(self) -> None:
         super().__init__()

@@ -141,6 +141,7 @@ def parse_locks(raw: Any, n: int) -> dict[int, int]:
 
 class MelodyHarmonizerEngine(Engine):
     id = "melody-harmonizer"
+    aliases = ("harmonize",)
 
     def __init__(self) -> None:
         super().__init__()

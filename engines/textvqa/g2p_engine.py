@@ -34,6 +34,8 @@ class G2pNsgdEngine(Engine):
     """Convolutional canvas G2P (seed 3.1) decoded by non-sequential greedy decoding."""
 
     id = "g2p-nsgd"
+    aliases = ("g2p",)
+    text_inputs = True  # `csi-workstation run g2p knight colonel` pronounces the words themselves
     weights_name = "g2p-canvas-nsgd"
 
     def __init__(self) -> None:
@@ -159,6 +161,9 @@ class G2pNsgdEngine(Engine):
         texts = []
         for p in paths:
             p = Path(p)
+            if not p.exists():  # a word typed on the command line, not a file
+                texts.append(str(p))
+                continue
             if p.suffix.lower() not in TEXT_SUFFIXES:
                 raise EngineError(f"{p.name}: expected a plain text file of words (.txt)")
             try:

@@ -57,6 +57,7 @@ class VqaMclKdEngine(Engine):
     """M=5 stacked-attention VQA models specialised with MCL-KD (k from the model card)."""
 
     id = "vqa-mclkd"
+    aliases = ("vqa",)
     #: the stacked attention ensemble is preferred; the MLP one is used when only it is installed
     weight_candidates = ("vqa-san-mclkd", "vqa-mlp-mclkd")
 

@@ -108,3 +108,14 @@ def test_self_test_opens_every_workspace_and_runs_every_engine():
 def test_version():
     out = cli("--version")
     assert out.returncode == 0 and out.stdout.startswith("csi-workstation ")
+
+
+def test_run_with_aliases_text_inputs_engine_options_and_no_out():
+    out = cli("run", "g2p", "knight", "colonel")
+    assert out.returncode == 0, out.stderr
+    assert "KNIGHT\tN AY T" in out.stdout  # printed, since no --out was given
+    out = cli("run", "otsu-segmentation", CT, "--min-voxels", "10")
+    assert out.returncode == 0, out.stderr
+    assert "binary output" in out.stdout
+    out = cli("run", "g2p", "knight", "--order")
+    assert out.returncode == 2 and one_clean_error_line(out) and "needs a value" in out.stderr

@@ -242,6 +242,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
             tmp.write_text("half a fi")
             raise RuntimeError("disk full")
     assert target.read_text() == "old\n"
+    assert target.stat().st_mode & 0o044  # readable by others like any file the user saves, not 0600
     assert [p.name for p in tmp_path.iterdir()] == ["labels.lab"]
 
 
@@ -253,3 +254,16 @@ def test_engines_package_does_not_import_qt_or_torch_at_import_time():
             "bad = [m for m in ('torch', 'PySide6', 'pyqtgraph') if m in sys.modules]; print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_registry_resolves_aliases():
+    registry = EngineRegistry.discover()
+    assert "g2p" in registry and registry.get("g2p") is registry.get("g2p-nsgd")
+    assert registry.resolve("harmonize") == "melody-harmonizer"
+
+    class Taken(_Echo):
+        id = "test-taken"
+        aliases = ("g2p",)
+
+    with pytest.raises(ValueError, match="already taken"):
+        registry.register(Taken)
