@@ -12,6 +12,7 @@ MIDI_SUFFIXES = (".mid", ".midi")
 SCORE_SUFFIXES = (".musicxml", ".mxl", ".xml")
 TEXT_SUFFIXES = (".txt",)
 WEIGHTS_SUFFIXES = (".safetensors",)
+ANNOTATION_SUFFIXES = (".geojson",)
 
 # DICOM SOP classes that are not images to show as a volume
 WSI_SOP = "1.2.840.10008.5.1.4.1.1.77.1.6"
@@ -86,6 +87,8 @@ def classify(path: str | os.PathLike) -> str:
         return "text"
     if has_suffix(path, WEIGHTS_SUFFIXES):
         return "weights"
+    if has_suffix(path, ANNOTATION_SUFFIXES):
+        return "annotations"
     return "unknown"
 
 

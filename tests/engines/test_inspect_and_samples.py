@@ -25,6 +25,8 @@ def test_classify_real_files(shared_data, tmp_path):
     assert classify(fixtures / "boxes_0.dcm") == "dicom-slide"
     assert classify(get_testdata_file("rtstruct.dcm")) == "dicom-rtstruct"  # written without a preamble
     assert classify(get_testdata_file("liver_1frame.dcm")) == "dicom-seg"
+    (tmp_path / "cells.geojson").write_text('{"type": "FeatureCollection", "features": []}')
+    assert classify(tmp_path / "cells.geojson") == "annotations"
     assert classify(tmp_path / "nothing") == "missing"
     (tmp_path / "empty.wav").write_bytes(b"")
     assert classify(tmp_path / "empty.wav") == "empty"

@@ -190,6 +190,10 @@ class MusicWorkspace(WorkspaceView):
                   self.export_button):
             edit_bar.addWidget(w)
         edit_bar.addStretch(1)
+        self.melody_button = QPushButton("Melody over these chords…")
+        self.melody_button.setToolTip("Send the chord track to the Lab's melody generator")
+        self.melody_button.clicked.connect(self.send_chords_to_lab)
+        edit_bar.addWidget(self.melody_button)
 
         pg.setConfigOptions(antialias=False)
         self.plots = pg.GraphicsLayoutWidget()
@@ -260,18 +264,30 @@ class MusicWorkspace(WorkspaceView):
         bottom.addWidget(self.status, 1)
         bottom.addWidget(self.open_sample_button)
 
-        root = QVBoxLayout(self)
+        from PySide6.QtWidgets import QTabWidget
+
+        from app.workspaces.music.lab import MusicLabPanel
+
+        self.analysis = QWidget()  # the recording, its chords and playback
+        root = QVBoxLayout(self.analysis)
         root.addLayout(header)
         root.addLayout(bar)
         root.addLayout(edit_bar)
         root.addWidget(self.plots, 1)
         root.addLayout(bottom)
+        self.lab = MusicLabPanel(self.context)  # harmonizer, melody generator, covers (issue 7)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.analysis, "Chords")
+        self.tabs.addTab(self.lab, "Lab: harmonize · generate · covers")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.tabs)
 
         for keys, fn in (("Space", self.toggle_play), (QKeySequence.Undo, self.undo), (QKeySequence.Redo, self.redo),
                          ("Ctrl+Y", self.redo), ("F2", self._ask_rename), ("S", self.split_at_playhead),
                          ("M", self.merge_selected), ("Left", lambda: self.select_relative(-1)),
                          ("Right", lambda: self.select_relative(1))):
-            sc = QShortcut(QKeySequence(keys), self)
+            sc = QShortcut(QKeySequence(keys), self.analysis)
             sc.setContext(Qt.WidgetWithChildrenShortcut)
             sc.activated.connect(fn)
         self._update_controls()
@@ -765,6 +781,14 @@ class MusicWorkspace(WorkspaceView):
         self.context.tasks.submit(job, title=f"Exporting {out.name}", owner=f"{self.manifest.id}:export",
                                   on_result=done, on_error=self._error)
 
+    def send_chords_to_lab(self) -> None:
+        if self.track is None or not self.track.segments:
+            self.context.notify("info", "Recognize or open chords first; then they can seed the melody generator.", "")
+            return
+        self.lab.set_progression([seg.label for seg in self.track.segments])
+        self.tabs.setCurrentWidget(self.lab)
+
     def shutdown(self) -> None:
         self._timer.stop()
         self.player.close()
+        self.lab.shutdown()

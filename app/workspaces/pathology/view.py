@@ -337,7 +337,11 @@ class PathologyWorkspace(WorkspaceView):
     # -- opening -------------------------------------------------------------------------------------------
     def open_path(self, path: Path) -> None:
         path = Path(path)
-        if path.suffix.lower() == ".geojson" and self.slide_path is not None:
+        if path.suffix.lower() == ".geojson":
+            if self.slide_path is None:
+                self.context.notify("error", f"{path.name}: open the slide these annotations belong to first, "
+                                             f"then drop the GeoJSON on it", "")
+                return
             self.import_geojson(path)
             return
         size = (max(self.canvas.width(), 800), max(self.canvas.height(), 600))
