@@ -68,7 +68,7 @@ def test_run_writes_a_mask_on_the_input_grid(tmp_path):
 @pytest.mark.parametrize("args, code", [
     (["run", "no-such-engine", CT, "--out", "x.nii.gz"], 2),
     (["run", "otsu-segmentation", "/no/such/file.dcm", "--out", "x.nii.gz"], 1),
-    (["run", "otsu-segmentation", CT], 2),
+    (["run", "otsu-segmentation", CT, "--out"], 2),
     (["run", "otsu-segmentation", "--out", "x.nii.gz"], 2),
     (["run", "otsu-segmentation", "--set", "a=1", "--out", "x.nii.gz"], 1),
     (["run", "otsu-segmentation", CT, "--out", "x.nii.gz", "--set", "novalue"], 2),
