@@ -147,11 +147,13 @@ def cmd_gui(args) -> int:
 
     from PySide6.QtCore import QTimer
 
+    from app.workspaces.manifest import discover_workspaces
+
+    ids = [m.id for m in discover_workspaces()[0]]
+    if args.workspace and args.workspace not in ids:  # before any worker thread starts
+        raise UsageError(f"no workspace '{args.workspace}' (known: {', '.join(ids)})")
     app = create_app()
     window = MainWindow()
-    ids = [m.id for m in window.manifests]
-    if args.workspace and args.workspace not in ids:
-        raise UsageError(f"no workspace '{args.workspace}' (known: {', '.join(ids)})")
     window.show()
     timing = bool(os.environ.get("CSI_STARTUP_EXIT"))  # benchmarks/shell/startup.py
 

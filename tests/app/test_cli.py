@@ -77,6 +77,7 @@ def test_run_writes_a_mask_on_the_input_grid(tmp_path):
     (["screenshot", "out.jpg", "--workspace", "music"], 2),
     (["screenshot", "out.png", "--workspace", "nope"], 2),
     (["definitely-not-a-command"], 2),
+    (["--workspace", "nope"], 2),
 ])
 def test_bad_arguments_give_one_line_and_non_zero_exit(args, code, tmp_path):
     out = subprocess.run([sys.executable, "-m", "app", *map(str, args)], capture_output=True, text=True,
