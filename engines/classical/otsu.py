@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from engines.core.atomic import atomic_path
 from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
@@ -25,15 +25,9 @@ class OtsuSegmentationEngine(Engine):
                         "than min_voxels are removed. No weights.",
             extra={"self_test_out": "mask.nii.gz"})
 
-    def request_from_paths(self, paths: Sequence[Path]) -> Mapping[str, Any]:
-        if len(paths) != 1:
-            raise EngineError(f"{self.id} takes one input image, got {len(paths)}")
-        return {"image_path": Path(paths[0])}
-
-    def sample_paths(self) -> list[Path]:
-        from engines.core.samples import sample_path
-
-        return [sample_path("ct-slice")]
+    input_key = "image_path"
+    input_noun = "input image"
+    sample_id = "ct-slice"
 
     def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
                 cancel: CancelToken | None = None) -> dict[str, Any]:

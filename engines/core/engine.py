@@ -70,6 +70,11 @@ class Engine:
     aliases: tuple[str, ...] = ()
     #: True when inputs that are not files are meaningful text (words to pronounce), passed through as given
     text_inputs: bool = False
+    #: engines that take exactly one input file: the request key it goes under and what it is called
+    input_key: str | None = None
+    input_noun: str = "input file"
+    #: the bundled sample (engines.core.samples id) that `self-test` runs the engine on
+    sample_id: str | None = None
 
     def __init__(self) -> None:
         self.device: str | None = None
@@ -96,7 +101,11 @@ class Engine:
 
     # -- headless use -------------------------------------------------------------------------------
     def request_from_paths(self, paths: Sequence[Path]) -> Mapping[str, Any]:
-        raise EngineError(f"engine '{self.id}' cannot be run from files")
+        if self.input_key is None:
+            raise EngineError(f"engine '{self.id}' cannot be run from files")
+        if len(paths) != 1:
+            raise EngineError(f"{self.id} takes one {self.input_noun}, got {len(paths)}")
+        return {self.input_key: Path(paths[0])}
 
     def write_result(self, result: Any, out: Path) -> list[Path]:
         raise EngineError(f"engine '{self.id}' cannot write its result to a file")
@@ -107,7 +116,11 @@ class Engine:
 
     def sample_paths(self) -> list[Path]:
         """Bundled inputs this engine can run on (generated on first use)."""
-        return []
+        if self.sample_id is None:
+            return []
+        from engines.core.samples import sample_path
+
+        return [sample_path(self.sample_id)]
 
     def weights_status(self) -> str:
         """'none needed', 'ok', or why the weights are unusable. Never raises."""

@@ -28,15 +28,9 @@ class ChordEngineBase(Engine):
 
     vocab_name = "majmin"
 
-    def request_from_paths(self, paths: Sequence[Path]) -> Mapping[str, Any]:
-        if len(paths) != 1:
-            raise EngineError(f"{self.id} takes one audio file, got {len(paths)}")
-        return {"audio_path": Path(paths[0])}
-
-    def sample_paths(self) -> list[Path]:
-        from engines.core.samples import sample_path
-
-        return [sample_path("chorale-audio")]
+    input_key = "audio_path"
+    input_noun = "audio file"
+    sample_id = "chorale-audio"
 
     def _inputs(self, request: Mapping[str, Any], progress: ProgressFn, cancel: CancelToken
                 ) -> tuple[AudioClip, Features]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -59,15 +59,9 @@ class _CnnAnalyzer:
 class _C4dBase(Engine):
     title = ""
 
-    def request_from_paths(self, paths: Sequence[Path]) -> Mapping[str, Any]:
-        if len(paths) != 1:
-            raise EngineError(f"{self.id} takes one slide, got {len(paths)}")
-        return {"slide_path": Path(paths[0])}
-
-    def sample_paths(self) -> list[Path]:
-        from engines.core.samples import sample_path
-
-        return [sample_path("ihc-slide")]
+    input_key = "slide_path"
+    input_noun = "slide"
+    sample_id = "ihc-slide"
 
     def _analyzer(self, request: Mapping[str, Any]):
         raise NotImplementedError

@@ -7,7 +7,7 @@ seconds on a CPU, so the overlay path, SEG export and engine comparison are real
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -33,15 +33,9 @@ class CtTissueThresholdEngine(Engine):
                         "(bone) with connected components. No weights; research use only, not for diagnosis.",
             extra={"self_test_out": "labels.nii.gz"})
 
-    def request_from_paths(self, paths: Sequence[Path]) -> Mapping[str, Any]:
-        if len(paths) != 1:
-            raise EngineError(f"{self.id} takes one CT (a series folder or a volume file), got {len(paths)}")
-        return {"image_path": Path(paths[0])}
-
-    def sample_paths(self) -> list[Path]:
-        from engines.core.samples import sample_path
-
-        return [sample_path("ct-series")]
+    input_key = "image_path"
+    input_noun = "CT (a series folder or a volume file)"
+    sample_id = "ct-series"
 
     def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
                 cancel: CancelToken | None = None) -> dict[str, Any]:

@@ -12,7 +12,7 @@ is a new Volume on the same grid with a derived SeriesDescription; the input tra
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -81,15 +81,9 @@ class KernelConversionEngine(Engine):
         return self._models[direction]
 
     # -- headless -----------------------------------------------------------------------------------
-    def request_from_paths(self, paths: Sequence[Path]) -> Mapping[str, Any]:
-        if len(paths) != 1:
-            raise EngineError(f"{self.id} takes one CT (a series folder or a volume file), got {len(paths)}")
-        return {"image_path": Path(paths[0])}
-
-    def sample_paths(self) -> list[Path]:
-        from engines.core.samples import sample_path
-
-        return [sample_path("ct-kernel-pair")]
+    input_key = "image_path"
+    input_noun = "CT (a series folder or a volume file)"
+    sample_id = "ct-kernel-pair"
 
     @staticmethod
     def resolve(request: Mapping[str, Any]) -> tuple[str, str, int]:

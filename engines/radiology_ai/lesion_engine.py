@@ -8,7 +8,7 @@ map (1 = lesion) with the input's geometry, with lesion count and volume.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -55,15 +55,9 @@ class LesionSegmentationSEEngine(Engine):
         self._model = None
         self.device = None
 
-    def request_from_paths(self, paths: Sequence[Path]) -> Mapping[str, Any]:
-        if len(paths) != 1:
-            raise EngineError(f"{self.id} takes one DWI volume (a series folder or a volume file), got {len(paths)}")
-        return {"image_path": Path(paths[0])}
-
-    def sample_paths(self) -> list[Path]:
-        from engines.core.samples import sample_path
-
-        return [sample_path("dwi-lesions")]
+    input_key = "image_path"
+    input_noun = "DWI volume (a series folder or a volume file)"
+    sample_id = "dwi-lesions"
 
     def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
                 cancel: CancelToken | None = None) -> dict[str, Any]:
