@@ -1,19 +1,9 @@
 """The Lab tab (harmonizer, melody generator, covers) is mounted in the music workspace and takes the chord lane."""
 from __future__ import annotations
 
-import pytest
-
-from app.main_window import MainWindow
 
 
-@pytest.fixture
-def window(qtbot):
-    win = MainWindow(detect_device=False)
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    yield win
-    win.tasks.shutdown(10000)
+
 
 
 def test_recognized_chords_seed_the_melody_generator(qtbot, window):

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 
-from app.main_window import MainWindow
 from engines.music.chords import ChordTrack
 
 
 
-@pytest.fixture
-def window(qtbot):
-    win = MainWindow(detect_device=False)
-    qtbot.addWidget(win)
-    win.resize(1400, 900)
-    win.show()
-    yield win
-    win.tasks.shutdown(10000)
 
 
 def _open_sample(qtbot, window):
