@@ -18,14 +18,25 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from engines.core.atomic import atomic_path, atomic_write_text
+from engines.core.engine import EngineError
 from engines.core.paths import resources_dir, user_models_dir
 
 CARD_FORMAT = "csi-workstation/model-card@1"
 _MAX_HEADER = 100 * 1024 * 1024
 
 
-class WeightsError(Exception):
-    """The weights cannot be used; the message says why in plain language."""
+class WeightsError(EngineError):
+    """The weights cannot be used; the message says why in plain language (so it is an EngineError)."""
+
+
+def load_state_checked(module, tensors: Mapping[str, Any], what: str = "the weights") -> None:
+    """``module.load_state_dict(tensors, strict=True)``, with a plain-language WeightsError when the tensors do
+    not fit the network (missing, unexpected or mis-shaped: a checkpoint that is not ours under our name)."""
+    try:
+        module.load_state_dict(dict(tensors), strict=True)
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise WeightsError(f"{what} do not fit the network their card describes ({first[:200]})") from None
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
+from engines.core.weights import load_state_checked
 from engines.music.audio import AudioClip, Features, compute_features, load_audio
 from engines.music.chords import (
     MAJMIN_VOCAB, PITCH_NAMES, QUALITY_INTERVALS, ChordTrack, merge_short, segments_from_frames,
@@ -190,7 +191,7 @@ class BTCChordEngine(ChordEngineBase):
         from engines.music.btc_model import build
 
         model = build(card.arch_args)
-        model.load_state_dict(tensors, strict=True)
+        load_state_checked(model, tensors, "the BTC weights")
         model.eval()
         self.model = model.to(torch.device(device))
         self.card = card

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
+from engines.core.weights import load_state_checked
 
 WEIGHTS = "music_lab-cover-cnn"
 ARCH = "cover-csm-cnn@1"
@@ -258,7 +259,7 @@ class CoverIdEngine(Engine):
         except WeightsError as exc:
             raise EngineError(f"the cover CNN's weights cannot be used: {exc}") from None
         net = cnn_net(card.arch_args)
-        net.load_state_dict(tensors)
+        load_state_checked(net, tensors, "the cover CNN's weights")
         self.net = net.eval()
         self.card = card
         self.device = device

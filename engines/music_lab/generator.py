@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
+from engines.core.weights import load_state_checked
 from engines.music_lab.melody import (CHORD_CLASSES, Note, chord_class_of, chord_class_symbol, class_pitch_classes,
                                       write_result_file)
 
@@ -176,7 +177,7 @@ class MelodyCVAEModel:
 
         self.torch = torch
         self.net = MelodyCVAE(**args)
-        self.net.load_state_dict(dict(tensors))
+        load_state_checked(self.net, tensors, "the melody generator's weights")
         self.net.to(device).eval()
         self.device = device
 

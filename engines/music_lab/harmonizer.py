@@ -9,6 +9,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
+from engines.core.weights import load_state_checked
 from engines.music_lab.decode import ChordHMM, sample_path, viterbi
 from engines.music_lab.melody import (CHORD_CLASSES, Melody, chord_class_of, chord_class_symbol, coverage,
                                       estimate_shift, melody_from_request, normalize_pc, segment_pc,
@@ -53,9 +54,11 @@ class HarmonizerModels:
 
         self.device = device
         self.blstm = BarBLSTM(**blstm_args)
-        self.blstm.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("blstm.")})
+        load_state_checked(self.blstm, {k[6:]: v for k, v in tensors.items() if k.startswith("blstm.")},
+                           "the BLSTM harmonizer's weights")
         self.dnn = BarDNN(**dnn_args)
-        self.dnn.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("dnn.")})
+        load_state_checked(self.dnn, {k[4:]: v for k, v in tensors.items() if k.startswith("dnn.")},
+                           "the DNN harmonizer's weights")
         for m in (self.blstm, self.dnn):
             m.to(device).eval()
         self.hmm = ChordHMM.from_tensors({k: v.cpu() if hasattr(v, "cpu") else v for k, v in tensors.items()})

@@ -13,6 +13,7 @@ import numpy as np
 
 from engines.core.atomic import atomic_path, atomic_write_text
 from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
+from engines.core.weights import load_state_checked
 from engines.pathology.results import SlideAnalysis
 from engines.pathology.stain import DAB_THRESHOLD, MIN_AREA_UM2
 
@@ -143,7 +144,7 @@ class C4dCnnEngine(_C4dBase):
         except WeightsError as exc:
             raise EngineError(f"the C4d CNN cannot load its weights: {exc}") from None
         model = TinyUNet(**card.arch_args)
-        model.load_state_dict(tensors)
+        load_state_checked(model, tensors, "the C4d CNN's weights")
         self.model = model.to(device).eval()
         self.card = card
         super().load(device)

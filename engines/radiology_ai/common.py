@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from engines.core.engine import CancelToken, EngineError, ProgressFn, no_progress
+from engines.core.weights import load_state_checked
 
 VOLUME_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd")
 
@@ -85,10 +86,10 @@ def model_from(tensors: Mapping[str, Any], card, device: str):
                                 base=int(args["base"]), levels=int(args["levels"]), se=bool(args["se"]))
         else:
             raise EngineError(f"the weights hold a '{card.architecture}' model, which this engine cannot run")
-        model.load_state_dict(dict(tensors), strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EngineError(f"the weights do not fit the network their card describes ({first[:200]})") from None
+    load_state_checked(model, tensors)
     return model.to(device).eval()
 
 

@@ -7,6 +7,7 @@ from typing import Any, Mapping, Sequence
 
 from engines.core.atomic import atomic_write_text
 from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
+from engines.core.weights import load_state_checked
 from engines.textvqa import g2p_data as G
 
 MAX_WORDS = 2000
@@ -65,7 +66,7 @@ class G2pNsgdEngine(Engine):
             raise EngineError(f"{self.id}: {exc}") from None
         args = {k: v for k, v in card.arch_args.items() if k in ("channels", "blocks", "width", "decoder")}
         model = CanvasG2P(**args)
-        model.load_state_dict(tensors)
+        load_state_checked(model, tensors, "the G2P weights")
         model.eval()
         # the decoding loop is many tiny steps: the CPU is as fast and avoids transfers
         self.model, self.card, self.device = model, card, device

@@ -12,6 +12,7 @@ import numpy as np
 
 from engines.core.atomic import atomic_write_text
 from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
+from engines.core.weights import load_state_checked
 from engines.textvqa import scenes as S
 
 MAX_QUESTION_CHARS = 200
@@ -102,7 +103,8 @@ class VqaMclKdEngine(Engine):
         card.name = card.name or self.weights_name
         model = Ensemble(a["kind"], int(a["members"]), vocab=a["vocab"], answers=a["answers"], channels=a["channels"],
                          embed=a["embed"], hidden=a["hidden"], hops=a["hops"])
-        model.members.load_state_dict({k.removeprefix("members."): v for k, v in tensors.items()})
+        load_state_checked(model.members, {k.removeprefix("members."): v for k, v in tensors.items()},
+                           "the VQA ensemble's weights")
         model.eval()
         self.model = model.to(device)
         self.card = card

@@ -267,3 +267,25 @@ def test_registry_resolves_aliases():
 
     with pytest.raises(ValueError, match="already taken"):
         registry.register(Taken)
+
+
+def test_tensors_that_do_not_fit_the_network_give_a_plain_weights_error():
+    from engines.core.weights import load_state_checked
+
+    layer = torch.nn.Linear(4, 2)
+    with pytest.raises(WeightsError, match="do not fit the network") as info:
+        load_state_checked(layer, {"weight": torch.zeros(3, 3), "bias": torch.zeros(2)}, "the weights")
+    assert isinstance(info.value, EngineError)  # shown as written, in the window and on the CLI
+    load_state_checked(layer, {"weight": torch.ones(2, 4), "bias": torch.zeros(2)})
+    assert float(layer.weight.detach().sum()) == 8.0
+
+
+def test_an_engine_refuses_a_foreign_checkpoint_saved_under_its_name(isolated_home):
+    from engines.core.registry import EngineRegistry
+    from engines.core.paths import user_models_dir
+
+    engine = EngineRegistry.discover().get("g2p-nsgd")
+    WeightsStore.save(user_models_dir(), engine.info().weights, {"other.weight": torch.zeros(3, 3)},
+                      ModelCard(name="x", architecture="someone-elses-net"))
+    with pytest.raises(EngineError, match="do not fit the network"):
+        engine.load("cpu")
