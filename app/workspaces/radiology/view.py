@@ -810,16 +810,20 @@ class RadiologyWorkspace(WorkspaceView):
         cur[{"axial": 2, "coronal": 1, "sagittal": 0}[plane]] = index
         self.set_cursor(*cur)
 
-    def _cursor_from_view(self, plane: str, h_mm: float, v_mm: float) -> None:
-        if self.volume is None:
-            return
+    def _voxel_at(self, plane: str, h_mm: float, v_mm: float) -> list[int]:
+        """The (i, j, k) voxel under a point of a view, keeping the current cursor on the view's normal axis."""
         view = self.views[plane]
         sp = self.volume.geometry.spacing
         cur = list(self.cursor)
         h, v = AXIS_INDEX[view.h_axis], AXIS_INDEX[view.v_axis]
         cur[h] = int(np.floor(h_mm / sp[h]))
         cur[v] = int(np.floor(v_mm / sp[v]))
-        self.set_cursor(*cur)
+        return cur
+
+    def _cursor_from_view(self, plane: str, h_mm: float, v_mm: float) -> None:
+        if self.volume is None:
+            return
+        self.set_cursor(*self._voxel_at(plane, h_mm, v_mm))
 
     def reset_views(self) -> None:
         for view in [*self.views.values(), self.compare_view]:
@@ -828,12 +832,7 @@ class RadiologyWorkspace(WorkspaceView):
     def _hover(self, plane: str, h_mm: float, v_mm: float) -> None:
         if self.volume is None:
             return
-        view = self.views[plane]
-        sp = self.volume.geometry.spacing
-        cur = list(self.cursor)
-        h, v = AXIS_INDEX[view.h_axis], AXIS_INDEX[view.v_axis]
-        cur[h] = int(np.floor(h_mm / sp[h]))
-        cur[v] = int(np.floor(v_mm / sp[v]))
+        cur = self._voxel_at(plane, h_mm, v_mm)
         nk, nj, ni = self.volume.shape
         if 0 <= cur[0] < ni and 0 <= cur[1] < nj and 0 <= cur[2] < nk:
             self._update_readout(*cur)
