@@ -26,3 +26,16 @@ def shared_data() -> Path:
     if not SHARED_DATA.exists():
         pytest.skip(f"{SHARED_DATA} is not present")
     return SHARED_DATA
+
+
+@pytest.fixture
+def window(qtbot):
+    """The real main window (offscreen), big enough for every workspace; closed like a user closes it."""
+    from app.main_window import MainWindow
+
+    win = MainWindow(detect_device=False)
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    yield win
+    win.close()  # views shut down (autosave, tile loaders), tasks are cancelled and waited for

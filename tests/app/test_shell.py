@@ -21,15 +21,6 @@ from app.workspaces.manifest import discover_workspaces, workspace_for_kind
 from engines.core.engine import Engine, EngineError, EngineInfo
 
 
-@pytest.fixture
-def window(qtbot):
-    win = MainWindow(detect_device=False)
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.tasks.shutdown(5000)
-
-
 def test_four_workspaces_are_discovered_from_entry_points():
     manifests, errors = discover_workspaces()
     assert errors == {}

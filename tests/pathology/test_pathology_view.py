@@ -8,24 +8,12 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 
-from app.main_window import MainWindow
 from app.workspaces.pathology.canvas import DetectionLayer, HeatmapLayer
 from engines.pathology.annotations import autosave_path
 
 from .conftest import MARK, bbox_of_dark_blue
 
 
-@pytest.fixture
-def window(qtbot):
-    win = MainWindow(detect_device=False)
-    qtbot.addWidget(win)
-    win.resize(1300, 850)
-    win.show()
-    yield win
-    win.tasks.shutdown(10000)
-    view = win.views.get("pathology")
-    if view is not None:
-        view.canvas.shutdown()
 
 
 @pytest.fixture

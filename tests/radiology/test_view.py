@@ -17,14 +17,6 @@ from engines.radiology.overlays import Box, LabelMap, read_seg, write_label_file
 from .conftest import small_series
 
 
-@pytest.fixture
-def window(qtbot):
-    win = MainWindow(detect_device=False)
-    qtbot.addWidget(win)
-    win.resize(1300, 850)
-    win.show()
-    yield win
-    win.tasks.shutdown(10000)
 
 
 def open_in(window, qtbot, path: Path):
