@@ -8,9 +8,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
-from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent, QIcon, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QListWidget, QListWidgetItem,
-                               QMainWindow, QMessageBox, QStackedWidget, QWidget)
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QIcon, QKeySequence
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QGridLayout, QHBoxLayout, QLabel,
+                               QListWidget, QListWidgetItem, QMainWindow, QMessageBox, QPushButton, QStackedWidget,
+                               QVBoxLayout, QWidget)
 
 from app import __version__
 from app.settings import Settings
@@ -93,8 +94,6 @@ class MainWindow(QMainWindow):
             self.stack.addWidget(holder)
         self.switcher.currentRowChanged.connect(self._on_switch_row)
         container = QWidget()
-        from PySide6.QtWidgets import QHBoxLayout
-
         row = QHBoxLayout(container)
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.switcher)
@@ -103,8 +102,6 @@ class MainWindow(QMainWindow):
 
     def _build_home(self) -> QWidget:
         """The first page: what each workspace is for, and how to get something on screen."""
-        from PySide6.QtWidgets import QGridLayout, QPushButton, QVBoxLayout
-
         page = QWidget()
         page.setObjectName("homePage")
         layout = QVBoxLayout(page)

@@ -11,7 +11,7 @@ import time
 import traceback
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 from engines.core.engine import CancelToken, Cancelled, EngineError
 
@@ -191,7 +191,3 @@ class TaskManager(QObject):
                 return True
             time.sleep(0.01)
         return False
-
-
-def call_later(ms: int, fn: Callable[[], None]) -> None:
-    QTimer.singleShot(ms, fn)
