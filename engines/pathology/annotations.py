@@ -100,15 +100,23 @@ class AnnotationStore:
     def can_redo(self) -> bool:
         return bool(self._redo)
 
-    # -- files -------------------------------------------------------------------------------------------
-    def load(self, path: Path) -> None:
-        """Replace everything with the file's annotations (not undoable: it is how a slide opens)."""
-        self.items = read_geojson(path)
+    def reset(self, items: list[Annotation] | None = None) -> None:
+        """Start a new session (another slide): these items, no undo or redo history, nothing to save.
+
+        The history belongs to one slide: an undo after opening another slide must never bring the first
+        slide's annotations onto it.
+        """
+        self.items = list(items or [])
         self._undo.clear()
         self._redo.clear()
         self.dirty = False
         for fn in list(self.listeners):
             fn()
+
+    # -- files -------------------------------------------------------------------------------------------
+    def load(self, path: Path) -> None:
+        """Replace everything with the file's annotations (not undoable: it is how a slide opens)."""
+        self.reset(read_geojson(path))
 
     def import_file(self, path: Path) -> int:
         found = read_geojson(path)

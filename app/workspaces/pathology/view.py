@@ -361,12 +361,13 @@ class PathologyWorkspace(WorkspaceView):
         self.analysis = None
         self.analyses = {}
         self.canvas.set_slide(r["reader"], r["thumb"], r["thumb_scale"], r["preloaded"])
-        self.store.items = []
-        if r["annotations"] is not None:
-            self.store.items = r["annotations"]
-            self.store._undo.clear()
-            self.store._redo.clear()
-        self.store.dirty = False
+        # a new slide starts a new history, whether or not it has saved annotations
+        self._autosave_timer.stop()
+        self.store.listeners.remove(self._annotations_changed)
+        try:
+            self.store.reset(r["annotations"])
+        finally:
+            self.store.listeners.append(self._annotations_changed)
         self._annotations_changed(autosave=False)
         self._fill_info(r)
         self._refresh_layers()
