@@ -272,8 +272,9 @@ class SliceView(QWidget):
                 self.box.addItem(self.ruler)
                 self.ruler.sigRegionChanged.connect(lambda *_: self.measurement.emit(self.plane, "ruler"))
             else:
-                self.ruler.movePoint(self.ruler.getHandles()[0], self.box.mapViewToScene(start), finish=False)
-                self.ruler.movePoint(self.ruler.getHandles()[1], self.box.mapViewToScene(pos), finish=finished)
+                # start and pos are view (millimetre) coordinates: the ruler's parent's, as movePoint expects
+                self.ruler.movePoint(self.ruler.getHandles()[0], start, finish=False, coords="parent")
+                self.ruler.movePoint(self.ruler.getHandles()[1], pos, finish=finished, coords="parent")
             self.measurement.emit(self.plane, "ruler")
         elif self.tool == "roi":
             x0, y0 = min(start.x(), pos.x()), min(start.y(), pos.y())
@@ -293,6 +294,13 @@ class SliceView(QWidget):
             return None
         a, b = (self.ruler.mapToParent(h.pos()) for h in self.ruler.getHandles())
         return float(np.hypot(b.x() - a.x(), b.y() - a.y()))
+
+    def ruler_points_mm(self) -> tuple[tuple[float, float], tuple[float, float]] | None:
+        """The ruler's two end points in the view's millimetres (as drawn)."""
+        if self.ruler is None:
+            return None
+        a, b = (self.ruler.mapToParent(h.pos()) for h in self.ruler.getHandles())
+        return (float(a.x()), float(a.y())), (float(b.x()), float(b.y()))
 
     def ruler_end(self):
         if self.ruler is None:
