@@ -1,0 +1,274 @@
+"""One autosave service for every workspace: where an autosave lives, how it is read back, how it is written.
+
+* :func:`autosave_path` - one keying rule: ``<user data dir>/autosave/<kind>/<sha256 of the key>.json``, the key
+  being the resolved source path, or ``content_key`` when the edits belong to content rather than to a file.
+* :func:`load_autosave` - reads ``{"schema": n, "data": {...}}``; a damaged file, one written by a newer
+  version, or data that the caller's ``validate`` refuses is renamed ``<name>.damaged-<timestamp>`` and
+  described in one plain sentence, and the source opens without it.
+* :class:`AutosaveWriter` - one background thread, debounced per path; writes go through a temporary file,
+  fsync and a rename, so a killed process leaves the previous autosave or the new one, never half of one.
+  A per-path sequence number keeps a stale write from ever replacing a newer one.
+
+Qt-free: views call ``save`` from the GUI thread (it only serialises and queues) and read ``errors`` or pass
+``on_error`` to hear about failed writes.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable
+
+from engines.core.atomic import atomic_write_bytes, clean_stale_temps
+from engines.core.paths import data_dir
+
+log = logging.getLogger(__name__)
+
+AUTOSAVE_SCHEMA_KEY = "schema"
+AUTOSAVE_DATA_KEY = "data"
+
+__all__ = ["AUTOSAVE_SCHEMA_KEY", "AutosaveWriter", "LoadedAutosave", "autosave_path", "autosave_root",
+           "clean_stale_temps", "load_autosave"]
+
+
+def autosave_root() -> Path:
+    """``<user data dir>/autosave`` (created)."""
+    root = data_dir() / "autosave"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def autosave_path(kind: str, source: str | os.PathLike, *, content_key: str | None = None) -> Path:
+    """Where the autosave of ``source`` for workspace ``kind`` lives (the folder is not created).
+
+    The key is ``content_key`` when given (edits that follow content, e.g. an image's digest), else the
+    resolved path of ``source``, so the same file reached by two spellings shares one autosave.
+    """
+    if not kind or not isinstance(kind, str) or any(ch in kind for ch in "/\\:") or kind in {".", ".."}:
+        raise ValueError(f"autosave kind must be a plain folder name, not {kind!r}")
+    if content_key is not None:
+        key = content_key.encode("utf-8", "surrogatepass")
+    else:
+        key = os.fsencode(Path(source).expanduser().resolve())
+    return autosave_root() / kind / f"{hashlib.sha256(key).hexdigest()}.json"
+
+
+@dataclass(frozen=True)
+class LoadedAutosave:
+    """What :func:`load_autosave` found: the cleaned data (or None), a sentence for the user, the set-aside file."""
+
+    data: Any | None
+    notice: str | None
+    set_aside: Path | None
+
+
+def _set_aside(path: Path) -> Path | None:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for n in itertools.count(1):
+        target = path.with_name(f"{path.name}.damaged-{stamp}" + (f"-{n}" if n > 1 else ""))
+        if not target.exists():
+            break
+    try:
+        os.replace(path, target)
+    except OSError as exc:
+        log.warning("could not set aside the damaged autosave %s: %s", path, exc)
+        return None
+    return target
+
+
+def load_autosave(path: str | os.PathLike, *, schema: int, validate: Callable[[dict], Any],
+                  source_name: str | None = None) -> LoadedAutosave:
+    """Read the autosave at ``path``; ``validate(payload)`` returns the cleaned data or raises.
+
+    A missing file gives ``LoadedAutosave(None, None, None)``. Unreadable JSON, a file that is not an
+    autosave, a schema newer than ``schema``, or ``validate`` raising ValueError/TypeError/KeyError set the file
+    aside as ``<name>.damaged-<YYYYmmdd-HHMMSS>`` and return a plain sentence naming ``source_name`` (the file the
+    edits belong to; the autosave's own name when not given). Runs file I/O: call it off the GUI thread.
+    """
+    path = Path(path)
+    name = source_name or path.name
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return LoadedAutosave(None, None, None)
+    except OSError as exc:
+        log.warning("could not read the autosave %s: %s", path, exc)
+        return LoadedAutosave(None, f"The saved edits for {name} could not be read "
+                                    f"({exc.strerror or exc}); the file opens without them.", None)
+    reason: str | None = None
+    data: Any = None
+    try:
+        envelope = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        reason, detail = "the file is damaged", f"not JSON: {exc}"
+    else:
+        detail = ""
+        found = envelope.get(AUTOSAVE_SCHEMA_KEY) if isinstance(envelope, dict) else None
+        if (not isinstance(envelope, dict) or not isinstance(found, int) or isinstance(found, bool)
+                or not isinstance(envelope.get(AUTOSAVE_DATA_KEY), dict)):
+            reason, detail = "it is not an autosave this workstation wrote", f"envelope: {str(envelope)[:200]}"
+        elif found > schema:
+            reason = f"it was written by a newer version of the workstation (format {found}, this one reads {schema})"
+        else:
+            try:
+                data = validate(envelope[AUTOSAVE_DATA_KEY])
+            except (ValueError, TypeError, KeyError) as exc:
+                reason, detail = "its contents are damaged", f"{type(exc).__name__}: {exc}"
+    if reason is None:
+        return LoadedAutosave(data, None, None)
+    moved = _set_aside(path)
+    log.warning("autosave %s for %s refused (%s) %s; set aside as %s", path, name, reason, detail, moved)
+    if moved is None:
+        return LoadedAutosave(None, f"The saved edits for {name} could not be read ({reason}) and could not be "
+                                    f"set aside; the file opens without them.", None)
+    return LoadedAutosave(None, f"The saved edits for {name} could not be read ({reason}); they were set aside "
+                                f"as {moved.name} and the file opens without them.", moved)
+
+
+# Sequence numbers are process-wide, so two writers of one path (two views of one file) still cannot let an
+# older snapshot replace a newer one.
+_seq_lock = threading.Lock()
+_next_seq: dict[Path, int] = {}
+_written_seq: dict[Path, int] = {}
+_path_locks: dict[Path, threading.Lock] = {}
+
+
+def _take_seq(path: Path) -> int:
+    with _seq_lock:
+        _next_seq[path] = n = _next_seq.get(path, 0) + 1
+        _path_locks.setdefault(path, threading.Lock())
+        return n
+
+
+def _write_in_order(path: Path, seq: int, blob: bytes) -> bool:
+    """Write ``blob`` unless a newer snapshot of ``path`` is already on disk; True when written."""
+    with _seq_lock:
+        lock = _path_locks.setdefault(path, threading.Lock())
+    with lock:
+        if _written_seq.get(path, 0) >= seq:
+            return False
+        atomic_write_bytes(path, blob)
+        _written_seq[path] = seq
+        return True
+
+
+@dataclass
+class _Pending:
+    seq: int
+    blob: bytes
+    due: float
+    first_queued: float
+
+
+class AutosaveWriter:
+    """Debounced background writer of autosaves (one thread, started on the first save).
+
+    ``save`` serialises the payload at once (later edits of the caller's dict cannot race the write) and
+    queues it; a later save of the same path replaces a pending one. A path saved again and again is still
+    written at least every ``max(2 s, 4 x delay)``. ``flush`` writes everything pending now; ``close`` flushes
+    and stops the thread. Failed writes become plain sentences in ``errors``, in the log, and are passed to
+    ``on_error`` (called on the writer thread).
+    """
+
+    def __init__(self, *, on_error: Callable[[str], None] | None = None):
+        self._on_error = on_error
+        self._cond = threading.Condition()
+        self._pending: dict[Path, _Pending] = {}
+        self._busy = 0  # writes in progress
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._errors: list[str] = []
+
+    @property
+    def errors(self) -> list[str]:
+        with self._cond:
+            return list(self._errors)
+
+    def save(self, path: str | os.PathLike, payload: dict, *, schema: int, delay: float = 0.5) -> None:
+        """Queue ``payload`` to be written to ``path`` as ``{"schema": schema, "data": payload}`` after ``delay`` s."""
+        if not isinstance(payload, dict):
+            raise TypeError(f"an autosave payload must be a dict, not {type(payload).__name__}")
+        path = Path(path)
+        blob = json.dumps({AUTOSAVE_SCHEMA_KEY: int(schema), AUTOSAVE_DATA_KEY: payload},
+                          ensure_ascii=False, allow_nan=False, indent=1).encode("utf-8")
+        seq = _take_seq(path)
+        now = time.monotonic()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("this AutosaveWriter is closed")
+            old = self._pending.get(path)
+            first = old.first_queued if old else now
+            due = min(now + max(delay, 0.0), first + max(2.0, 4 * delay))
+            self._pending[path] = _Pending(seq, blob, due, first)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="autosave-writer", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Write every pending save now; True when all were written (or failed and were reported) in time."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            for item in self._pending.values():
+                item.due = 0.0
+            self._cond.notify_all()
+            while self._pending or self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._thread is None or not self._thread.is_alive():
+                    return not (self._pending or self._busy)
+                self._cond.wait(left)
+        return True
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """Flush, then stop the thread; later saves raise RuntimeError. True when everything was written."""
+        done = self.flush(timeout)
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        return done
+
+    def _report(self, message: str, detail: str) -> None:
+        log.error("%s (%s)", message, detail)
+        with self._cond:
+            self._errors.append(message)
+        if self._on_error is not None:
+            try:
+                self._on_error(message)
+            except Exception:  # noqa: BLE001 - a broken listener must not stop autosaving
+                log.exception("autosave error listener failed")
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._closed and not self._pending:
+                        return
+                    now = time.monotonic()
+                    ready = [p for p, item in self._pending.items() if item.due <= now]
+                    if ready:
+                        break
+                    wait = min((item.due for item in self._pending.values()), default=None)
+                    self._cond.wait(None if wait is None else max(wait - now, 0.0))
+                batch = [(p, self._pending.pop(p)) for p in ready]
+                self._busy += 1
+            try:
+                for path, item in batch:
+                    try:
+                        _write_in_order(path, item.seq, item.blob)
+                    except OSError as exc:
+                        self._report(f"Your edits could not be autosaved to {path} "
+                                     f"({exc.strerror or exc}); they are still open, but not saved.", repr(exc))
+            finally:
+                with self._cond:
+                    self._busy -= 1
+                    self._cond.notify_all()
