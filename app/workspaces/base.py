@@ -38,17 +38,38 @@ class WorkspaceView(QWidget):
     def open_path(self, path: Path) -> None:
         raise NotImplementedError
 
-    def open_sample(self) -> None:
-        """Generate (first time) and open the workspace's bundled sample, off the GUI thread."""
-        if not self.manifest.sample:
+    def open_sample(self, sample_id: str | None = None) -> None:
+        """Prepare (first time) and open one of the workspace's samples, off the GUI thread.
+
+        With no ``sample_id`` the default sample opens; when it cannot be prepared (a real sample that setup
+        has not fetched), the manifest's fallbacks are tried in order and the user is told why.
+        """
+        chosen = sample_id or self.manifest.sample
+        if not chosen:
             self.context.notify("info", f"{self.manifest.title} has no bundled sample yet.", "")
             return
+        from engines.core.engine import EngineError
         from engines.core.samples import sample_path
 
-        sample = self.manifest.sample
-        self.context.tasks.submit(lambda progress, cancel: sample_path(sample),
-                                  title=f"Preparing sample '{sample}'", owner=f"{self.manifest.id}:sample",
-                                  on_result=lambda p: self.open_path(Path(p)),
+        candidates = [chosen] + ([] if sample_id else list(self.manifest.sample_fallbacks))
+
+        def prepare(progress, cancel):
+            first_error: EngineError | None = None
+            for candidate in candidates:
+                try:
+                    return candidate, sample_path(candidate), first_error
+                except EngineError as exc:
+                    first_error = first_error or exc
+            raise first_error  # type: ignore[misc]
+
+        def opened(found) -> None:
+            candidate, path, skipped = found
+            if skipped is not None:
+                self.context.notify("info", f"Opened the sample '{candidate}' instead: {skipped}", "")
+            self.open_path(Path(path))
+
+        self.context.tasks.submit(prepare, title=f"Preparing sample '{chosen}'", owner=f"{self.manifest.id}:sample",
+                                  on_result=opened,
                                   on_error=lambda msg, detail: self.context.notify("error", msg, detail))
 
     def shutdown(self) -> None:

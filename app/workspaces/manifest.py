@@ -18,7 +18,11 @@ class WorkspaceManifest:
     summary: str
     view: str  # "module:Class" of the WorkspaceView, imported on first open
     opens: Mapping[str, int] = field(default_factory=dict)  # file kind -> priority (higher wins)
-    sample: str | None = None  # sample id in engines.core.samples
+    sample: str | None = None  # sample id in engines.core.samples: the one "Open Sample" opens
+    #: every sample the workspace offers, (sample id, title), in menu order; the default comes first
+    samples: tuple[tuple[str, str], ...] = ()
+    #: samples to open instead of the default when it cannot be prepared (e.g. not fetched yet)
+    sample_fallbacks: tuple[str, ...] = ()
     order: int = 100
     icon: str = ""  # file name in resources/icons
     will_hold: tuple[str, ...] = ()  # what the workspace holds, for its empty state

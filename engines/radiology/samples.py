@@ -10,6 +10,10 @@ on many scanners, so the sample exercises the position sort.
 nilearn wheel) with a grey/white-matter label map from its tissue probability maps (> 50 %), as NIfTI files in
 one folder: the workspace opens the image and lays the label map over it.
 
+``lung1-ct``: a real chest CT (512 x 512 x 48, 0.57 x 0.57 x 5 mm) with its real lung-nodule mask, the ``lung1``
+case of the pyradiomics 3.0.1 source distribution (BSD-3-Clause), fetched once by ``scripts/setup.sh`` from the
+package registry (never at run time); the workspace opens the image and lays the nodule mask over it.
+
 ``write_ct_series`` is also what the tests and the benchmark use to generate series of any size.
 """
 from __future__ import annotations
@@ -24,7 +28,11 @@ from engines.core.engine import EngineError
 SAMPLES: dict[str, str] = {
     "ct-series": "engines.radiology.samples:make_ct_series",
     "mr-brain": "engines.radiology.samples:make_mr_brain",
+    "lung1-ct": "engines.radiology.samples:make_lung1_ct",
 }
+
+#: where scripts/fetch_samples.py puts the real chest CT (ignored by git)
+LUNG1_DIR = Path(__file__).resolve().parents[2] / "resources" / "samples" / "radiology" / "lung1"
 
 PIXEL_MM = 0.7
 SLICE_MM = 2.5
@@ -226,4 +234,24 @@ def make_mr_brain(dest: Path) -> Path:
     labels[(wm > 127) & (wm >= gm_arr)] = 2
     write_label_file(LabelMap(labels, Geometry.from_sitk(gm), {1: "grey matter", 2: "white matter"},
                               source="MNI152 tissue"), folder / "mni152_tissue.nii.gz")
+    return folder
+
+
+def make_lung1_ct(dest: Path, source: Path | None = None) -> Path:
+    """The real chest CT with its nodule mask, as a folder the workspace opens as image + label layer."""
+    import json
+    import shutil
+
+    src = Path(source) if source is not None else LUNG1_DIR
+    if not (src / "lung1_image.nrrd").exists() or not (src / "lung1_label.nrrd").exists():
+        raise EngineError("The real chest CT sample has not been fetched yet: run 'bash scripts/setup.sh install' "
+                          "once (it fetches pyradiomics' lung1 case from the package registry), or open the "
+                          "generated CT sample.")
+    folder = Path(dest) / "lung1-chest-ct"
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src / "lung1_image.nrrd", folder / "lung1_image.nrrd")
+    shutil.copyfile(src / "lung1_label.nrrd", folder / "lung1_label.nrrd")
+    (folder / "lung1_label.labels.json").write_text(json.dumps({"1": "lung nodule"}), encoding="utf-8")
+    if (src / "LICENSE-pyradiomics.txt").exists():
+        shutil.copyfile(src / "LICENSE-pyradiomics.txt", folder / "LICENSE-pyradiomics.txt")
     return folder

