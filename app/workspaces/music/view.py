@@ -345,6 +345,7 @@ class MusicWorkspace(WorkspaceView):
         self.reference, self.tempo = data["reference"], data["tempo"]
         self.track, self.selected, self._chord_audio = None, None, None
         self.last_scores = None
+        self._show_transpose(0)  # transpose is per recording: restored with its autosave, never carried over
         clip, feats = self.clip, self.features
         self.wave_curve.setData(*data["envelope"])
         peak = float(np.abs(clip.samples).max()) if len(clip.samples) else 0.0
@@ -620,6 +621,12 @@ class MusicWorkspace(WorkspaceView):
         self.track.source = "edited"  # the capo setting is the user's choice: autosaved and restored
         self._edited()
 
+    def _show_transpose(self, semitones: int) -> None:
+        """Show ``semitones`` in the spin box without treating it as the user's edit."""
+        self.transpose_spin.blockSignals(True)
+        self.transpose_spin.setValue(int(semitones))
+        self.transpose_spin.blockSignals(False)
+
     # -- autosave ------------------------------------------------------------------------------------
     def _autosave(self) -> None:
         if self.track is None or self.clip is None or not self.clip.content_hash:
@@ -650,9 +657,7 @@ class MusicWorkspace(WorkspaceView):
             self.context.notify("warning", f"The saved chord edits for this file are unreadable ({exc}); "
                                            f"recognizing again.", "")
             return False
-        self.transpose_spin.blockSignals(True)
-        self.transpose_spin.setValue(track.transpose)
-        self.transpose_spin.blockSignals(False)
+        self._show_transpose(track.transpose)
         self.set_track(track)
         self.status.setText(f"Restored your chord track for this recording (saved {saved}). "
                             f"'Recognize' starts again from the engine.")

@@ -1,0 +1,59 @@
+"""The music view keeps each recording's own settings and says what it shows: transpose is per file, the info
+line follows edits, the rename dialog stays open on a bad name, long recordings get an overview strip.
+
+Recordings are rendered here with the workstation's own synthesizer (a few seconds, 22,050 Hz) and recognized
+with the classical template engine, so the tests are quick and need no network weights."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from engines.music.chords import ChordSegment, ChordTrack
+from engines.music.synth import render_chords
+
+PROGRESSION = ("C:maj", "G:maj", "A:min", "F:maj")
+
+
+def render_wav(path: Path, labels=PROGRESSION, seconds_each: float = 2.0, sr: int = 22050) -> Path:
+    segs = [ChordSegment(i * seconds_each, (i + 1) * seconds_each, lab) for i, lab in enumerate(labels)]
+    audio = render_chords(segs, len(labels) * seconds_each, sr)
+    sf.write(str(path), audio, sr, subtype="PCM_16")
+    return path
+
+
+def open_recording(qtbot, view, path: Path):
+    view._fill_engines()
+    view.engine_box.setCurrentIndex(view.engine_box.findData("chord-templates"))
+    view.track = None
+    with qtbot.waitSignal(view.opened, timeout=60_000):
+        view.open_path(path)
+    qtbot.waitUntil(lambda: view.track is not None, timeout=60_000)
+    return view
+
+
+def errors(window):
+    return [n.message for n in window.notifications.items if n.level == "error"]
+
+
+def test_transpose_belongs_to_one_recording_and_never_leaks_into_the_next(qtbot, window, tmp_path):
+    view = window.switch_to("music")
+    first = render_wav(tmp_path / "first.wav")
+    second = render_wav(tmp_path / "second.wav", ("D:maj", "A:maj", "B:min", "G:maj"))
+    open_recording(qtbot, view, first)
+    view.transpose_spin.setValue(2)
+    assert view.track.transpose == 2
+    open_recording(qtbot, view, second)
+    assert view.path == second
+    assert view.transpose_spin.value() == 0 and view.track.transpose == 0
+    assert "transposed" not in view.key_label.text()
+    out = tmp_path / "second.lab"
+    view.export_to(out)
+    qtbot.waitUntil(out.exists, timeout=30_000)
+    exported = [s.label for s in ChordTrack.read_lab(out).segments]
+    assert exported == [s.label for s in view.track.segments]  # not two semitones off
+    # the first recording keeps its own +2 (restored with its autosave)
+    open_recording(qtbot, view, first)
+    assert view.transpose_spin.value() == 2 and view.track.transpose == 2
+    assert errors(window) == []
