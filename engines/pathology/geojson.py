@@ -94,64 +94,253 @@ def write_geojson(path: Path, annotations: list[Annotation]) -> Path:
     return atomic_write_text(path, json.dumps(to_feature_collection(annotations), indent=1) + "\n")
 
 
+@dataclass
+class ParsedGeoJSON:
+    """What a GeoJSON file held: the usable annotations, and one plain sentence per thing set right or left out."""
+
+    annotations: list[Annotation]
+    problems: list[str] = field(default_factory=list)
+    skipped: int = 0  # features (or parts of multi-geometries) left out
+
+    def summary(self, name: str, limit: int = 3) -> str | None:
+        """One sentence for the user's Messages, or None when the file was clean."""
+        if not self.problems:
+            return None
+        shown = "; ".join(self.problems[:limit])
+        more = f"; and {len(self.problems) - limit:,} more" if len(self.problems) > limit else ""
+        head = (f"{name}: {self.skipped:,} feature(s) could not be used and were left out"
+                if self.skipped else f"{name}: some properties could not be read and were replaced")
+        return f"{head} ({shown}{more})."
+
+
 def read_geojson(path: Path) -> list[Annotation]:
-    """Read QuPath-style GeoJSON (FeatureCollection, a list of Features, or one Feature)."""
+    """Read QuPath-style GeoJSON (FeatureCollection, a list of Features, or one Feature).
+
+    Features that cannot be used are left out (``load_geojson`` says which); a file with nothing usable
+    raises EngineError naming the first problem.
+    """
+    return load_geojson(path).annotations
+
+
+def load_geojson(path: Path) -> ParsedGeoJSON:
+    """Read a GeoJSON file into validated annotations with the list of what was wrong in it."""
     path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise EngineError(f"{path.name}: not a readable GeoJSON file ({exc})") from None
-    return parse_features(raw, path.name)
+    return parse_geojson(raw, path.name)
 
 
 def parse_features(raw: Any, name: str = "GeoJSON") -> list[Annotation]:
+    return parse_geojson(raw, name).annotations
+
+
+def feature_list(raw: Any, name: str = "GeoJSON") -> list:
+    """The features of a FeatureCollection, a bare list of Features, or one Feature; EngineError otherwise."""
     if isinstance(raw, dict) and raw.get("type") == "FeatureCollection":
         features = raw.get("features", [])
-    elif isinstance(raw, dict) and raw.get("type") == "Feature":
-        features = [raw]
-    elif isinstance(raw, list):
-        features = raw
-    else:
-        raise EngineError(f"{name}: expected a GeoJSON FeatureCollection or a list of Features")
+        if not isinstance(features, list):
+            raise EngineError(f"{name}: the FeatureCollection's 'features' is not a list")
+        return features
+    if isinstance(raw, dict) and raw.get("type") == "Feature":
+        return [raw]
+    if isinstance(raw, list):
+        return raw
+    if isinstance(raw, dict) and "type" in raw:
+        raise EngineError(f"{name}: a GeoJSON '{str(raw.get('type'))[:40]}' is not a FeatureCollection, a Feature "
+                          f"or a list of Features")
+    raise EngineError(f"{name}: expected a GeoJSON FeatureCollection or a list of Features")
+
+
+class _Bad(ValueError):
+    """One feature that cannot be used; the message says why."""
+
+
+def parse_geojson(raw: Any, name: str = "GeoJSON") -> ParsedGeoJSON:
+    """Validate and normalise every feature: geometry (finite numbers, rings of three points or more, known
+    types), colour (three numbers, clamped to 0-255), names and classes (text), measurements (finite
+    numbers). Unusable features are left out and reported; nothing usable at all is an EngineError."""
+    features = feature_list(raw, name)
     out: list[Annotation] = []
+    problems: list[str] = []
+    skipped = 0
     for i, feat in enumerate(features):
-        if not isinstance(feat, dict) or not isinstance(feat.get("geometry"), dict):
-            raise EngineError(f"{name}: feature {i} has no geometry")
-        props = feat.get("properties") or {}
-        geom = feat["geometry"]
-        cls_info = props.get("classification") or {}
-        cls = cls_info.get("name", "") if isinstance(cls_info, dict) else ""
-        color = cls_info.get("color") if isinstance(cls_info, dict) else None
-        color = tuple(color) if color else (tuple(props["color"]) if props.get("color") else None)
-        obj_type = props.get("objectType", "annotation")
-        common = dict(name=props.get("name", ""), cls=cls, color=color, object_type=obj_type,
-                      id=str(feat.get("id") or uuid.uuid4()), measurements=dict(props.get("measurements") or {}))
-        gtype, coords = geom.get("type"), geom.get("coordinates")
         try:
-            if gtype == "Point":
-                out.append(Annotation("point", [(float(coords[0]), float(coords[1]))], **common))
-            elif gtype == "Polygon":
-                out.append(Annotation(props.get("csiShape", "polygon"), _ring(coords[0]), **common))
-            elif gtype == "MultiPolygon":
-                for k, poly in enumerate(coords):
-                    c = dict(common, id=common["id"] if k == 0 else str(uuid.uuid4()))
-                    out.append(Annotation("polygon", _ring(poly[0]), **c))
-            elif gtype == "LineString":
-                out.append(Annotation("freehand", [(float(x), float(y)) for x, y in coords], **common))
-            elif gtype == "MultiPoint":
-                for x, y in coords:
-                    out.append(Annotation("point", [(float(x), float(y))], **dict(common, id=str(uuid.uuid4()))))
-            else:
-                raise EngineError(f"{name}: feature {i} has an unsupported geometry type '{gtype}'")
-        except (TypeError, ValueError, IndexError):
-            raise EngineError(f"{name}: feature {i} has malformed coordinates") from None
+            anns, notes = _parse_feature(feat, i)
+        except _Bad as exc:
+            skipped += 1
+            problems.append(f"feature {i} {exc}")
+            continue
+        problems.extend(f"feature {i}: {n}" for n in notes)
+        out.extend(anns)
+    if features and not out:
+        raise EngineError(f"{name}: no usable annotation in the file ({problems[0]})")
+    return ParsedGeoJSON(out, problems, skipped)
+
+
+OBJECT_TYPES = ("annotation", "detection", "cell", "tile", "tma_core")
+
+
+def _parse_feature(feat: Any, i: int) -> tuple[list[Annotation], list[str]]:
+    if not isinstance(feat, dict):
+        raise _Bad("is not a GeoJSON Feature object")
+    geom = feat.get("geometry")
+    if not isinstance(geom, dict):
+        raise _Bad("has no geometry")
+    notes: list[str] = []
+    props = feat.get("properties")
+    if not isinstance(props, dict):
+        if props is not None:
+            notes.append("its properties are not an object and were ignored")
+        props = {}
+    cls_info = props.get("classification")
+    cls, color_raw = "", None
+    if isinstance(cls_info, dict):
+        cls = _text(cls_info.get("name"), "class name", notes)
+        color_raw = cls_info.get("color")
+    elif isinstance(cls_info, str):  # older exports: the class name alone
+        cls = _text(cls_info, "class name", notes)
+    elif cls_info is not None:
+        notes.append("its classification is not readable and was ignored")
+    if color_raw is None:
+        color_raw = props.get("color")
+    color = None
+    if color_raw is not None:
+        color = normalize_color(color_raw)
+        if color is None:
+            notes.append(f"the colour {_short_repr(color_raw)} is not three numbers; the class colour is used")
+    obj_type = props.get("objectType", "annotation")
+    if obj_type not in OBJECT_TYPES:
+        if obj_type is not None:
+            notes.append(f"the object type {_short_repr(obj_type)} is unknown; it is read as an annotation")
+        obj_type = "annotation"
+    fid = feat.get("id")
+    common = dict(name=_text(props.get("name"), "name", notes), cls=cls, color=color, object_type=obj_type,
+                  id=str(fid) if isinstance(fid, (str, int)) and not isinstance(fid, bool) and str(fid) else str(uuid.uuid4()),
+                  measurements=_measurements(props.get("measurements"), notes))
+    gtype, coords = geom.get("type"), geom.get("coordinates")
+    if gtype == "Point":
+        return [Annotation("point", [_xy(coords)], **common)], notes
+    if gtype == "Polygon":
+        shape = props.get("csiShape")
+        shape = shape if shape in SHAPES and shape != "point" else "polygon"
+        return [Annotation(shape, _ring(_first_ring(coords)), **common)], notes
+    if gtype == "MultiPolygon":
+        if not isinstance(coords, list) or not coords:
+            raise _Bad("has an empty MultiPolygon")
+        out = []
+        for k, poly in enumerate(coords):
+            try:
+                pts = _ring(_first_ring(poly))
+            except _Bad as exc:
+                notes.append(f"part {k} {exc} and was left out")
+                continue
+            out.append(Annotation("polygon", pts, **dict(common, id=common["id"] if not out else str(uuid.uuid4()))))
+        if not out:
+            raise _Bad("has no usable polygon in its MultiPolygon")
+        return out, notes
+    if gtype == "LineString":
+        pts = _points(coords, 2, "line")
+        return [Annotation("freehand", pts, **common)], notes
+    if gtype == "MultiPoint":
+        pts = _points(coords, 1, "point set")
+        return [Annotation("point", [p], **dict(common, id=str(uuid.uuid4()))) for p in pts], notes
+    raise _Bad(f"has an unsupported geometry type {_short_repr(gtype)}")
+
+
+def normalize_color(value: Any) -> tuple[int, int, int] | None:
+    """(r, g, b) in 0-255 from [r, g, b] / [r, g, b, a] numbers (clamped) or QuPath's packed integer; None
+    for anything else (text, NaN, the wrong length)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):  # QuPath packs ARGB into one (signed) integer
+        v = value & 0xFFFFFFFF
+        return (v >> 16) & 255, (v >> 8) & 255, v & 255
+    if not isinstance(value, (list, tuple)) or len(value) not in (3, 4):
+        return None
+    out = []
+    for c in value[:3]:
+        if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
+            return None
+        out.append(int(min(255, max(0, round(c)))))
+    return out[0], out[1], out[2]
+
+
+def _text(value: Any, what: str, notes: list[str]) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value[:500]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    notes.append(f"the {what} {_short_repr(value)} is not text and was left empty")
+    return ""
+
+
+def _measurements(value: Any, notes: list[str]) -> dict[str, float]:
+    if value is None:
+        return {}
+    items = None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):  # QuPath 0.2: [{"name": ..., "value": ...}]
+        items = [(m.get("name"), m.get("value")) for m in value if isinstance(m, dict)]
+    if items is None:
+        notes.append("its measurements are not readable and were ignored")
+        return {}
+    out: dict[str, float] = {}
+    dropped = 0
+    for k, v in items:
+        if isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            out[k] = float(v)
+        elif v is not None:
+            dropped += 1
+    if dropped:
+        notes.append(f"{dropped} measurement(s) that are not finite numbers were left out")
     return out
 
 
-def _ring(coords) -> list[tuple[float, float]]:
-    pts = [(float(x), float(y)) for x, y, *_ in coords]
+def _short_repr(value: Any, n: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _xy(pt: Any) -> tuple[float, float]:
+    if not isinstance(pt, (list, tuple)) or len(pt) < 2:
+        raise _Bad("has malformed coordinates (a position is not [x, y])")
+    x, y = pt[0], pt[1]
+    if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, (int, float)) or not isinstance(y, (int, float)):
+        raise _Bad("has malformed coordinates (not numbers)")
+    x, y = float(x), float(y)
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise _Bad("has malformed coordinates (NaN or infinite)")
+    return x, y
+
+
+def _points(coords: Any, least: int, what: str) -> list[tuple[float, float]]:
+    if not isinstance(coords, list):
+        raise _Bad(f"has malformed coordinates (the {what} is not a list of positions)")
+    pts = [_xy(p) for p in coords]
+    if len(pts) < least:
+        raise _Bad(f"has an empty {what}")
+    return pts
+
+
+def _first_ring(coords: Any) -> Any:
+    if not isinstance(coords, list):
+        raise _Bad("has malformed coordinates (the polygon is not a list of rings)")
+    if not coords:
+        raise _Bad("has an empty polygon (no rings)")
+    return coords[0]
+
+
+def _ring(coords: Any) -> list[tuple[float, float]]:
+    pts = _points(coords, 1, "ring")
     if len(pts) > 1 and pts[0] == pts[-1]:
         pts = pts[:-1]
+    if len(set(pts)) < 3:
+        raise _Bad("has an empty or degenerate ring (fewer than three distinct points)")
     return pts
 
 

@@ -9,6 +9,7 @@ detection layer switches to a density raster when too many objects are visible (
 """
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import OrderedDict
@@ -19,6 +20,8 @@ from PySide6.QtCore import QObject, QPointF, QRectF, QRunnable, Qt, QThreadPool,
 from PySide6.QtGui import (QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPolygonF,
                            QTransform)
 from PySide6.QtWidgets import QWidget
+
+log = logging.getLogger(__name__)
 
 TILE = 256  # pixels of a level per cached tile (the tile size of most pyramids)
 MAX_SCALE = 4.0  # screen px per level-0 px at the deepest zoom
@@ -286,6 +289,7 @@ class SlideCanvas(QWidget):
     annotation_drawn = Signal(str, object)  # shape, list of (x, y) level-0
     annotation_clicked = Signal(str)  # id, "" for none
     tile_failed = Signal(str)
+    paint_failed = Signal(str)  # a plain sentence, once per slide: an overlay item could not be drawn
 
     TOOLS = ("pan", "rectangle", "ellipse", "polygon", "freehand")
 
@@ -314,6 +318,8 @@ class SlideCanvas(QWidget):
         self._drawing: list[tuple[float, float]] = []
         self._press_pos = None
         self._failed_reported = False
+        self.broken_ids: set[str] = set()  # annotations whose drawing failed once: skipped from then on
+        self._paint_failure_reported = False
         self._retired = []
         self.prefetch = True
         self.frames_painted = 0
@@ -345,6 +351,8 @@ class SlideCanvas(QWidget):
         self.thumb_scale = thumb_scale
         self.heatmaps, self.detections = [], []
         self._failed_reported = False
+        self.broken_ids.clear()
+        self._paint_failure_reported = False
         for key, img in (preloaded or {}).items():
             self.cache.put(key, img)
         self.fit()
@@ -656,32 +664,54 @@ class SlideCanvas(QWidget):
         p.setTransform(t.qtransform())
         p.setBrush(Qt.NoBrush)
         for a in self.annotations:
-            if not a.points:
+            if not a.points or a.id in self.broken_ids:
                 continue
-            col = QColor(*(a.color or (0, 160, 160)))
-            pen = QPen(QColor(255, 220, 0) if a.id == self.selected_id else col, 3.0 if a.id == self.selected_id else 2.0)
-            pen.setCosmetic(True)
-            p.setPen(pen)
-            if a.shape == "point":
-                x, y = a.points[0]
-                r = 5 / t.scale
-                p.drawEllipse(QPointF(x, y), r, r)
-            else:
-                p.drawPolygon(QPolygonF([QPointF(x, y) for x, y in a.points]))
+            try:
+                self._paint_annotation(p, t, a)
+            except Exception as exc:  # noqa: BLE001 - one bad item is skipped from now on, never every frame
+                self._annotation_broke(a, exc)
         p.restore()
         p.setPen(QColor(20, 20, 20))
         f = QFont(p.font())
         f.setPointSize(9)
         p.setFont(f)
         for a in self.annotations:
-            if (a.name or a.cls) and a.points:
-                x = min(q[0] for q in a.points)
-                y = min(q[1] for q in a.points)
-                sx, sy = t.to_screen(x, y)
-                label = a.name + (f" [{a.cls}]" if a.cls else "")
-                r = p.boundingRect(QRectF(sx, sy - 18, 400, 16), Qt.AlignLeft, label)
-                p.fillRect(r.adjusted(-2, 0, 2, 0), QColor(255, 255, 255, 200))
-                p.drawText(r, Qt.AlignLeft, label)
+            if (a.name or a.cls) and a.points and a.id not in self.broken_ids:
+                try:
+                    self._paint_label(p, t, a)
+                except Exception as exc:  # noqa: BLE001
+                    self._annotation_broke(a, exc)
+
+    def _paint_annotation(self, p: QPainter, t: Transform, a) -> None:
+        col = QColor(*(a.color or (0, 160, 160)))
+        pen = QPen(QColor(255, 220, 0) if a.id == self.selected_id else col, 3.0 if a.id == self.selected_id else 2.0)
+        pen.setCosmetic(True)
+        p.setPen(pen)
+        if a.shape == "point":
+            x, y = a.points[0]
+            r = 5 / t.scale
+            p.drawEllipse(QPointF(x, y), r, r)
+        else:
+            p.drawPolygon(QPolygonF([QPointF(x, y) for x, y in a.points]))
+
+    @staticmethod
+    def _paint_label(p: QPainter, t: Transform, a) -> None:
+        x = min(q[0] for q in a.points)
+        y = min(q[1] for q in a.points)
+        sx, sy = t.to_screen(x, y)
+        label = str(a.name) + (f" [{a.cls}]" if a.cls else "")
+        r = p.boundingRect(QRectF(sx, sy - 18, 400, 16), Qt.AlignLeft, label)
+        p.fillRect(r.adjusted(-2, 0, 2, 0), QColor(255, 255, 255, 200))
+        p.drawText(r, Qt.AlignLeft, label)
+
+    def _annotation_broke(self, a, exc: BaseException) -> None:
+        """Log the first failure of an item, skip it in later frames, and tell the view once per slide."""
+        self.broken_ids.add(a.id)
+        log.warning("annotation %s (%r) cannot be drawn and is skipped: %r", a.id, getattr(a, "name", ""), exc)
+        if not self._paint_failure_reported:
+            self._paint_failure_reported = True
+            self.paint_failed.emit(f"The annotation '{a.name or a.id}' cannot be drawn ({type(exc).__name__}: "
+                                   f"{exc}); it is skipped.")
 
     def _paint_drawing(self, p: QPainter, t: Transform) -> None:
         if not self._drawing:

@@ -65,18 +65,23 @@ def open_slide_job(path: Path, canvas_size: tuple[int, int]):
                     associated[name] = qimage_from_rgb(np.asarray(im.convert("RGB")))
                 except Exception:  # noqa: BLE001 - a broken label image is skipped
                     continue
-            annotations = None
+            annotations, notices = None, []
             from engines.pathology.annotations import autosave_path
-            from engines.pathology.geojson import read_geojson
+            from engines.pathology.geojson import load_geojson
 
             saved = autosave_path(path)
             if saved.exists():
-                annotations = read_geojson(saved)
+                parsed = load_geojson(saved)
+                annotations = parsed.annotations
+                note = parsed.summary(f"The saved annotations of {path.name}")
+                if note:
+                    notices.append(note)
         except BaseException:
             reader.close()
             raise
         return {"reader": reader, "thumb": thumb, "thumb_scale": thumb_scale, "preloaded": pre,
-                "associated": associated, "annotations": annotations}
+                "associated": associated, "annotations": annotations,
+                "notices": notices}
 
     return job
 
@@ -108,6 +113,8 @@ class PathologyWorkspace(WorkspaceView):
         self.canvas.annotation_clicked.connect(self._select_annotation)
         self.canvas.tile_failed.connect(lambda m: self.context.notify(
             "error", f"{self.slide_path.name if self.slide_path else 'slide'}: some tiles cannot be read", m))
+        self.canvas.paint_failed.connect(lambda m: self.context.notify(
+            "warning", f"{self.slide_path.name if self.slide_path else 'slide'}: {m}", ""))
         self.navigator = Navigator(self.canvas)
 
         left = QWidget()
@@ -383,6 +390,8 @@ class PathologyWorkspace(WorkspaceView):
         from engines.pathology.annotations import autosave_path
 
         self.autosave_label.setText(f"<small>Autosaved to {autosave_path(path)}</small>")
+        for note in r.get("notices", []):
+            self.context.notify("warning", note, "")
         self.context.add_recent(path)
         self.opened.emit(str(path))
 
@@ -738,9 +747,13 @@ class PathologyWorkspace(WorkspaceView):
 
     def import_geojson(self, path: Path):
         """Annotations join the annotation layer; QuPath detections become a detection layer."""
-        from engines.pathology.geojson import read_geojson
+        from engines.pathology.geojson import load_geojson
 
-        def done(items) -> None:
+        def done(parsed) -> None:
+            items = parsed.annotations
+            note = parsed.summary(Path(path).name)
+            if note:
+                self.context.notify("warning", note, "\n".join(parsed.problems[:200]))
             anns = [a for a in items if a.object_type != "detection"]
             dets = [a for a in items if a.object_type == "detection" and a.points]
             self.store.extend(anns)
@@ -749,7 +762,7 @@ class PathologyWorkspace(WorkspaceView):
             self.context.notify("info", f"Imported {len(anns)} annotations and {len(dets)} detections from "
                                         f"{Path(path).name}", "")
 
-        return self.context.tasks.submit(lambda p, c: read_geojson(Path(path)), title=f"Importing {Path(path).name}",
+        return self.context.tasks.submit(lambda p, c: load_geojson(Path(path)), title=f"Importing {Path(path).name}",
                                          owner="pathology:import", on_result=done,
                                          on_error=lambda m, d: self.context.notify("error", m, d))
 
