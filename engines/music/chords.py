@@ -228,6 +228,12 @@ class ChordTrack:
         """The lead-sheet symbol as displayed: transposed and spelled for the (transposed) key."""
         return parse_label(self.display_label(seg)).symbol(self.spelling())
 
+    def describe(self, index: int) -> str:
+        """One line about segment ``index`` as displayed: 'Am (A:min), 2.00-4.00 s, confidence 0.87'."""
+        seg = self.segments[index]
+        return (f"{self.display_symbol(seg)} ({self.display_label(seg)}), {seg.start:.2f}-{seg.end:.2f} s, "
+                f"confidence {seg.confidence:.2f}")
+
     def transposed_segments(self) -> list[ChordSegment]:
         return [ChordSegment(s.start, s.end, self.display_label(s), s.confidence) for s in self.segments]
 

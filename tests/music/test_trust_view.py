@@ -57,3 +57,18 @@ def test_transpose_belongs_to_one_recording_and_never_leaks_into_the_next(qtbot,
     open_recording(qtbot, view, first)
     assert view.transpose_spin.value() == 2 and view.track.transpose == 2
     assert errors(window) == []
+
+
+def test_the_info_line_follows_chord_edits_undo_and_transpose(qtbot, window, tmp_path):
+    view = open_recording(qtbot, window.switch_to("music"), render_wav(tmp_path / "info.wav"))
+    view.select(1)
+    before = view.status.text()
+    assert view.track.display_symbol(view.track.segments[1]) in before
+    assert view.rename_selected("E7")
+    assert view.status.text().startswith("E7 (E:7)") and "confidence 1.00" in view.status.text()
+    view.transpose_spin.setValue(2)
+    assert "(F#:7)" in view.status.text() and view.status.text() == view.track.describe(1)
+    view.transpose_spin.setValue(0)
+    view.undo()  # the transposes are not chord edits: undo takes back the rename
+    assert view.status.text() == before
+    assert view.track.describe(1) == before

@@ -438,6 +438,7 @@ class MusicWorkspace(WorkspaceView):
         self._update_loop()
         self._chord_audio = None
         self._score_against_reference()
+        self._show_selection_info()  # the info line shows the chord as it is now, not as it was
 
     def _update_key(self) -> None:
         track = self.track
@@ -504,11 +505,11 @@ class MusicWorkspace(WorkspaceView):
         self._update_boundaries()
         self._update_controls()
         self._update_loop()
-        if self.selected is not None:
-            seg = self.track.segments[self.selected]
-            self.status.setText(f"{self.track.display_symbol(seg)} "
-                                f"({self.track.display_label(seg)}), {seg.start:.2f}-{seg.end:.2f} s, "
-                                f"confidence {seg.confidence:.2f}")
+        self._show_selection_info()
+
+    def _show_selection_info(self) -> None:
+        if self.track is not None and self.selected is not None:
+            self.status.setText(self.track.describe(self.selected))
 
     def select_relative(self, step: int) -> None:
         if self.track is None or not self.track.segments:
