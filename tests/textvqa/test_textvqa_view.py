@@ -25,6 +25,7 @@ def view(qtbot):
     qtbot.addWidget(v)
     v.resize(1200, 800)
     yield v
+    v.shutdown()
     tasks.cancel_all()
     tasks.wait_idle(30)
 
@@ -98,17 +99,45 @@ def test_history_is_kept_per_image_and_drops_open_images(view, qtbot, tmp_path):
 
 
 def test_question_history_is_autosaved_and_restored(view, qtbot, tmp_path):
-    from app.workspaces.textvqa.view import TextVqaWorkspace, VqaPanel
+    import json
+
+    from app.workspaces.textvqa.view import TextVqaWorkspace
+    from engines.textvqa.history import history_autosave_path
 
     png = S.write_scene(tmp_path, "test", 9)
     view.open_path(png)
     qtbot.waitUntil(lambda: view.vqa.path == png, timeout=30_000)
     with qtbot.waitSignal(view.vqa.answered, timeout=60_000):
         view.vqa._ask_text("is there a red circle?")
-    qtbot.waitUntil(lambda: VqaPanel.history_file().exists(), timeout=30_000)
+    view.shutdown()  # as when the window closes: the pending autosave is written now
+    saved = json.loads(history_autosave_path(png).read_text(encoding="utf-8"))
+    assert saved["schema"] == 1 and saved["data"]["questions"][0]["question"] == "is there a red circle?"
     again = TextVqaWorkspace(MANIFEST, view.context)  # as after a restart
     qtbot.addWidget(again)
-    qtbot.waitUntil(lambda: bool(again.vqa.history), timeout=30_000)
-    again.open_path(png)
-    qtbot.waitUntil(lambda: again.vqa.history_list.count() == 1, timeout=30_000)
-    assert "red circle" in again.vqa.history_list.item(0).text()
+    try:
+        again.open_path(png)
+        qtbot.waitUntil(lambda: again.vqa.history_list.count() == 1, timeout=30_000)
+        assert "red circle" in again.vqa.history_list.item(0).text()
+    finally:
+        again.shutdown()
+
+
+def test_damaged_question_history_is_set_aside_with_a_message(view, qtbot, tmp_path):
+    from engines.textvqa.history import history_autosave_path
+
+    png = S.write_scene(tmp_path, "test", 10)
+    saved = history_autosave_path(png)
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    saved.write_text('{"schema": 1, "data": {"questions": [{"question": 3', encoding="utf-8")
+    view.open_path(png)
+    qtbot.waitUntil(lambda: view.vqa.path == png, timeout=30_000)
+    assert view.vqa.history_list.count() == 0
+    warnings = [m for level, m in view.notes if level == "warning"]
+    assert len(warnings) == 1 and png.name in warnings[0] and "set aside" in warnings[0]
+    assert not saved.exists() and len(list(saved.parent.glob(saved.name + ".damaged-*"))) == 1
+    # the next question starts a fresh, valid history for the image
+    with qtbot.waitSignal(view.vqa.answered, timeout=60_000):
+        view.vqa._ask_text("how many things are there?")
+    assert view.vqa.writer.flush()
+    assert saved.exists()
+

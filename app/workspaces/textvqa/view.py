@@ -80,13 +80,15 @@ class SceneCanvas(QWidget):
 
 class VqaPanel(QWidget):
     answered = Signal(dict)
+    autosave_failed = Signal(str)
 
     def __init__(self, view: "TextVqaWorkspace") -> None:
         super().__init__()
         self.view = view
         self.path: Path | None = None
         self.image: np.ndarray | None = None
-        self.history: dict[str, list[dict]] = {}
+        self.history: dict[str, list[dict]] = {}  # resolved image path -> its questions
+        self._image_key = ""  # the open image's resolved path (resolved in the reading task)
         self.last: dict | None = None
         self.ask_first_when_loaded = False
 
@@ -187,54 +189,27 @@ class VqaPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
         self._fill_suggestions(None)
-        self._load_history()
+        from engines.core.autosave import AutosaveWriter
 
-    # -- history (autosaved to the user data folder, off the GUI thread) ------------------------------
-    @staticmethod
-    def history_file() -> Path:
-        from engines.core.paths import data_dir
+        self.history_file: Path | None = None  # the autosave of the open image's question history
+        self.writer = AutosaveWriter(on_error=self.autosave_failed.emit)  # emitted on the writer thread
+        self.autosave_failed.connect(lambda message: self.view.context.notify("error", message, ""))
 
-        return data_dir() / "textvqa" / "vqa-history.json"
-
+    # -- history (one autosave per image through engines.core.autosave, written off the GUI thread) ------
     def _key(self) -> str:
-        return str(Path(self.path).resolve()) if self.path else ""
-
-    def _load_history(self) -> None:
-        import json
-
-        path = self.history_file()
-
-        def job(progress, cancel):  # noqa: ARG001
-            if not path.exists():
-                return {}
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return {}  # a damaged history is not worth an error: start a new one
-            return data if isinstance(data, dict) else {}
-
-        def done(data: dict) -> None:
-            for key, items in data.items():
-                if isinstance(items, list) and key not in self.history:
-                    self.history[key] = [h for h in items if isinstance(h, dict) and "question" in h]
-            self._fill_history()
-
-        self.view.context.tasks.submit(job, title="Loading question history", owner="textvqa:history-load",
-                                       on_result=done, on_error=lambda m, d: None)
+        return self._image_key
 
     def _save_history(self) -> None:
-        import json
+        from engines.textvqa.history import HISTORY_SCHEMA, history_payload
 
-        from engines.core.atomic import atomic_write_text
+        if self.path is None or self.history_file is None:
+            return
+        self.writer.save(self.history_file, history_payload(self.history.get(self._key(), [])),
+                         schema=HISTORY_SCHEMA)
 
-        path, snapshot = self.history_file(), json.dumps(self.history, indent=1)
-
-        def job(progress, cancel):  # noqa: ARG001
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, snapshot + "\n")
-
-        self.view.context.tasks.submit(job, title="Saving question history", owner="textvqa:history-save",
-                                       on_error=self.view.error)
+    def shutdown(self) -> None:
+        """Write the pending history now and stop the autosave thread."""
+        self.writer.close()
 
     # -- images ---------------------------------------------------------------------------------------
     def _choose_image(self) -> None:
@@ -243,15 +218,20 @@ class VqaPanel(QWidget):
             self.view.open_path(Path(name))
 
     def load_image(self, path: Path) -> None:
+        from engines.textvqa.history import load_history
         from engines.textvqa.scenes import read_sidecar
         from engines.textvqa.vqa_engine import read_image
 
         def job(progress, cancel):  # noqa: ARG001
-            return read_image(path), read_sidecar(path)
+            return read_image(path), read_sidecar(path), str(Path(path).resolve()), load_history(path)
 
         def done(result) -> None:
-            image, sidecar = result
-            self.path, self.image = Path(path), image
+            image, sidecar, key, (history_file, entries, notice) = result
+            self.path, self.image, self._image_key = Path(path), image, key
+            self.history_file = history_file
+            self.history.setdefault(self._key(), entries)  # this session's questions win over the saved ones
+            if notice:
+                self.view.context.notify("warning", notice, "")
             self.canvas.set_image(image)
             h, w = image.shape[:2]
             known = "generated scene (answers known)" if sidecar else "your image (no known answers)"
@@ -532,6 +512,9 @@ class TextVqaWorkspace(WorkspaceView):
 
         self.context.tasks.submit(job, title=f"Reading {path.name}", owner="textvqa:text", on_result=done,
                                   on_error=self.error)
+
+    def shutdown(self) -> None:
+        self.vqa.shutdown()
 
     def open_sample(self) -> None:
         """Open the generated scene and ask its first question, so the panel shows a worked example."""
