@@ -224,7 +224,8 @@ class PathologyWorkspace(WorkspaceView):
         self.summary_table.horizontalHeader().setStretchLastSection(True)
         self.summary_table.verticalHeader().setVisible(False)
         self.summary_table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.export_results_button = QPushButton("Export results (GeoJSON + heatmap + summary)…")
+        self.export_results_button = QPushButton("Export results…")
+        self.export_results_button.setToolTip("Write the detections (GeoJSON), the heatmap and the slide summary")
         self.export_results_button.setEnabled(False)
         self.export_results_button.clicked.connect(self._export_results_dialog)
         note = QLabel("<small>Research use only, not for diagnosis. The CNN was trained on one public IHC field "
@@ -383,6 +384,7 @@ class PathologyWorkspace(WorkspaceView):
         self.progress.setValue(0)
         self.progress_label.setText("")
         self._set_enabled(True)
+        self._label_zoom_presets()
         meta = self.canvas.meta
         self.status.setText(f"{path.name} · {meta.vendor} · {meta.dimensions[0]:,} x {meta.dimensions[1]:,} px · "
                             f"{meta.level_count} levels · " +
@@ -436,6 +438,17 @@ class PathologyWorkspace(WorkspaceView):
     def set_tool(self, tool: str) -> None:
         self.canvas.set_tool(tool)
         self.tool_buttons[tool].setChecked(True)
+
+    def _label_zoom_presets(self) -> None:
+        """Presets beyond the scan's own resolution enlarge pixels that are not there: say so."""
+        for mag, b in zip(ZOOM_PRESETS, self.zoom_buttons):
+            scale = self.canvas.scale_for_magnification(mag)
+            up = scale is not None and scale > 1.0001
+            b.setText(f"{mag}x (upsampled)" if up else f"{mag}x")
+            tip = f"Objective-equivalent {mag}x ({10 / mag:g} µm per screen pixel)"
+            if up:
+                tip += f"; the scan has {1 / scale:.2g} of the pixels needed, each shown {scale:.3g} times larger"
+            b.setToolTip(tip)
 
     def zoom_to_magnification(self, mag: float) -> None:
         scale = self.canvas.scale_for_magnification(mag)
