@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from engines.core.atomic import atomic_path, atomic_write_text
+from engines.core.checks import Checks
 from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
 from engines.core.weights import load_state_checked
 from engines.pathology.results import SlideAnalysis
@@ -79,6 +80,8 @@ class _C4dBase(Engine):
         if own:
             reader = open_slide(request["slide_path"])
         try:
+            checks = self.check_input(reader)
+            cancel.raise_if_cancelled()
             analysis = run_tile_pipeline(
                 reader, self._analyzer(request), engine_id=self.id, class_names=["C4d-positive"],
                 threshold=float(request.get("threshold", 0.5)),
@@ -89,7 +92,25 @@ class _C4dBase(Engine):
             if own:
                 reader.close()
         require_tissue(analysis)
+        analysis.checks = checks.items
         return analysis
+
+    @staticmethod
+    def check_input(reader) -> Checks:
+        """The input contract, from the thumbnail and the metadata: a DAB immunostain (H&E is refused with
+        :class:`InputRefused`) and a known resolution."""
+        from engines.pathology.stain import check_dab_stain
+
+        checks = Checks()
+        name = Path(str(reader.path)).name
+        thumb, _ = reader.thumbnail(512)
+        check_dab_stain(thumb, checks, name)
+        if reader.metadata.mpp is None:
+            checks.warn("resolution", f"{name} records no microns per pixel: it is analysed as if it were at "
+                                      f"{WORKING_MPP} µm/px, so structure sizes and areas may be wrong")
+        else:
+            checks.passed("resolution", f"{reader.metadata.mpp:.3g} µm/px")
+        return checks
 
     def write_result(self, result: SlideAnalysis, out: Path) -> list[Path]:
         return write_analysis(result, Path(out))
@@ -179,6 +200,7 @@ def write_analysis(result: SlideAnalysis, out: Path) -> list[Path]:
                          metadata=None)
     summary = dict(result.summary, slide=result.slide_path, dimensions=list(result.dimensions), mpp=result.mpp,
                    heatmap=heat_path.name, detections=out.name,
+                   checks=[c.as_dict() for c in getattr(result, "checks", [])],
                    note="Research use only. Not for diagnosis.")
     atomic_write_text(summary_path, json.dumps(summary, indent=2) + "\n")
     return [out, heat_path, summary_path]

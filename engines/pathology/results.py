@@ -74,3 +74,4 @@ class SlideAnalysis:
     tissue_mask: np.ndarray  # bool, thumbnail grid
     tissue_cell: float  # level-0 pixels per tissue-mask pixel
     summary: dict[str, Any] = field(default_factory=dict)
+    checks: list = field(default_factory=list)  # engines.core.checks.Check: the input contract's checks
