@@ -42,7 +42,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("CSI Workstation")
         self.setWindowIcon(QIcon(str(resources_dir() / "icons" / "csi-workstation.svg")))
         self.setAcceptDrops(True)
-        self.settings, problem = (settings, "") if settings is not None else Settings.load()
+        self.settings, problems = (settings, []) if settings is not None else Settings.load_with_problems()
         if manifests is None:
             manifests, errors = discover_workspaces()
         else:
@@ -62,7 +62,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status()
         self._restore_geometry()
-        if problem:
+        for problem in problems:
             self.notify("warning", problem)
         for name, err in errors.items():
             self.notify("error", f"Workspace '{name}' could not be loaded: {err}")

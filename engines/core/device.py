@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass
 
 from engines.core.engine import EngineError
@@ -13,6 +14,7 @@ from engines.core.engine import EngineError
 log = logging.getLogger(__name__)
 
 VALID_PREFIXES = ("auto", "cpu", "cuda", "mps")
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")  # what a user may write
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,10 @@ def resolve_device(preferred: str | None = None) -> DeviceInfo:
 
     An explicit device that is not available falls back to the automatic choice and says why in ``note``.
     """
-    preferred = (preferred or os.environ.get("CSI_DEVICE") or "auto").strip().lower()
-    if not preferred.startswith(VALID_PREFIXES):
-        raise EngineError(f"unknown device '{preferred}': use auto, cpu, cuda, cuda:N or mps")
+    chosen = preferred or os.environ.get("CSI_DEVICE") or "auto"
+    if not isinstance(chosen, str) or not DEVICE_PATTERN.match(chosen.strip().lower()):
+        raise EngineError(f"unknown device {str(chosen)!r}: use auto, cpu, cuda, cuda:N or mps")
+    preferred = chosen.strip().lower()
     try:
         import torch
     except ImportError:
