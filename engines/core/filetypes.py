@@ -23,6 +23,19 @@ SR_PREFIX = "1.2.840.10008.5.1.4.1.1.88."
 FOLDER_SCAN_LIMIT = 2000
 
 
+def display_name(path: str | os.PathLike, full: bool = False) -> str:
+    """A file's name (or whole path) safe to print, log and show in Qt: bytes that are not UTF-8 (a name
+    made on another system) appear as ``\\xff`` escapes instead of lone surrogates that cannot be encoded."""
+    text = os.fspath(path) if full else Path(path).name
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "backslashreplace")
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+
+
 def has_suffix(path: Path, suffixes: tuple[str, ...]) -> bool:
     name = path.name.lower()
     return any(name.endswith(s) for s in suffixes)

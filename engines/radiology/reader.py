@@ -26,8 +26,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from engines.core.budget import check_allocation
 from engines.core.engine import CancelToken, EngineError, ProgressFn, no_progress
-from engines.core.filetypes import RTSTRUCT_SOP, SEG_SOP, SR_PREFIX, VOLUME_SUFFIXES, WSI_SOP, has_suffix
+from engines.core.filetypes import (RTSTRUCT_SOP, SEG_SOP, SR_PREFIX, VOLUME_SUFFIXES, WSI_SOP, display_name,
+                                    has_suffix)
 from engines.radiology.geometry import Geometry, reorient_to_lps
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,8 @@ class SliceRef:
     instance_number: int = 0
     slope: float = 1.0
     intercept: float = 0.0
-    pixel_offset: int | None = None  # native little-endian pixel data: byte offset of this frame
+    pixel_offset: int | None = None  # native little-endian pixel data: byte offset of this frame; -1: the file
+    # is truncated, -2: its pixel data cannot be used (both shown blank; the scan's findings say why)
     pixel_length: int | None = None
 
     @property
@@ -262,8 +265,10 @@ def list_dicom_candidates(path: Path) -> tuple[list[Path], list[str]]:
     return files, []
 
 
-def _read_header(path: Path) -> tuple[Any, int | None, int | None, bool]:
-    """(dataset without pixels, pixel offset, pixel length, truncated) ; raises InvalidDicomError etc."""
+def _read_header(path: Path) -> tuple[Any, int | None, int | None, bool, int | None, bool]:
+    """(dataset without pixels, pixel offset, pixel length, truncated, bytes of pixel data present,
+    encapsulated); raises InvalidDicomError etc. The offset and length are given for native little-endian
+    pixel data only (the fast path); the bytes present are known whenever the pixel data element was found."""
     import pydicom
 
     size = path.stat().st_size
@@ -271,8 +276,8 @@ def _read_header(path: Path) -> tuple[Any, int | None, int | None, bool]:
         ds = pydicom.dcmread(fh, stop_before_pixels=True)
         pos = fh.tell()
         head = fh.read(12)
-    offset = length = None
-    truncated = False
+    offset = length = present = None
+    truncated = encapsulated = False
     if "Rows" in ds and len(head) >= 8:
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         little = ts is None or ts.is_little_endian
@@ -287,16 +292,102 @@ def _read_header(path: Path) -> tuple[Any, int | None, int | None, bool]:
                 (length,) = struct.unpack(fmt + "I", head[8:12])
                 offset = pos + 12
             else:  # not the encoding the transfer syntax promises: let pydicom work it out, judge nothing
-                return ds, None, None, False
-            if length == 0xFFFFFFFF:  # encapsulated (compressed): no cheap size check
+                return ds, None, None, False, None, False
+            if length == 0xFFFFFFFF:  # encapsulated (compressed): only an upper bound of its size
+                encapsulated = True
+                present = max(0, size - offset)
                 offset = length = None
-            elif offset + length > size:
-                truncated = True
+            else:
+                present = max(0, min(length, size - offset))
+                if offset + length > size:
+                    truncated = True
             if not little:  # the fast path reads little-endian only; pydicom handles the rest
                 offset = length = None
         elif "PixelData" not in ds and pos >= size:
             truncated = bool(ds.get("Rows"))  # an image header whose pixel data is missing entirely
-    return ds, offset, length, truncated
+            present = 0
+    return ds, offset, length, truncated, present, encapsulated
+
+
+VALID_BITS_ALLOCATED = (1, 8, 16, 32, 64)
+
+
+def _int_of(ds, keyword: str, default: int) -> int | None:
+    """An integer element's value; ``default`` when absent or empty, None when it is not a finite number."""
+    value = _first_float(ds, keyword, float(default))
+    if not np.isfinite(value):
+        return None
+    return int(value)
+
+
+@dataclass
+class _PixelPlan:
+    """What a file's header declares about its pixels, checked against the bytes present."""
+
+    frames: int  # frames to place (never more than the file can hold)
+    frame_bytes: int
+    problem: str | None = None  # a plain sentence (without the file name), for the findings
+    undecodable: bool = False  # no usable pixels: the slices are shown blank
+
+
+def _plan_pixels(ds, present: int | None, encapsulated: bool, file_size: int) -> _PixelPlan:
+    """Check Rows x Columns x NumberOfFrames x BitsAllocated/8 x SamplesPerPixel against the bytes the file
+    holds, before anything loops over frames or allocates: a 33 KB file may claim 2^31-1 frames."""
+    rows, cols = _int_of(ds, "Rows", 0), _int_of(ds, "Columns", 0)
+    declared = _int_of(ds, "NumberOfFrames", 1)
+    bits = _int_of(ds, "BitsAllocated", 16)
+    spp = _int_of(ds, "SamplesPerPixel", 1)
+    if not rows or not cols or rows < 0 or cols < 0:
+        return _PixelPlan(0, 0, f"the header gives an image size of {cols}x{rows} pixels; skipped", True)
+    if spp is None or spp < 1 or spp > 4:
+        return _PixelPlan(1, 0, f"Samples per Pixel is {spp}, which is not an image; shown blank", True)
+    plan = _PixelPlan(1, 0)
+    if declared is None or declared < 1:
+        plan.problem = f"Number of Frames is {declared}; read as 1"
+        declared = 1
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence") if "PerFrameFunctionalGroupsSequence" in ds else None
+    if per_frame is not None and 0 < len(per_frame) < declared:
+        plan.problem = f"declares {declared} frames but describes only {len(per_frame)}: using those"
+        declared = len(per_frame)
+    if bits not in VALID_BITS_ALLOCATED:
+        plan.frames = max(1, min(declared, file_size // 8 or 1))
+        plan.problem = (f"Bits Allocated is {bits}, which DICOM does not allow (1 or a multiple of 8): its pixels "
+                        f"cannot be decoded and are shown blank")
+        plan.undecodable = True
+        return plan
+    plan.frame_bytes = frame_bytes = max(1, (rows * cols * spp * bits + 7) // 8)
+    kind = f"{cols}x{rows} {bits}-bit" + (f" {spp}-sample" if spp > 1 else "")
+    if present is None or encapsulated:  # compressed or undetermined: every frame needs at least 8 bytes
+        bound = max(1, (present if present is not None else file_size) // 8)
+        if declared > bound:
+            plan.problem = (f"declares {declared} frames but holds {_bytes(present or file_size)} of pixel data, "
+                            f"room for at most {bound}: using the first {bound}")
+            declared = bound
+        plan.frames = declared
+        return plan
+    holds = present // frame_bytes
+    if holds == 0:
+        plan.frames = 1
+        plan.problem = (f"its pixel data is {_bytes(present)}, less than one {kind} frame ({_bytes(frame_bytes)}): "
+                        f"shown blank")
+        plan.undecodable = True
+    elif holds < declared:
+        plan.frames = holds
+        plan.problem = (f"declares {declared} frames of {kind} but its pixel data holds only {holds}: showing "
+                        f"those {holds}")
+    elif holds > declared:
+        plan.frames = declared
+        plan.problem = (f"its pixel data holds {holds} frames' worth of {kind} but the header declares {declared}: "
+                        f"using the first {declared}")
+    else:
+        plan.frames = declared
+    return plan
+
+
+def _bytes(n: int) -> str:
+    from engines.core.budget import human_bytes
+
+    return human_bytes(n)
 
 
 def _float_list(value, n: int) -> np.ndarray | None:
@@ -359,19 +450,21 @@ def _series_kind(sop: str) -> str:
     return "image"
 
 
-def _slices_of(path: Path, ds, offset: int | None, length: int | None) -> list[SliceRef]:
+def _slices_of(path: Path, ds, offset: int | None, length: int | None, plan: _PixelPlan | None = None) -> list[SliceRef]:
+    if plan is None:
+        plan = _plan_pixels(ds, length, False, path.stat().st_size)
     rows, cols = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    nframes = int(_first_float(ds, "NumberOfFrames", 1) or 1)
-    inst = int(_first_float(ds, "InstanceNumber", 0))
+    nframes = plan.frames
+    inst = int(np.nan_to_num(_first_float(ds, "InstanceNumber", 0)))
     shared = ds.SharedFunctionalGroupsSequence[0] if "SharedFunctionalGroupsSequence" in ds else None
     per_frame = ds.PerFrameFunctionalGroupsSequence if "PerFrameFunctionalGroupsSequence" in ds else None
     frame_bytes = None
-    if offset is not None and length is not None:
+    if offset is not None and length is not None and not plan.undecodable:
         bits = int(ds.get("BitsAllocated", 16) or 16)
-        spp = int(ds.get("SamplesPerPixel", 1) or 1)
-        frame_bytes = rows * cols * spp * bits // 8
+        frame_bytes = plan.frame_bytes
         if bits % 8 or frame_bytes * nframes > length:
             frame_bytes = None
+    multi = nframes > 1 or _int_of(ds, "NumberOfFrames", 1) not in (None, 1)
     out = []
     for f in range(nframes):
         groups = [per_frame[f] if per_frame is not None and f < len(per_frame) else None, shared]
@@ -390,13 +483,13 @@ def _slices_of(path: Path, ds, offset: int | None, length: int | None) -> list[S
         intercept = _first_float(ds, "RescaleIntercept", 0.0) if intercept is None else intercept
         spacing = _float_list(ps, 2) if ps is not None else None
         out.append(SliceRef(
-            path=path, header=ds, frame=f if nframes > 1 else None,
+            path=path, header=ds, frame=f if multi else None,
             position=_float_list(pos, 3) if pos is not None else None,
             orientation=_float_list(iop, 6) if iop is not None else None,
             pixel_spacing=(float(spacing[0]), float(spacing[1])) if spacing is not None else (1.0, 1.0),
             rows=rows, cols=cols, instance_number=inst * 100000 + f,
             slope=float(slope or 1.0), intercept=float(intercept or 0.0),
-            pixel_offset=(offset + f * frame_bytes) if frame_bytes else None,
+            pixel_offset=-2 if plan.undecodable else (offset + f * frame_bytes) if frame_bytes else None,
             pixel_length=frame_bytes))
     return out
 
@@ -426,12 +519,14 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
 
     def read(f: Path):
         try:
-            ds, off, length, trunc = _read_header(f)
+            ds, off, length, trunc, present, encapsulated = _read_header(f)
+            plan = _plan_pixels(ds, present, encapsulated, f.stat().st_size) if "Rows" in ds else None
         except InvalidDicomError:
             return f, "not-dicom", None
         except Exception as exc:  # noqa: BLE001 - a corrupt file is a finding, not a failure
+            log.info("cannot read %s", display_name(f, full=True), exc_info=True)
             return f, "unreadable", f"{type(exc).__name__}: {exc}"
-        return f, "ok", (ds, off, length, trunc)
+        return f, "ok", (ds, off, length, trunc, plan)
 
     prealloc: Any = None
     pool = ThreadPoolExecutor(max_workers=workers) if workers and workers > 1 else None
@@ -447,19 +542,22 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
             elif status == "unreadable":
                 unreadable.append(f"{rel} ({value})")
             else:
-                ds, off, length, trunc = value
+                ds, off, length, trunc, plan = value
                 if "SOPClassUID" not in ds and "SeriesInstanceUID" not in ds:
                     incomplete.append(rel)  # a header cut short, or a fragment that is no stored object
                     continue
                 if trunc:
                     truncated.append(rel)
                     off = length = None
-                if prealloc is None and len(files) >= 16 and "Rows" in ds and "PixelData" not in ds:
+                if prealloc is None and len(files) >= 16 and plan is not None and not plan.undecodable:
                     try:
-                        prealloc = _Preallocation((len(files), int(ds.Rows), int(ds.Columns)), _stored_dtype(ds))
-                    except (MemoryError, ValueError, AttributeError):
-                        prealloc = False
-                headers.append((f, ds, off, length))
+                        shape = (len(files), int(ds.Rows), int(ds.Columns))
+                        dtype = _stored_dtype(ds)
+                        check_allocation(int(np.prod(shape, dtype=np.int64)) * dtype.itemsize, "the series", f)
+                        prealloc = _Preallocation(shape, dtype)
+                    except (MemoryError, ValueError, AttributeError, EngineError):
+                        prealloc = False  # load_series makes the same check and says so
+                headers.append((f, ds, off, length, plan))
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -476,7 +574,8 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
     trunc_set = set(truncated)
 
     by_uid: dict[str, SeriesInfo] = {}
-    for f, ds, off, length in headers:
+    damaged: dict[str, list[str]] = {}
+    for f, ds, off, length, plan in headers:
         uid = str(ds.get("SeriesInstanceUID", "") or "(no SeriesInstanceUID)")
         sop = str(ds.get("SOPClassUID", ""))
         s = by_uid.get(uid)
@@ -498,13 +597,18 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
             s.object_frames += int(_first_float(ds, "NumberOfFrames", 1) or 1) if "Rows" in ds else 0
         if s.kind == "image" and "Rows" in ds:
             rel = str(f.relative_to(path)) if path.is_dir() and f.is_relative_to(path) else f.name
-            refs = _slices_of(f, ds, off, length)
+            refs = _slices_of(f, ds, off, length, plan)
             if rel in trunc_set:
                 for r in refs:
                     r.pixel_offset = -1  # marks a truncated file: decoding is skipped
-            s.slices.extend(refs)
+            elif plan is not None and plan.problem:
+                damaged.setdefault(uid, []).append(f"{rel} ({plan.problem})")
+            if refs:
+                s.slices.extend(refs)
         elif s.kind == "image":
             s.kind = "other"
+    for uid, problems in damaged.items():
+        by_uid[uid].findings.append(f"{len(problems)} file(s) with damaged pixel data: {_names(problems)}")
     cancel.raise_if_cancelled()
     progress(0.95, "sorting slices by position")
     for s in by_uid.values():
@@ -515,6 +619,11 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
                      "slide": "a whole-slide image: open it in the Pathology workspace",
                      "other": "not an image"}[s.kind]
             s.findings.append(f"{len(s.files)} object(s) of {label}")
+            scan.series.append(s)
+            continue
+        if not s.slices:
+            s.kind = "other"
+            s.findings.append(f"{len(s.files)} file(s) with no usable image")
             scan.series.append(s)
             continue
         scan.series.extend(_assemble(s))
@@ -668,6 +777,29 @@ def _fix_bits(arr: np.ndarray, ds) -> None:
         np.bitwise_and(arr, (1 << stored) - 1, out=arr)
 
 
+def _pixels_of(ds, what: str = "the image", path: Path | None = None) -> np.ndarray:
+    """pydicom's ``pixel_array`` limited to what the file really holds: bytes beyond the declared frames
+    (reported by the scan) are cut off so pydicom neither warns nor returns extra frames, a frame count the
+    bytes cannot hold is lowered to the frames present, and the memory budget is checked first."""
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if "PixelData" in ds and ts is not None and not ts.is_encapsulated and int(ds.get("BitsAllocated", 16) or 16) > 1:
+        data = ds.PixelData
+        plan = _plan_pixels(ds, len(data), False, len(data))
+        if plan.frame_bytes and not plan.undecodable:
+            if plan.frames < (_int_of(ds, "NumberOfFrames", 1) or 1):
+                ds.NumberOfFrames = plan.frames
+            need = plan.frame_bytes * plan.frames
+            need += need % 2
+            if len(data) > need:
+                ds.PixelData = data[:need]
+    rows, cols = _int_of(ds, "Rows", 0) or 0, _int_of(ds, "Columns", 0) or 0
+    frames = max(1, _int_of(ds, "NumberOfFrames", 1) or 1)
+    spp, bits = _int_of(ds, "SamplesPerPixel", 1) or 1, _int_of(ds, "BitsAllocated", 16) or 16
+    check_allocation(rows * cols * frames * spp * max(8, bits) // 8, f"{what} ({frames} frame(s) of {cols}x{rows})",
+                     path)
+    return ds.pixel_array
+
+
 def _to_gray(frame: np.ndarray, ds) -> np.ndarray:
     if frame.ndim == 3 and frame.shape[-1] in (3, 4):  # pydicom has already converted YBR to RGB
         return (0.299 * frame[..., 0] + 0.587 * frame[..., 1] + 0.114 * frame[..., 2]).astype(frame.dtype)
@@ -702,6 +834,8 @@ def load_series(series: SeriesInfo, *, progress: ProgressFn = no_progress, cance
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         fill = int(np.clip(round(fill), info.min, info.max))
+    check_allocation(nk * rows * cols * dtype.itemsize, f"the series {series.title()} ({nk} slice(s) of {cols}x{rows})",
+                     first.path)
     voxels = series.prealloc.take((nk, rows, cols), dtype) if series.prealloc else None
     series.prealloc = None
     if voxels is None:
@@ -743,10 +877,14 @@ def load_series(series: SeriesInfo, *, progress: ProgressFn = no_progress, cance
                             raise EOFError("pixel data is shorter than the image size")
                         _fix_bits(target, ref.header)
                 return len(items)
+            if any(ref.pixel_offset == -2 for _, ref in items):  # reported by the scan already
+                for k, _ in items:
+                    voxels[k] = fill
+                return len(items)
             if any(ref.pixel_offset == -1 for _, ref in items):
                 raise EOFError("the file is truncated")
             ds = pydicom.dcmread(path)
-            arr = ds.pixel_array
+            arr = _pixels_of(ds, "a slice", path)
             nframes = int(ds.get("NumberOfFrames", 1) or 1)
             if nframes == 1:
                 arr = arr[None]
@@ -937,7 +1075,9 @@ def quick_preview(path: str | Path) -> dict[str, Any] | None:
         ds = pydicom.dcmread(candidate)
         if "PixelData" not in ds or int(ds.get("NumberOfFrames", 1) or 1) > 1:
             return None
-        arr = _to_gray(ds.pixel_array, ds)
+        arr = _to_gray(_pixels_of(ds, "the preview", candidate), ds)
+        if arr.ndim != 2:
+            return None
         real = arr.astype(np.float32) * float(ds.get("RescaleSlope", 1) or 1) + float(ds.get("RescaleIntercept", 0) or 0)
         ps = ds.get("PixelSpacing") or [1.0, 1.0]
         return {"image": real, "spacing": (float(ps[0]), float(ps[1])),
@@ -966,10 +1106,12 @@ def series_thumbnails(scan: StudyScan, size: int = 64, limit: int = 40,
         ref = s.slices[len(s.slices) // 2]
         try:
             ds = pydicom.dcmread(ref.path)
-            arr = ds.pixel_array
-            if ref.frame is not None:
+            arr = _pixels_of(ds, "the thumbnail", ref.path)
+            if ref.frame is not None and arr.ndim >= 3 and ref.frame < arr.shape[0]:
                 arr = arr[ref.frame]
             arr = _to_gray(arr, ds)
+            if arr.ndim != 2:
+                continue
             step = max(1, max(arr.shape) // size)
             small = arr[::step, ::step].astype(np.float32) * ref.slope + ref.intercept
             width, level = _window_for(small, ds, s.modality)

@@ -1,0 +1,108 @@
+"""DICOM files whose headers lie: declared sizes the bytes cannot hold, damaged or extra pixel data.
+
+Every file is generated here with pydicom (``dcmwrite``), small enough to write in milliseconds."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+from engines.core.budget import BUDGET_ENV, check_allocation
+from engines.core.engine import EngineError
+from engines.core.inspect import inspect_path
+from engines.radiology.reader import load_series, quick_preview, scan_dicom, series_thumbnails
+
+
+def write_ct(path: Path, *, rows: int = 16, cols: int = 16, frames: int | None = None, pixels: bytes | None = None,
+             bits: int = 16, spacing=(0.5, 0.5), orientation=(1, 0, 0, 0, 1, 0), z: float = 0.0,
+             series_uid: str | None = None, instance: int = 1) -> Path:
+    """One CT image (or multi-frame file) with whatever header values a test wants."""
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.SeriesInstanceUID, ds.StudyInstanceUID = series_uid or generate_uid(), generate_uid()
+    ds.Modality, ds.SeriesDescription, ds.InstanceNumber = "CT", "hostile", instance
+    ds.Rows, ds.Columns = rows, cols
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits, bits - 1, 0
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+    ds.ImagePositionPatient = [0.0, 0.0, z]
+    ds.ImageOrientationPatient = list(orientation)
+    ds.PixelSpacing = list(spacing)
+    if frames is not None:
+        ds.NumberOfFrames = frames
+    ds.PixelData = pixels if pixels is not None else (np.arange(rows * cols, dtype=np.uint16) + 1000).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    return path
+
+
+def finishes(fn, seconds: float = 30.0):
+    """Run ``fn`` in a thread; fail (instead of hanging the suite) when it is not done in time."""
+    box: dict = {}
+
+    def target():
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still running after {seconds} s"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+# -- 1. declared sizes are checked against the bytes present -----------------------------------------
+def test_a_small_file_claiming_two_billion_frames_neither_hangs_nor_lies(tmp_path):
+    frames = np.arange(4 * 16 * 16, dtype=np.uint16).reshape(4, 16, 16)
+    path = write_ct(tmp_path / "frames.dcm", frames=2**31 - 1, pixels=frames.tobytes())
+    scan = finishes(lambda: scan_dicom(path))
+    series = scan.image_series()[0]
+    assert len(series.slices) == 4
+    volume = finishes(lambda: load_series(series, reorient=False))
+    assert volume.shape == (4, 16, 16) and np.array_equal(volume.voxels, frames)
+    note = [f for f in volume.findings if "2147483647 frames" in f]
+    assert note and "frames.dcm" in note[0] and "holds only 4" in note[0]
+    report = finishes(lambda: inspect_path(path))
+    assert any("2147483647 frames" in f for f in report["findings"])
+
+
+def test_a_claimed_65535_square_image_is_a_plain_sentence_not_a_memory_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(BUDGET_ENV, str(1 << 30))  # the same on every machine
+    path = write_ct(tmp_path / "huge.dcm", rows=65535, cols=65535, pixels=bytes(128))
+    scan = finishes(lambda: scan_dicom(path))
+    assert any("huge.dcm" in f and "less than one 65535x65535" in f for f in scan.all_findings())
+    with pytest.raises(EngineError) as err:
+        load_series(scan.image_series()[0])
+    message = str(err.value)
+    assert message.startswith("huge.dcm: ") and "8.0 GiB" in message and "refused" in message
+    assert "Unable to allocate" not in message
+    assert quick_preview(path) is None  # the preview is optional: nothing, and no exception
+
+
+def test_check_allocation_names_the_file_and_the_budget(monkeypatch):
+    monkeypatch.setenv(BUDGET_ENV, "1000")
+    check_allocation(1000, "a slice", "/x/a.dcm")  # at the budget: fine
+    with pytest.raises(EngineError, match=r"^a\.dcm: a slice would need 1\.0 KiB of memory"):
+        check_allocation(1001 + 23, "a slice", "/x/a.dcm")
+
+
+def test_a_multiframe_file_cut_short_keeps_its_complete_frames(tmp_path):
+    frames = (np.arange(6 * 16 * 16, dtype=np.uint16) % 3000).reshape(6, 16, 16)
+    path = write_ct(tmp_path / "six.dcm", frames=10, pixels=frames.tobytes())
+    volume = load_series(scan_dicom(path).image_series()[0], reorient=False)
+    assert volume.shape[0] == 6 and np.array_equal(volume.voxels, frames)
+    assert any("declares 10 frames" in f and "holds only 6" in f for f in volume.findings)
