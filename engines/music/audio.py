@@ -55,6 +55,14 @@ class AudioClip:
         return len(self.samples) / float(self.sr)
 
 
+def short_name(name: str, limit: int = 36) -> str:
+    """A file name cut in the middle for task titles and progress lines ('a very lo…(final).wav')."""
+    if len(name) <= limit:
+        return name
+    tail = max(8, limit // 3)
+    return name[:limit - tail - 1] + "…" + name[-tail:]
+
+
 def file_hash(path: Path) -> str:
     digest = hashlib.sha1()
     with open(path, "rb") as fh:
@@ -75,7 +83,7 @@ def load_audio(path: str | Path, sr: int = SR, *, progress: ProgressFn = no_prog
         raise EngineError(f"{path.name}: the file is empty")
     if has_suffix(path, MIDI_SUFFIXES) or has_suffix(path, SCORE_SUFFIXES):
         return load_symbolic(path, sr, progress=progress)
-    progress(0.02, f"reading {path.name}")
+    progress(0.02, f"reading {short_name(path.name)}")
     data, file_sr, channels = _read_samples(path)
     if cancel:
         cancel.raise_if_cancelled()
@@ -165,7 +173,7 @@ def score_to_midi(path: Path):
 
 
 def load_symbolic(path: Path, sr: int = SR, *, progress: ProgressFn = no_progress) -> AudioClip:
-    progress(0.02, f"reading {path.name}")
+    progress(0.02, f"reading {short_name(path.name)}")
     midi = load_midi(path)
     n_notes = sum(len(i.notes) for i in midi.instruments if not i.is_drum)
     if n_notes == 0:

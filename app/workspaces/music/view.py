@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 
 from app.workspaces.base import WorkspaceView
 from app.workspaces.music.lanes import ChordLaneItem
-from engines.music.audio import FMIN_MIDI, AudioClip, Features
+from engines.music.audio import FMIN_MIDI, AudioClip, Features, short_name
 from engines.music.chords import PITCH_NAMES, ChordTrack, parse_label
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,7 @@ class MusicWorkspace(WorkspaceView):
         self.title = QLabel("<b>Music</b> - open a recording (WAV, FLAC, OGG, MP3) or a MIDI/MusicXML file, or "
                             "the bundled chorale.")
         self.title.setTextFormat(Qt.RichText)
+        self.title.setWordWrap(True)  # a long file name wraps instead of widening the window
         self.key_label = QLabel("Key: -")
         self.key_label.setStyleSheet("font-size: 15px; font-weight: bold; padding: 0 12px;")
         self.key_label.setToolTip("Krumhansl-Schmuckler key estimate over the whole recording (transposed with "
@@ -330,7 +331,8 @@ class MusicWorkspace(WorkspaceView):
             self.context.notify("info", f"Opened the first audio file of the folder: {path.name}", "")
         self._fill_engines()
         self.status.setText(f"Reading {path.name}...")
-        self.context.tasks.submit(load_job(path), title=f"Reading {path.name}", owner=f"{self.manifest.id}:load",
+        self.context.tasks.submit(load_job(path), title=f"Reading {short_name(path.name)}",
+                                  owner=f"{self.manifest.id}:load",
                                   on_result=lambda data: self._loaded(path, data),
                                   on_error=self._error)
 
@@ -784,7 +786,8 @@ class MusicWorkspace(WorkspaceView):
             extra = f" (lead sheet at {bpm:.0f} bpm)" if path.suffix.lower() in (".musicxml", ".xml") and bpm else ""
             self.context.notify("info", f"Exported {path.name} to {path.parent}{extra}", "")
 
-        self.context.tasks.submit(job, title=f"Exporting {out.name}", owner=f"{self.manifest.id}:export",
+        self.context.tasks.submit(job, title=f"Exporting {short_name(out.name)}",
+                                  owner=f"{self.manifest.id}:export",
                                   on_result=done, on_error=self._error)
 
     def send_chords_to_lab(self) -> None:

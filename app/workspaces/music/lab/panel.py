@@ -179,11 +179,16 @@ class HarmonizerTab(QWidget):
         self.play_button.clicked.connect(self.play)
         self.export_button = QPushButton("Export…")
         self.export_button.clicked.connect(self._choose_export)
+        # two rows, so the tab fits a 1280 x 720 window beside the workspace switcher
         for w in (self.open_button, self.sample_button, QLabel("Model:"), self.method_box, self.resolution_box,
-                  self.harmonize_button, QLabel("Temperature:"), self.temperature, QLabel("Top-k:"), self.top_k,
-                  self.alt_button, self.play_button, self.export_button):
+                  self.harmonize_button):
             top.addWidget(w)
         top.addStretch(1)
+        second = QHBoxLayout()
+        for w in (QLabel("Temperature:"), self.temperature, QLabel("Top-k:"), self.top_k, self.alt_button,
+                  self.play_button, self.export_button):
+            second.addWidget(w)
+        second.addStretch(1)
         self.roll = _Roll()
         self.table = QTableWidget(3, 0)
         self.table.setVerticalHeaderLabels(["Chord", "Locked", "Likeliest"])
@@ -195,6 +200,7 @@ class HarmonizerTab(QWidget):
         self.info.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
+        lay.addLayout(second)
         lay.addWidget(self.info)
         lay.addWidget(self.roll, 1)
         lay.addWidget(self.table)
