@@ -101,16 +101,17 @@ def test_ruler_and_roi_measure_in_mm_and_hu(window, qtbot, ct_folder):
     view = open_in(window, qtbot, ct_folder)
     axial = view.views["axial"]
     view.tool_box.setCurrentText("Ruler")
-    axial.tool_drag(QPointF(0, 0), QPointF(30, 40), True)
-    assert axial.ruler_length_mm() == pytest.approx(50.0)
-    assert "ruler 50.0 mm" in view.measure_label.text()
+    axial.tool_drag(QPointF(3, 3), QPointF(33, 43), True)  # voxel centres (0, 0) and (5, 6.67) at 6 mm
+    ruler = view.measurements.items[-1]
+    assert ruler.length_mm == pytest.approx(50.0) and ruler.slice_index == 10 and ruler.plane == "axial"
+    assert "Ruler 1 50.0 mm" in view.measure_label.text()
     view.tool_box.setCurrentText("ROI")
     axial.tool_drag(QPointF(120, 120), QPointF(240, 240), True)
-    stats = view.roi_stats("axial")
+    stats = view.measurements.items[-1].stats
     region = view.volume.real(view.volume.voxels[10, 20:40, 20:40])
-    assert stats["n"] == region.size and stats["mean"] == pytest.approx(float(region.mean()), abs=0.01)
-    assert stats["area_mm2"] == pytest.approx(120 * 120)
-    assert "ROI mean" in view.measure_label.text()
+    assert stats.n == region.size and stats.mean == pytest.approx(float(region.mean()), abs=0.01)
+    assert stats.area_mm2 == pytest.approx(120 * 120)
+    assert "ROI 1 mean" in view.measure_label.text()
 
 
 def test_label_layer_given_on_another_grid_lands_in_place(window, qtbot, ct_folder):

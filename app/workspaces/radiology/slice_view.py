@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QPainterPath
-from PySide6.QtWidgets import QGraphicsPathItem, QHBoxLayout, QLabel, QSlider, QWidget
+from PySide6.QtWidgets import (QGraphicsLineItem, QGraphicsPathItem, QGraphicsRectItem, QHBoxLayout, QLabel,
+                               QSlider, QWidget)
 
 # plane -> (array axis held fixed, (horizontal voxel axis, vertical voxel axis), labels L R T B, invertY)
 PLANES = {
@@ -78,7 +79,7 @@ class SliceView(QWidget):
     cursor_requested = Signal(str, float, float)  # plane, horizontal mm, vertical mm
     window_drag = Signal(float, float, bool, bool)
     hover = Signal(str, float, float)  # plane, horizontal mm, vertical mm
-    measurement = Signal(str, str)  # plane, text
+    measure_drag = Signal(str, str, float, float, float, float, bool)  # plane, kind, a h/v mm, b h/v mm, done
     paint_requested = Signal(str, float, float, bool, bool)  # plane, h mm, v mm, stroke start, stroke end
     slice_requested = Signal(str, int)  # plane, slice index (from the slider)
 
@@ -110,8 +111,10 @@ class SliceView(QWidget):
         self.boxes_item.setPen(pg.mkPen(QColor(0, 255, 255), width=2, cosmetic=True))
         self.boxes_item.setZValue(15)
         self.box.addItem(self.boxes_item, ignoreBounds=True)
-        self.ruler: pg.LineSegmentROI | None = None
-        self.roi: pg.RectROI | None = None
+        self._live_line: QGraphicsLineItem | None = None  # the ruler or ROI being dragged
+        self._live_rect: QGraphicsRectItem | None = None
+        self._drawn_items: list = []  # the shown slice's measurements, as drawn
+        self.drawn: list[tuple] = []
         self.measure_text = pg.TextItem(color=(255, 255, 0), anchor=(0, 1))
         self.measure_text.setZValue(30)
         self.box.addItem(self.measure_text, ignoreBounds=True)
@@ -265,59 +268,73 @@ class SliceView(QWidget):
             self.hover.emit(self.plane, float(p.x()), float(p.y()))
 
     def tool_drag(self, start, pos, finished: bool) -> None:
-        if self.tool == "ruler":
-            if self.ruler is None:
-                self.ruler = pg.LineSegmentROI([start, pos], pen=pg.mkPen((255, 255, 0), width=2))
-                self.ruler.setZValue(25)
-                self.box.addItem(self.ruler)
-                self.ruler.sigRegionChanged.connect(lambda *_: self.measurement.emit(self.plane, "ruler"))
-            else:
-                # start and pos are view (millimetre) coordinates: the ruler's parent's, as movePoint expects
-                self.ruler.movePoint(self.ruler.getHandles()[0], start, finish=False, coords="parent")
-                self.ruler.movePoint(self.ruler.getHandles()[1], pos, finish=finished, coords="parent")
-            self.measurement.emit(self.plane, "ruler")
-        elif self.tool == "roi":
-            x0, y0 = min(start.x(), pos.x()), min(start.y(), pos.y())
-            w, h = max(abs(pos.x() - start.x()), self.pixel_mm[0]), max(abs(pos.y() - start.y()), self.pixel_mm[1])
-            if self.roi is None:
-                self.roi = pg.RectROI([x0, y0], [w, h], pen=pg.mkPen((0, 255, 120), width=2))
-                self.roi.setZValue(25)
-                self.box.addItem(self.roi)
-                self.roi.sigRegionChanged.connect(lambda *_: self.measurement.emit(self.plane, "roi"))
-            else:
-                self.roi.setPos([x0, y0], update=False)
-                self.roi.setSize([w, h])
-            self.measurement.emit(self.plane, "roi")
+        """A ruler or ROI being dragged (view mm): drawn live here, measured and kept by the workspace."""
+        kind = self.tool if self.tool in ("ruler", "roi") else None
+        if kind is None:
+            return
+        line = QLineF(QPointF(start), QPointF(pos))
+        if kind == "ruler":
+            if self._live_line is None:
+                self._live_line = self._line_item(QColor(255, 255, 0))
+            self._live_line.setLine(line)
+        else:
+            if self._live_rect is None:
+                self._live_rect = self._rect_item(QColor(0, 255, 120))
+            self._live_rect.setRect(QRectF(QPointF(start), QPointF(pos)).normalized())
+        if finished:
+            self._drop_live()
+        self.measure_drag.emit(self.plane, kind, float(start.x()), float(start.y()), float(pos.x()),
+                               float(pos.y()), bool(finished))
 
-    def ruler_length_mm(self) -> float | None:
-        if self.ruler is None:
-            return None
-        a, b = (self.ruler.mapToParent(h.pos()) for h in self.ruler.getHandles())
-        return float(np.hypot(b.x() - a.x(), b.y() - a.y()))
+    def _line_item(self, colour: QColor) -> QGraphicsLineItem:
+        item = QGraphicsLineItem()
+        item.setPen(pg.mkPen(colour, width=2, cosmetic=True))
+        item.setZValue(25)
+        self.box.addItem(item, ignoreBounds=True)
+        return item
+
+    def _rect_item(self, colour: QColor) -> QGraphicsRectItem:
+        item = QGraphicsRectItem()
+        item.setPen(pg.mkPen(colour, width=2, cosmetic=True))
+        item.setZValue(25)
+        self.box.addItem(item, ignoreBounds=True)
+        return item
+
+    def _drop_live(self) -> None:
+        for item in (self._live_line, self._live_rect):
+            if item is not None:
+                self.box.removeItem(item)
+        self._live_line = self._live_rect = None
+
+    def show_measurements(self, items: list[tuple[str, tuple[float, float], tuple[float, float], str]]) -> None:
+        """Draw the measurements of the shown slice: (kind, point a mm, point b mm, label text) each."""
+        for graphic in self._drawn_items:
+            self.box.removeItem(graphic)
+        self._drawn_items = []
+        self.drawn = list(items)
+        for kind, a, b, text in items:
+            if kind == "ruler":
+                shape = self._line_item(QColor(255, 255, 0))
+                shape.setLine(QLineF(QPointF(*a), QPointF(*b)))
+                at = QPointF(*b)
+            else:
+                shape = self._rect_item(QColor(0, 255, 120))
+                shape.setRect(QRectF(QPointF(*a), QPointF(*b)).normalized())
+                at = QPointF(min(a[0], b[0]), min(a[1], b[1]))
+            label = pg.TextItem(text, color=(255, 255, 0) if kind == "ruler" else (0, 255, 120), anchor=(0, 1))
+            label.setZValue(30)
+            label.setPos(at)
+            self.box.addItem(label, ignoreBounds=True)
+            self._drawn_items += [shape, label]
 
     def ruler_points_mm(self) -> tuple[tuple[float, float], tuple[float, float]] | None:
-        """The ruler's two end points in the view's millimetres (as drawn)."""
-        if self.ruler is None:
+        """End points (view mm) of the last ruler drawn on the shown slice, read back from what is drawn."""
+        lines = [g for g in self._drawn_items if isinstance(g, QGraphicsLineItem)]
+        if not lines:
             return None
-        a, b = (self.ruler.mapToParent(h.pos()) for h in self.ruler.getHandles())
+        line = lines[-1].line()
+        a, b = lines[-1].mapToParent(line.p1()), lines[-1].mapToParent(line.p2())
         return (float(a.x()), float(a.y())), (float(b.x()), float(b.y()))
-
-    def ruler_end(self):
-        if self.ruler is None:
-            return None
-        return self.ruler.mapToParent(self.ruler.getHandles()[1].pos())
-
-    def roi_values(self, data: np.ndarray) -> tuple[np.ndarray, float] | None:
-        """Values of ``data`` (the shown slice, real units) inside the ROI, and the ROI area in mm²."""
-        if self.roi is None:
-            return None
-        x0, y0 = self.roi.pos()
-        w, h = self.roi.size()
-        c0, c1 = int(np.floor(x0 / self.pixel_mm[0])), int(np.ceil((x0 + w) / self.pixel_mm[0]))
-        r0, r1 = int(np.floor(y0 / self.pixel_mm[1])), int(np.ceil((y0 + h) / self.pixel_mm[1]))
-        c0, r0 = max(c0, 0), max(r0, 0)
-        region = data[r0:max(r0, r1), c0:max(c0, c1)]
-        return region, float(w * h)
 
     def show_measure_text(self, text: str, at) -> None:
         if not text or at is None:
@@ -328,8 +345,6 @@ class SliceView(QWidget):
         self.measure_text.show()
 
     def clear_measurements(self) -> None:
-        for item in (self.ruler, self.roi):
-            if item is not None:
-                self.box.removeItem(item)
-        self.ruler = self.roi = None
+        self._drop_live()
+        self.show_measurements([])
         self.measure_text.hide()

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, Q
 
 from app.workspaces.base import ShellContext, WorkspaceView
 from app.workspaces.manifest import WorkspaceManifest
+from app.workspaces.radiology.measure_panel import MeasurementsPanel
 from app.workspaces.radiology.slice_view import AXIS_INDEX, SliceView
 
 log = logging.getLogger(__name__)
@@ -172,13 +173,15 @@ class RadiologyWorkspace(WorkspaceView):
     def _build(self) -> None:
         self.views = {p: SliceView(p) for p in ("axial", "coronal", "sagittal")}
         self.compare_view = SliceView("axial")
+        self.measure_panel = MeasurementsPanel(self)
+        self.measurements = self.measure_panel.measurements
         self.compare_view.title.setText("Comparison")
         for view in [*self.views.values(), self.compare_view]:
             view.scroll_requested.connect(lambda d, v=view: self.scroll(v.plane, d))
             view.cursor_requested.connect(self._cursor_from_view)
             view.window_drag.connect(self._window_drag)
             view.hover.connect(self._hover)
-            view.measurement.connect(self._measurement)
+            view.measure_drag.connect(self.measure_panel.dragged)
             view.paint_requested.connect(self._paint)
             view.slice_requested.connect(self._slice_from_slider)
 
@@ -227,7 +230,7 @@ class RadiologyWorkspace(WorkspaceView):
         reset.clicked.connect(self.reset_views)
         clear = QToolButton()
         clear.setText("Clear")
-        clear.setToolTip("Remove the ruler and ROI")
+        clear.setToolTip("Delete every ruler and ROI (the Measurements tab deletes one at a time)")
         clear.clicked.connect(self._clear_measurements)
         self.engine_button = QToolButton()
         self.engine_button.setText("Run engine")
@@ -362,6 +365,7 @@ class RadiologyWorkspace(WorkspaceView):
         self.findings_list = QListWidget()
         self.findings_list.setWordWrap(True)
         self.tabs.addTab(self.findings_list, "Findings")
+        self.tabs.addTab(self.measure_panel, "Measurements")
 
         splitter = QSplitter(Qt.Horizontal)
         splitter.addWidget(left)
@@ -573,6 +577,7 @@ class RadiologyWorkspace(WorkspaceView):
         self.layers.clear()
         self.box_layers.clear()
         self.comparison = None
+        self.measurements.clear()
         self._refresh_layer_list()
         self._refresh_box_list()
         nk, nj, ni = volume.shape
@@ -695,6 +700,7 @@ class RadiologyWorkspace(WorkspaceView):
             view.show_compare(None)
         self._render_overlay(plane)
         self._render_boxes(plane)
+        self.measure_panel.draw(plane)
         index, count = self._slice_index(plane)
         width, level = self.window
         axis = {"axial": 2, "coronal": 1, "sagittal": 0}[plane]
@@ -922,38 +928,7 @@ class RadiologyWorkspace(WorkspaceView):
         self.brush_size.setVisible(text.lower() in ("brush", "eraser"))
 
     def _clear_measurements(self) -> None:
-        for view in [*self.views.values(), self.compare_view]:
-            view.clear_measurements()
-        self.measure_label.setText("")
-
-    def _measurement(self, plane: str, what: str) -> None:
-        view = self.views[plane]
-        texts = []
-        length = view.ruler_length_mm()
-        if length is not None:
-            texts.append(f"ruler {length:.1f} mm")
-            view.show_measure_text(f"{length:.1f} mm", view.ruler_end())
-        stats = self.roi_stats(plane)
-        if stats is not None:
-            unit = self.volume.unit() if self.volume is not None else ""
-            texts.append(f"ROI mean {stats['mean']:.1f} SD {stats['sd']:.1f} min {stats['min']:.0f} "
-                         f"max {stats['max']:.0f} {unit} area {stats['area_mm2']:.1f} mm² ({stats['n']} px)")
-        self.measure_label.setText(f"{plane}: " + "   ".join(texts) if texts else "")
-
-    def roi_stats(self, plane: str) -> dict | None:
-        if self.volume is None:
-            return None
-        view = self.views[plane]
-        data = self._slice(self.volume.voxels, plane)
-        got = view.roi_values(data)
-        if got is None:
-            return None
-        region, area = got
-        if region.size == 0:
-            return None
-        real = self.volume.real(region)
-        return {"mean": float(real.mean()), "sd": float(real.std()), "min": float(real.min()),
-                "max": float(real.max()), "area_mm2": area, "n": int(real.size)}
+        self.measurements.clear()
 
     # ================================================================================= label correction
     def brush_value(self) -> int:
