@@ -5,16 +5,22 @@ takes a level-0 origin and a size in pixels of the requested level, as OpenSlide
 """
 from __future__ import annotations
 
+import math
+import re
 import threading
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from engines.core.budget import check_allocation, memory_budget
 from engines.core.engine import EngineError
 
 BACKGROUND = (255, 255, 255)
+THUMBNAIL_REGION_BYTES = 64 << 20  # a thumbnail level bigger than this is read region by region
+THUMBNAIL_STEP = 2048  # level pixels per side of one such region (16 MiB of RGBA)
 
 
 @dataclass
@@ -69,13 +75,23 @@ class SlideReader:
             raise EngineError(f"{self.path.name} is a folder; open the slide file inside it "
                               f"(for MRXS the .mrxs file beside its data folder, for DICOM WSI any .dcm of the series)")
         try:
-            self._slide = openslide.open_slide(str(self.path))
+            self._slide = _open(openslide, self.path)
+        except EngineError:
+            raise
         except (openslide.OpenSlideUnsupportedFormatError, _pil_unidentified()):
             raise EngineError(f"{self.path.name}: not a slide format OpenSlide reads, and not a plain image "
                               f"(SVS, NDPI, MRXS, SCN, tiled TIFF, DICOM WSI, PNG/JPEG)") from None
         except Exception as exc:  # noqa: BLE001 - OpenSlideError, PIL errors, OSError
             raise EngineError(f"{self.path.name}: OpenSlide cannot open this slide ({_short(exc)})") from None
         self.backend = "image" if isinstance(self._slide, openslide.ImageSlide) else "openslide"
+        if self.backend == "image":  # a plain image is decoded whole on the first read: check its size now
+            w, h = self._slide.dimensions
+            bands = len(self._slide._image.getbands()) if getattr(self._slide, "_image", None) else 4
+            try:
+                check_allocation(w * h * max(bands, 1), f"decoding this {w:,} x {h:,} pixel image", self.path)
+            except EngineError:
+                self._slide.close()
+                raise
         self._lock = threading.Lock() if self.backend == "image" else None
         self._closed = False
         props = dict(self._slide.properties)
@@ -108,6 +124,8 @@ class SlideReader:
         w, h = int(size[0]), int(size[1])
         if w <= 0 or h <= 0:
             return np.zeros((max(h, 0), max(w, 0), 3), np.uint8)
+        # OpenSlide hands back RGBA, converted to RGB here: both exist at once
+        check_allocation(w * h * 7, f"reading a region of {w:,} x {h:,} pixels", self.path)
         try:
             if self._lock is not None:
                 with self._lock:
@@ -119,20 +137,50 @@ class SlideReader:
                               f"({_short(exc)})") from None
         return _pil_to_rgb(img)
 
-    def thumbnail(self, max_size: int = 1024) -> tuple[np.ndarray, float]:
-        """(RGB thumbnail, level-0 pixels per thumbnail pixel). Read from the smallest level that is big enough."""
+    def thumbnail(self, max_size: int = 1024, *, progress=None, cancel=None) -> tuple[np.ndarray, float]:
+        """(RGB thumbnail, level-0 pixels per thumbnail pixel). Read from the smallest level that is big enough.
+
+        Decided from the header: when that level is large (a single-level slide, or a pyramid without small
+        levels), it is read region by region and each region shrunk into its place, so memory stays at one
+        region whatever the slide declares. ``progress(fraction, message)`` and ``cancel`` (with
+        ``raise_if_cancelled``) are for those long reads.
+        """
+        from PIL import Image
+
         w0, h0 = self.metadata.dimensions
         scale = max(w0, h0) / float(max_size)
         scale = max(scale, 1.0)
         level = self.best_level(scale)
         lw, lh = self.metadata.level_dimensions[level]
-        region = self.read_region((0, 0), level, (lw, lh))
         tw, th = max(1, round(w0 / scale)), max(1, round(h0 / scale))
-        if (lw, lh) != (tw, th):
-            from PIL import Image
-
-            region = np.asarray(Image.fromarray(region).resize((tw, th), Image.BILINEAR))
-        return region, w0 / tw
+        check_allocation(tw * th * 3 * 2, f"a {tw:,} x {th:,} thumbnail", self.path)
+        budget = memory_budget()
+        if lw * lh * 4 <= min(THUMBNAIL_REGION_BYTES, budget // 8):
+            region = self.read_region((0, 0), level, (lw, lh))
+            if (lw, lh) != (tw, th):
+                region = np.asarray(Image.fromarray(region).resize((tw, th), Image.BILINEAR))
+            return region, w0 / tw
+        ds = self.metadata.level_downsamples[level]
+        out = Image.new("RGB", (tw, th), BACKGROUND)
+        # regions of at most an eighth of the budget each (read_region holds RGBA and RGB: 7 bytes a pixel)
+        step = max(256, min(THUMBNAIL_STEP, int(math.sqrt(budget / 56)) // 256 * 256))
+        cols, rows = range(0, lw, step), range(0, lh, step)
+        total, done = len(cols) * len(rows), 0
+        for y in rows:
+            ty0, ty1 = round(y * th / lh), round(min(y + step, lh) * th / lh)
+            for x in cols:
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                tx0, tx1 = round(x * tw / lw), round(min(x + step, lw) * tw / lw)
+                done += 1
+                if tx1 <= tx0 or ty1 <= ty0:
+                    continue
+                w, h = min(step, lw - x), min(step, lh - y)
+                part = self.read_region((int(round(x * ds)), int(round(y * ds))), level, (w, h))
+                out.paste(Image.fromarray(part).resize((tx1 - tx0, ty1 - ty0), Image.BOX), (tx0, ty0))
+                if progress is not None and done % 16 == 0:
+                    progress(done / total, f"reading the thumbnail of {self.path.name} ({done:,}/{total:,} regions)")
+        return np.asarray(out), w0 / tw
 
     def best_level(self, downsample: float) -> int:
         """The highest-resolution level whose downsample is <= ``downsample`` (OpenSlide's rule, no resampling up)."""
@@ -166,6 +214,25 @@ class SlideReader:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _open(openslide, path: Path):
+    """OpenSlide for slide formats, else a plain image through Pillow, whose decompression-bomb limit becomes
+    one plain sentence (the size check against the memory budget follows in SlideReader)."""
+    from PIL import Image
+
+    if openslide.OpenSlide.detect_format(str(path)) is not None:
+        return openslide.OpenSlide(str(path))
+    try:
+        with warnings.catch_warnings():
+            # between Pillow's warning and error limits the memory budget decides, not a warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return openslide.ImageSlide(str(path))
+    except Image.DecompressionBombError as exc:
+        found = re.findall(r"\d+", str(exc))
+        size = f" of {int(found[0]):,} pixels" if found else ""
+        raise EngineError(f"{path.name}: the image{size} is too large to decode as a plain PNG/JPEG image; "
+                          f"save it as a tiled, pyramidal TIFF (or another slide format) to open it") from None
 
 
 def open_slide(path: str | Path, check: bool = True) -> SlideReader:

@@ -493,6 +493,11 @@ class SlideCanvas(QWidget):
 
     def _request_tiles(self, level: int, rect0) -> None:
         keys = self.tiles_for(level, rect0)
+        if len(keys) > self.cache.max_tiles // 2:
+            # a slide without a small enough level (one huge level): the thumbnail stands in until the user
+            # zooms in far enough; queueing tens of thousands of full-resolution tiles would never finish
+            self.loader.set_wanted(set(self.loader.pending))
+            return
         wanted = list(keys)
         if self.prefetch:
             ring = [k for k in self.tiles_for(level, rect0, ring=1) if k not in keys]
@@ -533,7 +538,10 @@ class SlideCanvas(QWidget):
         if self.meta is None:
             return True
         level = self.current_level()
-        return all(k in self.cache for k in self.tiles_for(level, self.transform().visible_level0()))
+        keys = self.tiles_for(level, self.transform().visible_level0())
+        if len(keys) > self.cache.max_tiles // 2:  # not loaded at this zoom (see _request_tiles)
+            return True
+        return all(k in self.cache for k in keys)
 
     # -- painting ----------------------------------------------------------------------------------------
     def paintEvent(self, event) -> None:  # noqa: N802 - Qt name

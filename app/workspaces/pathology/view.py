@@ -38,7 +38,7 @@ def open_slide_job(path: Path, canvas_size: tuple[int, int]):
         try:
             cancel.raise_if_cancelled()
             progress(None, "reading the thumbnail")
-            thumb, thumb_scale = reader.thumbnail(1024)
+            thumb, thumb_scale = reader.thumbnail(1024, progress=progress, cancel=cancel)
             meta = reader.metadata
             w0, h0 = meta.dimensions
             scale = min(canvas_size[0] / w0, canvas_size[1] / h0) * 0.95
