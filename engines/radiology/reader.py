@@ -948,17 +948,42 @@ def _default_window(ds) -> tuple[float, float] | None:
 
 # ----------------------------------------------------------------------------------------------------
 def load_volume_file(path: str | Path, *, progress: ProgressFn = no_progress) -> Volume:
-    """NIfTI, MHA/MHD or NRRD through SimpleITK (which reports LPS geometry)."""
+    """NIfTI, MHA/MHD or NRRD through SimpleITK (which reports LPS geometry). The header is read first: the
+    declared size is checked against the memory budget and against the bytes the file holds (a gzip stream cut
+    short would otherwise read back as zeros), before the voxels are read."""
     import SimpleITK as sitk
 
     path = Path(path)
-    progress(None, f"reading {path.name}")
+    name = display_name(path)
+    progress(None, f"reading {name}")
+    info = sitk.ImageFileReader()
+    info.SetFileName(str(path))
+    try:
+        info.ReadImageInformation()
+    except RuntimeError as exc:
+        raise EngineError(_sitk_problem(path, exc, "volume")) from None
+    size = [int(v) for v in info.GetSize()]
+    item = np.dtype(sitk.GetArrayViewFromImage(sitk.Image([1] * 2, info.GetPixelID())).dtype).itemsize \
+        if info.GetPixelID() != sitk.sitkUnknown else 1
+    nbytes = int(np.prod(size, dtype=np.int64)) * item
+    check_allocation(nbytes, f"the volume ({' x '.join(map(str, size))} voxels)", path)
+    _check_volume_bytes(path, nbytes)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        last = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
-        raise EngineError(f"{path.name}: cannot read this volume ({last})") from None
-    findings = []
+        raise EngineError(_sitk_problem(path, exc, "volume")) from None
+    findings = _header_spacing_findings(path)
+    if image.GetDimension() > 4:
+        size = list(image.GetSize())
+        extra = " x ".join(str(v) for v in size[3:])
+        findings.append(f"{image.GetDimension()}-D volume ({extra} images beyond the first three axes): showing "
+                        f"the first")
+        try:
+            image = sitk.Extract(image, size[:3] + [0] * (len(size) - 3), [0] * len(size))
+        except RuntimeError as exc:
+            log.info("cannot extract a 3-D volume from %s: %s", display_name(path, full=True), exc)
+            raise EngineError(f"{name}: a {image.GetDimension()}-D volume ({' x '.join(map(str, size))}); the "
+                              f"workstation shows 3-D volumes and the first time point of 4-D ones") from None
     if image.GetNumberOfComponentsPerPixel() > 1:
         image = sitk.VectorIndexSelectionCast(image, 0)
         findings.append("the volume has several components per voxel: showing the first")
@@ -973,12 +998,129 @@ def load_volume_file(path: str | Path, *, progress: ProgressFn = no_progress) ->
     del image
     modality = guess_modality(arr)
     volume = Volume(voxels=arr, geometry=geometry, modality=modality, findings=findings,
-                    meta={"series_description": path.name, "window": None}, source_geometry=geometry,
+                    meta={"series_description": name, "window": None}, source_geometry=geometry,
                     source_shape=tuple(arr.shape), source_path=path)
     view, geom, _ = reorient_to_lps(arr, geometry)
     volume.voxels, volume.geometry = view, geom
     progress(1.0, "volume ready")
     return volume
+
+
+def _header_spacing_findings(path: Path) -> list[str]:
+    """What ITK changes silently: a NIfTI pixdim of 0 or NaN becomes 1 mm, a negative MHA/NIfTI spacing its
+    absolute value. Said as findings, so distances are not trusted blindly."""
+    values: list[float] = []
+    low = path.name.lower()
+    try:
+        if low.endswith((".nii", ".nii.gz")):
+            import gzip
+
+            import nibabel
+
+            opener = gzip.open if low.endswith(".gz") else open
+            with opener(path, "rb") as fh:  # the raw header: nibabel.load would fix pixdim (and log it)
+                header = nibabel.Nifti1Header.from_fileobj(fh, check=False)
+            if int(header["sform_code"]) == 0:
+                values = [float(v) for v in header["pixdim"][1:4]]
+        elif low.endswith((".mha", ".mhd")):
+            with open(path, "rb") as fh:
+                text = fh.read(8192).decode("latin-1")
+            for line in text.splitlines():
+                key, _, value = line.partition("=")
+                if key.strip() in ("ElementSpacing", "ElementSize"):
+                    values = [float(v) for v in value.split()]
+                    break
+    except Exception:  # noqa: BLE001 - only a cross-check of what SimpleITK read
+        log.debug("no header cross-check for %s", display_name(path, full=True), exc_info=True)
+        return []
+    shown = " x ".join(f"{v:g}" for v in values)
+    if any(not np.isfinite(v) or v == 0 for v in values):
+        return [f"the header gives a voxel size of {shown} mm (zero or not a number): shown with 1 mm there, so "
+                f"distances and volumes along that axis are not real"]
+    if any(v < 0 for v in values):
+        return [f"the header gives a negative voxel size ({shown} mm): its absolute value is used"]
+    return []
+
+
+def _check_volume_bytes(path: Path, nbytes: int) -> None:
+    """Refuse a volume whose file holds fewer voxel bytes than its header declares: ITK reads a gzip stream
+    cut short (or a .nii cut short) as zeros without a word."""
+    with open(path, "rb") as fh:
+        head = fh.read(540)
+        if head[:2] == b"\x1f\x8b":  # gzip: decompress as a stream, counting, to its end-of-stream marker
+            import zlib
+
+            fh.seek(0)
+            stream = zlib.decompressobj(wbits=31)
+            total, header = 0, b""
+            try:
+                while not stream.eof:
+                    chunk = fh.read(1 << 20)
+                    if not chunk:
+                        break
+                    data = stream.decompress(chunk)
+                    if len(header) < 540:
+                        header += data[:540 - len(header)]
+                    total += len(data)
+            except zlib.error as exc:
+                log.info("gzip stream of %s is damaged: %s", display_name(path, full=True), exc)
+                raise EngineError(f"{display_name(path)}: its compressed data is damaged ({_plain_zlib(exc)}): "
+                                  f"the file cannot be read") from None
+            need = nbytes + _nifti_data_offset(header)
+            if not stream.eof or total < need:
+                raise EngineError(f"{display_name(path)}: the file is truncated (its compressed data ends after "
+                                  f"{_bytes(total)} of the {_bytes(need)} the header declares); refused rather "
+                                  f"than shown with missing voxels as zeros")
+            return
+    offset = _nifti_data_offset(head)
+    if offset:  # an uncompressed NIfTI: header, then the voxels
+        have = path.stat().st_size
+        if have < offset + nbytes:
+            raise EngineError(f"{display_name(path)}: the file is truncated ({_bytes(have)}, the header declares "
+                              f"{_bytes(offset + nbytes)}); refused rather than shown with missing voxels as zeros")
+
+
+def _nifti_data_offset(head: bytes) -> int:
+    """Where a NIfTI-1/2 header says the voxels start (vox_offset); 0 when ``head`` is not a NIfTI header."""
+    for order in ("<", ">"):
+        if len(head) >= 348 and struct.unpack(order + "i", head[:4])[0] == 348:
+            value = struct.unpack(order + "f", head[108:112])[0]
+            return max(352, int(value)) if np.isfinite(value) else 352
+        if len(head) >= 540 and struct.unpack(order + "i", head[:4])[0] == 540:
+            return max(544, int(struct.unpack(order + "q", head[168:176])[0]))
+    return 0
+
+
+def _plain_zlib(exc: Exception) -> str:
+    text = str(exc).lower()
+    if "invalid" in text or "incorrect" in text:
+        return "the gzip stream is corrupt"
+    return "the gzip stream cannot be decompressed"
+
+
+def _sitk_problem(path: Path, exc: Exception, noun: str) -> str:
+    """One plain sentence for a SimpleITK/ITK read error (whose raw text, with source file and line, goes to
+    the log)."""
+    text = str(exc)
+    log.info("SimpleITK cannot read %s: %s", display_name(path, full=True), text)
+    low = text.lower()
+    name = display_name(path)
+    if "spacing" in low:
+        reason = ("its header gives a voxel spacing that is zero, negative or not a number, so distances "
+                  "cannot be measured; the file is refused")
+    elif "direction" in low or "singular" in low or "orthogonal" in low or "transformmatrix" in low:
+        reason = ("its header gives an orientation (direction cosines) that is all zero or degenerate, so "
+                  "the voxels cannot be placed in the patient; the file is refused")
+    elif "gzip" in low or "gzread" in low or "zlib" in low or "bytes but received" in low:
+        reason = "its compressed voxel data is damaged or cut short (a truncated file?); the file is refused"
+    elif "not read completely" in low or "data file" in low or "no such file" in low or "short" in low:
+        reason = ("its voxel data is missing or shorter than its header declares (a truncated file, or a "
+                  "detached data file that is not there); the file is refused")
+    elif "unable to determine imageio" in low or "could not create io object" in low:
+        reason = f"this is not a {noun} format the workstation reads (NIfTI, MHA/MHD, NRRD)"
+    else:
+        reason = f"the file is damaged or not a readable {noun} (details in the log)"
+    return f"{name}: cannot read this {noun}: {reason}"
 
 
 def load_volume_folder(path: str | Path, *, progress: ProgressFn = no_progress,
