@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 PROG = "csi-workstation"
-SUBCOMMANDS = ("engines", "inspect", "run", "self-test", "screenshot", "gui")
+SUBCOMMANDS = ("engines", "inspect", "run", "batch", "self-test", "screenshot", "gui")
 
 
 class UsageError(Exception):
@@ -62,6 +62,10 @@ def build_parser() -> _Parser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="engine option (repeatable), e.g. --set min_voxels=50")
 
+    from app.batch_cli import add_parser as add_batch_parser
+
+    add_batch_parser(sub)
+
     p = sub.add_parser("self-test", help="open every workspace offscreen and run every engine on its sample")
     p.add_argument("--json", action="store_true")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per item")
@@ -93,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_gui(gui.parse_args(argv))
         parser = build_parser()
         args, extra = parser.parse_known_args(argv)
-        if extra and args.command == "run":
-            args.set = list(args.set) + _engine_options(extra)
+        if extra and args.command in ("run", "batch"):
+            args.set = list(getattr(args, "set", [])) + _engine_options(extra)
         elif extra:
             raise UsageError(f"unrecognized arguments: {' '.join(extra)}")
     except UsageError as exc:
@@ -111,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {
             "gui": cmd_gui, "engines": cmd_engines, "inspect": cmd_inspect, "run": cmd_run,
-            "self-test": cmd_self_test, "screenshot": cmd_screenshot,
+            "self-test": cmd_self_test, "screenshot": cmd_screenshot, "batch": cmd_batch,
         }[args.command](args)
     except UsageError as exc:
         return _fail(str(exc), 2)
@@ -323,6 +327,12 @@ def _parse_options(pairs: list[str]) -> dict:
         except json.JSONDecodeError:
             options[key] = value
     return options
+
+
+def cmd_batch(args) -> int:
+    from app.batch_cli import cmd_batch as run
+
+    return run(args, _parse_options(getattr(args, "set", [])))
 
 
 def cmd_run(args) -> int:
