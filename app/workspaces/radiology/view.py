@@ -30,11 +30,13 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, Q
 
 from app.workspaces.base import ShellContext, WorkspaceView
 from app.workspaces.manifest import WorkspaceManifest
+from app.workspaces.radiology.dialogs import confirm_discard_edits
 from app.workspaces.radiology.measure_panel import MeasurementsPanel
 from app.workspaces.radiology.slice_view import AXIS_INDEX, SliceView
 
 log = logging.getLogger(__name__)
 
+NO_COMPARISON = "No comparison image (run an image-to-image engine)."
 # (name, width, level) in HU
 CT_PRESETS = [("Brain", 80, 40), ("Subdural", 215, 75), ("Stroke", 40, 40), ("Lung", 1500, -600),
               ("Mediastinum", 350, 50), ("Abdomen", 400, 40), ("Liver", 150, 30), ("Bone", 1800, 400)]
@@ -54,6 +56,7 @@ class LabelLayer:
     hidden_labels: set[int] = field(default_factory=set)
     source: Any = None  # the LabelMap as given (its own geometry), for export
     autosave_stem: str = ""  # file stem of this layer's autosave, once it has one
+    unsaved: bool = False  # edited by the user since it was last exported
 
     _lut: np.ndarray | None = None
     _lut_key: tuple | None = None
@@ -351,7 +354,7 @@ class RadiologyWorkspace(WorkspaceView):
         crow.addWidget(self.compare_box)
         crow.addWidget(self.swipe_slider)
         lay.addLayout(crow)
-        self.compare_label = QLabel("No comparison image (run an image-to-image engine).")
+        self.compare_label = QLabel(NO_COMPARISON)
         self.compare_label.setWordWrap(True)
         lay.addWidget(self.compare_label)
         self.tabs.addTab(layers_tab, "Layers")
@@ -520,6 +523,9 @@ class RadiologyWorkspace(WorkspaceView):
                 self.add_label_layer(result["label_map"], name=path.name)
                 for problem in result.get("problems", []):
                     self.context.notify("warning", f"{path.name}: {problem}", "")
+            elif result["kind"] in ("volume", "scan") and result["volume"] is not None \
+                    and not self._may_replace(path.name):
+                return
             elif result["kind"] == "volume":
                 self.scan = None
                 self._fill_series([], {})
@@ -553,8 +559,20 @@ class RadiologyWorkspace(WorkspaceView):
             return reader.load_series(series, progress=progress, cancel=cancel,
                                       on_first_slice=lambda arr, vol: relay.preview.emit(reader.preview_of(arr, vol)))
 
+        def done(volume) -> None:
+            if self._may_replace(series.title()):
+                self.set_volume(volume)
+
         self.context.tasks.submit(job, title=f"Loading {series.title()}", owner=f"{self.manifest.id}:open",
-                                  on_result=self.set_volume, on_error=self._error)
+                                  on_result=done, on_error=self._error)
+
+    def _may_replace(self, what: str) -> bool:
+        """Whether the shown image may give way to ``what``: asks first when label edits were not exported."""
+        names = [layer.name for layer in self.layers if layer.unsaved]
+        if self.volume is None or not names or confirm_discard_edits(self, names, what):
+            return True
+        self.context.notify("info", f"{what} was not opened: the current image and its edits stay open", "")
+        return False
 
     def _show_preview(self, preview: dict) -> None:
         """First pixels on screen while the rest of the series decodes (axial view only)."""
@@ -571,12 +589,22 @@ class RadiologyWorkspace(WorkspaceView):
 
     # ================================================================================= volume
     def set_volume(self, volume) -> None:
-        """Show ``volume`` (an engines.radiology.reader.Volume); clears the overlays of the previous one."""
+        """Show ``volume`` (an engines.radiology.reader.Volume); nothing of the previous image stays: layers,
+        comparison, measurements, undo and layout start afresh (pending label edits are autosaved first)."""
+        if self._dirty and self.volume is not None:
+            self._autosave_timer.stop()
+            self.autosave_now()
         self.volume = volume
         self._preview_active = False
         self.layers.clear()
         self.box_layers.clear()
         self.comparison = None
+        self.compare_label.setText(NO_COMPARISON)
+        self.compare_box.blockSignals(True)
+        self.compare_box.setCurrentText("Off")
+        self.compare_box.blockSignals(False)
+        self.compare_mode, self._flicker_on, self._stroke = "off", False, None
+        self._flicker.stop()
         self.measurements.clear()
         self._refresh_layer_list()
         self._refresh_box_list()
@@ -596,15 +624,14 @@ class RadiologyWorkspace(WorkspaceView):
         else:
             self.window = self._auto_window_values()
         self.invert_box.setChecked(bool(volume.invert))
-        flat = [n for n, axis in ((nk, "axial"), (nj, "coronal"), (ni, "sagittal")) if n == 1]
         if nk == 1:
             self.set_layout("single", "axial")
         elif nj == 1:
             self.set_layout("single", "coronal")
         elif ni == 1:
             self.set_layout("single", "sagittal")
-        elif flat == [] and self.layout_mode == "single" and self.layout_box.currentIndex() in (1, 2, 3):
-            self._arrange()
+        else:
+            self.set_layout("three")
         self._undo.clear()
         self._dirty.clear()
         self.undo_button.setEnabled(False)
@@ -980,6 +1007,7 @@ class RadiologyWorkspace(WorkspaceView):
             self._mark_edited(layer)
 
     def _mark_edited(self, layer: LabelLayer) -> None:
+        layer.unsaved = True
         self._dirty.add(id(layer))
         self.undo_button.setEnabled(bool(self._undo))
         self._render_all()
@@ -1508,11 +1536,10 @@ class RadiologyWorkspace(WorkspaceView):
         label_map = self._export_layer()
         if label_map is None:
             return None
-        volume = self.volume
+        volume, layer = self.volume, self.current_layer()
         return self.context.tasks.submit(lambda p, c: write_seg(label_map, volume, path, algorithm=label_map.source),
                                          title=f"Exporting {Path(path).name}", owner=f"{self.manifest.id}:export",
-                                         on_result=lambda out: self.context.notify("info", f"Saved {out}", ""),
-                                         on_error=self._error)
+                                         on_result=lambda out: self._exported(layer, out), on_error=self._error)
 
     def export_labels(self, path: Path):
         from engines.radiology.overlays import write_label_file
@@ -1520,10 +1547,14 @@ class RadiologyWorkspace(WorkspaceView):
         label_map = self._export_layer()
         if label_map is None:
             return None
+        layer = self.current_layer()
         return self.context.tasks.submit(lambda p, c: write_label_file(label_map, path),
                                          title=f"Exporting {Path(path).name}", owner=f"{self.manifest.id}:export",
-                                         on_result=lambda out: self.context.notify("info", f"Saved {out[0]}", ""),
-                                         on_error=self._error)
+                                         on_result=lambda out: self._exported(layer, out[0]), on_error=self._error)
+
+    def _exported(self, layer: LabelLayer, out) -> None:
+        layer.unsaved = False
+        self.context.notify("info", f"Saved {out}", "")
 
     def export_boxes(self, path: Path):
         from engines.radiology.overlays import write_boxes_json
