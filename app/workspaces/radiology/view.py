@@ -33,6 +33,7 @@ from app.workspaces.manifest import WorkspaceManifest
 from app.workspaces.radiology.dialogs import confirm_discard_edits
 from app.workspaces.radiology.measure_panel import MeasurementsPanel
 from app.workspaces.radiology.slice_view import AXIS_INDEX, SliceView
+from engines.radiology.labelstats import empty_layer_problem
 
 log = logging.getLogger(__name__)
 
@@ -975,7 +976,7 @@ class RadiologyWorkspace(WorkspaceView):
         layer = self.current_layer()
         if layer is None:
             layer = self.add_label_layer(np.zeros(self.volume.shape, np.uint8), None, {1: "correction"},
-                                         name="corrections")
+                                         name="corrections", user_created=True)
         axis = {"axial": 2, "coronal": 1, "sagittal": 0}[plane]
         index = self.cursor[axis]
         target = self._slice(layer.labels, plane)  # a view: painting writes into the layer
@@ -1116,10 +1117,10 @@ class RadiologyWorkspace(WorkspaceView):
 
     # ================================================================================= layers: public API
     def add_label_layer(self, labels, geometry=None, names: Mapping[int, str] | None = None,
-                        name: str = "") -> LabelLayer | None:
+                        name: str = "", user_created: bool = False) -> LabelLayer | None:
         """Add a label map: an ndarray ``[k, j, i]`` with its ``Geometry`` (the display grid if None), a
         SimpleITK image, or an ``engines.radiology.overlays.LabelMap``. It is resampled onto the image grid
-        through patient coordinates."""
+        through patient coordinates. ``user_created``: a layer made here to paint on (empty by design)."""
         from engines.radiology.overlays import LabelMap
 
         if self.volume is None:
@@ -1141,9 +1142,10 @@ class RadiologyWorkspace(WorkspaceView):
         layer = LabelLayer(name=name or label_map.source or f"labels {len(self.layers) + 1}",
                            labels=np.ascontiguousarray(grid.labels), names=dict(grid.names),
                            colours=dict(grid.colours), source=label_map)
-        if not layer.labels.any():
-            self.context.notify("warning", f"Label layer '{layer.name}' is empty on this image "
-                                           f"(different patient position or frame of reference?)", "")
+        problem = empty_layer_problem(layer.name, bool(label_map.labels.any()), bool(layer.labels.any()),
+                                      user_created)
+        if problem:
+            self.context.notify("warning", problem, "")
         self.layers.append(layer)
         self._refresh_layer_list()
         self.layer_list.setCurrentRow(len(self.layers) - 1)
