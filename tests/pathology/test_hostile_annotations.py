@@ -74,9 +74,10 @@ def test_nan_literals_in_the_json_text_are_refused(tmp_path):
 
 def test_a_non_numeric_colour_in_the_autosave_opens_normalised(window, qtbot, small_pyramid):
     target = autosave_path(small_pyramid)
-    target.write_text(json.dumps({"type": "FeatureCollection", "features": [
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps({"schema": 1, "data": {"type": "FeatureCollection", "features": [
         _feature(SQUARE, name="red one", color=[999, -5, "red"]),
-        _feature([[[0, 0], [float("nan"), 1], [2, 2], [0, 0]]], name="nan one")]}))
+        _feature([[[0, 0], [float("nan"), 1], [2, 2], [0, 0]]], name="nan one")]}}))
     view = window.switch_to("pathology")
     before = len(window.notifications.items)
     with qtbot.waitSignal(view.opened, timeout=60000):

@@ -93,10 +93,11 @@ def test_store_undo_redo_and_autosave_path(tmp_path):
     store.remove(b.id)
     assert len(store.items) == 1 and store.dirty
     assert calls[-1] == 1
-    target = autosave_path(tmp_path / "slide.svs")
-    assert target.parent.exists() and target.suffix == ".geojson" and "slide" in target.name
-    assert autosave_path(tmp_path / "slide.svs") == target
-    store.save(target)
+    target = autosave_path(tmp_path / "slide.svs")  # the shared autosave service's keying rule
+    assert target.parent.name == "pathology" and target.suffix == ".json"
+    assert autosave_path(tmp_path / "sub" / ".." / "slide.svs") == target
+    assert autosave_path(tmp_path / "other.svs") != target
+    target = store.save(tmp_path / "saved.geojson")
     other = AnnotationStore()
     other.load(target)
     assert [x.points for x in other.items] == [x.points for x in store.items] and not other.can_undo

@@ -137,7 +137,7 @@ def test_draw_rectangle_autosave_undo_export_import(opened, qtbot, tmp_path):
     t = canvas.transform()
     assert ann.points[0] == pytest.approx(t.to_level0(200, 200), abs=1e-6)
     target = autosave_path(view.slide_path)
-    qtbot.waitUntil(lambda: target.exists() and len(json.loads(target.read_text())["features"]) == 1, timeout=10000)
+    qtbot.waitUntil(lambda: target.exists() and len(json.loads(target.read_text())["data"]["features"]) == 1, timeout=10000)
     view.set_tool("polygon")
     for p in (QPoint(400, 400), QPoint(480, 400), QPoint(450, 470)):
         qtbot.mouseClick(canvas, Qt.LeftButton, pos=p)
@@ -146,7 +146,7 @@ def test_draw_rectangle_autosave_undo_export_import(opened, qtbot, tmp_path):
     assert len(view.store.items[1].points) == 3
     view.store.undo()
     assert len(view.store.items) == 1
-    qtbot.waitUntil(lambda: len(json.loads(target.read_text())["features"]) == 1, timeout=10000)
+    qtbot.waitUntil(lambda: len(json.loads(target.read_text())["data"]["features"]) == 1, timeout=10000)
     out = tmp_path / "export.geojson"
     task = view.export_annotations(out)
     qtbot.waitUntil(lambda: not task.active, timeout=10000)
@@ -158,9 +158,13 @@ def test_draw_rectangle_autosave_undo_export_import(opened, qtbot, tmp_path):
 
 
 def test_autosaved_annotations_come_back_when_the_slide_reopens(window, qtbot, small_pyramid):
+    """Annotations autosaved by an earlier version (its own folder, plain GeoJSON) are still read."""
+    from engines.pathology.annotations import legacy_autosave_path
     from engines.pathology.geojson import Annotation, write_geojson
 
-    write_geojson(autosave_path(small_pyramid), [Annotation("polygon", [(1, 1), (50, 1), (20, 40)], name="kept")])
+    legacy = legacy_autosave_path(small_pyramid)
+    legacy.parent.mkdir(parents=True, exist_ok=True)
+    write_geojson(legacy, [Annotation("polygon", [(1, 1), (50, 1), (20, 40)], name="kept")])
     view = window.switch_to("pathology")
     with qtbot.waitSignal(view.opened, timeout=60000):
         view.open_path(small_pyramid)

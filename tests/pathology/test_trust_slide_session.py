@@ -38,9 +38,10 @@ def test_undo_after_opening_another_slide_does_not_bring_the_first_slides_annota
     view.autosave()
     assert window.tasks.wait_idle(20)
     saved_b = autosave_path(second_slide)
-    names = [f["properties"].get("name") for f in json.loads(saved_b.read_text())["features"]] \
+    names = [f["properties"].get("name") for f in json.loads(saved_b.read_text())["data"]["features"]] \
         if saved_b.exists() else []
     assert "A one" not in names and "A two" not in names
     # A's own edits were saved to A's file when B opened
-    saved_a = json.loads(autosave_path(small_pyramid).read_text())
+    view._autosaver.flush()
+    saved_a = json.loads(autosave_path(small_pyramid).read_text())["data"]
     assert [f["properties"]["name"] for f in saved_a["features"]] == ["A one", "A two"]

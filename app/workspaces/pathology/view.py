@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -65,17 +66,11 @@ def open_slide_job(path: Path, canvas_size: tuple[int, int]):
                     associated[name] = qimage_from_rgb(np.asarray(im.convert("RGB")))
                 except Exception:  # noqa: BLE001 - a broken label image is skipped
                     continue
-            annotations, notices = None, []
-            from engines.pathology.annotations import autosave_path
-            from engines.pathology.geojson import load_geojson
+            from engines.core.autosave import clean_stale_temps
+            from engines.pathology.annotations import autosave_path, load_saved_annotations
 
-            saved = autosave_path(path)
-            if saved.exists():
-                parsed = load_geojson(saved)
-                annotations = parsed.annotations
-                note = parsed.summary(f"The saved annotations of {path.name}")
-                if note:
-                    notices.append(note)
+            clean_stale_temps(autosave_path(path).parent)
+            annotations, notices = load_saved_annotations(path)
         except BaseException:
             reader.close()
             raise
@@ -90,6 +85,7 @@ class PathologyWorkspace(WorkspaceView):
     """Whole-slide viewer + C4d analysis + annotations."""
 
     analysis_finished = Signal(object)
+    _autosave_failed = Signal(str)
 
     def __init__(self, manifest: WorkspaceManifest, context: ShellContext, parent: QWidget | None = None) -> None:
         super().__init__(manifest, context, parent)
@@ -105,6 +101,13 @@ class PathologyWorkspace(WorkspaceView):
         self._autosave_timer.setSingleShot(True)
         self._autosave_timer.setInterval(400)
         self._autosave_timer.timeout.connect(self.autosave)
+        from engines.core.autosave import AutosaveWriter
+
+        self._autosave_failed.connect(lambda m: self.context.notify("error", m, ""))
+        self._autosaver = AutosaveWriter(on_error=self._autosave_failed.emit)  # emitted on the writer thread
+        self._autosave_lock = threading.Lock()
+        self._autosave_gen = 0  # snapshots are numbered on the GUI thread; a stale one is never queued after a newer
+        self._autosave_queued = 0
 
         self.canvas = SlideCanvas()
         self.canvas.cursor_moved.connect(self._cursor)
@@ -722,18 +725,28 @@ class PathologyWorkspace(WorkspaceView):
             self.store.remove(self.canvas.selected_id)
 
     def autosave(self) -> None:
-        """Write the annotations beside the user data, off the GUI thread (an empty list is saved too)."""
+        """Queue the annotations to the shared autosave writer; the payload is built off the GUI thread
+        (an empty list is saved too)."""
         if self.slide_path is None or not self.store.dirty:
             return
-        from engines.pathology.annotations import autosave_path
-        from engines.pathology.geojson import write_geojson
-
-        items = copy.deepcopy(self.store.items)
-        target = autosave_path(self.slide_path)
+        items = list(self.store.items)  # annotations are replaced, never changed in place: a cheap snapshot
         self.store.dirty = False
-        self.context.tasks.submit(lambda p, c: write_geojson(target, items), title="Autosaving annotations",
-                                  owner=f"pathology:autosave:{target.name}",
+        self._autosave_gen += 1
+        gen, slide = self._autosave_gen, self.slide_path
+        self.context.tasks.submit(lambda p, c: self._queue_autosave(gen, slide, items),
+                                  title="Autosaving annotations", owner=f"pathology:autosave:{gen}",
                                   on_error=lambda m, d: self.context.notify("error", m, d))
+
+    def _queue_autosave(self, gen: int, slide: Path, items: list, delay: float = 0.2) -> None:
+        """Worker (or closing): serialise and queue one snapshot unless a newer one was queued already."""
+        from engines.pathology.annotations import AUTOSAVE_SCHEMA, autosave_path, autosave_payload
+
+        payload = autosave_payload(slide, items)
+        with self._autosave_lock:
+            if gen < self._autosave_queued:
+                return
+            self._autosave_queued = gen
+            self._autosaver.save(autosave_path(slide), payload, schema=AUTOSAVE_SCHEMA, delay=delay)
 
     def _export_annotations_dialog(self) -> None:
         if self.slide_path is None:
@@ -798,7 +811,8 @@ class PathologyWorkspace(WorkspaceView):
     def shutdown(self) -> None:
         self._autosave_timer.stop()
         if self.slide_path is not None and self.store.dirty:
-            from engines.pathology.annotations import autosave_path
-
-            self.store.save(autosave_path(self.slide_path))  # closing: the last write may run here
+            self._autosave_gen += 1  # closing: the last snapshot is queued here, then written before we return
+            self._queue_autosave(self._autosave_gen, self.slide_path, list(self.store.items), delay=0.0)
+            self.store.dirty = False
+        self._autosaver.close(timeout=10.0)
         self.canvas.shutdown()
