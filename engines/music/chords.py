@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from engines.core.atomic import atomic_write_text
 from engines.core.engine import EngineError
@@ -320,12 +322,52 @@ class ChordTrack:
 
     @classmethod
     def from_json(cls, text: str) -> "ChordTrack":
-        raw = json.loads(text)
+        """Read the workstation's chord-track JSON; ValueError/TypeError (with the reason) for anything else."""
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> "ChordTrack":
+        """A chord track from its JSON object, checked field by field (autosaves and files are untrusted).
+
+        Raises ValueError or TypeError naming the first problem: not an object, a wrong format tag, a
+        duration or time that is not a finite number, segments out of order, an unknown chord label, a
+        transpose that is not a whole number of semitones in -11..11.
+        """
+        if not isinstance(raw, dict):
+            raise TypeError(f"a chord track is a JSON object, not {type(raw).__name__}")
         if raw.get("format") != "csi-workstation/chord-track@1":
             raise ValueError("not a chord track file")
-        track = cls([ChordSegment(**s) for s in raw["segments"]], raw["duration"], raw.get("key", ""),
-                    raw.get("key_confidence", 0.0), raw.get("source", ""), raw.get("transpose", 0))
-        return track
+        duration = _finite(raw.get("duration"), "duration")
+        if duration < 0:
+            raise ValueError("the duration is negative")
+        transpose = raw.get("transpose", 0)
+        if not isinstance(transpose, int) or isinstance(transpose, bool) or not -11 <= transpose <= 11:
+            raise ValueError(f"transpose must be a whole number of semitones from -11 to 11, not {transpose!r}")
+        texts = {name: raw.get(name, "") for name in ("key", "source")}
+        for name, value in texts.items():
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be text, not {type(value).__name__}")
+        key_conf = _finite(raw.get("key_confidence", 0.0), "key_confidence")
+        items = raw.get("segments")
+        if not isinstance(items, list):
+            raise TypeError("segments must be a list")
+        segs: list[ChordSegment] = []
+        for n, item in enumerate(items, 1):
+            if not isinstance(item, dict):
+                raise TypeError(f"segment {n} is not an object")
+            start, end = _finite(item.get("start"), f"segment {n} start"), _finite(item.get("end"), f"segment {n} end")
+            if not 0 <= start < end or end > duration + 1.0 or (segs and start < segs[-1].end - 1e-6):
+                raise ValueError(f"segment {n} ({start}-{end} s) is out of order or outside the recording")
+            label = item.get("label")
+            if not isinstance(label, str):
+                raise TypeError(f"segment {n} has no chord label")
+            try:
+                label = normalize_label(label)
+            except ValueError:
+                raise ValueError(f"segment {n} has an unknown chord label {label[:40]!r}") from None
+            conf = _finite(item.get("confidence", 1.0), f"segment {n} confidence")
+            segs.append(ChordSegment(start, end, label, min(1.0, max(0.0, conf))))
+        return cls(segs, duration, texts["key"], key_conf, texts["source"], transpose)
 
     @classmethod
     def from_lab_text(cls, text: str, duration: float | None = None, source: str = "lab file") -> "ChordTrack":
@@ -350,6 +392,49 @@ class ChordTrack:
     @classmethod
     def read_lab(cls, path: Path, duration: float | None = None) -> "ChordTrack":
         return cls.from_lab_text(Path(path).read_text(encoding="utf-8"), duration)
+
+
+def _finite(value: Any, name: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {str(value)[:40]!r}")
+    return float(value)
+
+
+#: version of the chord-edit autosave (engines.core.autosave's ``schema``)
+CHORD_AUTOSAVE_SCHEMA = 1
+
+
+def chord_autosave_payload(track: ChordTrack, audio: str) -> dict:
+    """What the music view autosaves for one recording: the track (with its transpose) and the file it is for."""
+    payload = json.loads(track.to_json())
+    payload["audio"] = str(audio)
+    payload["saved_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    return payload
+
+
+def chord_track_from_autosave(data: Any) -> tuple[ChordTrack, str]:
+    """Validate a chord-edit autosave: (the track, when it was saved); ValueError/TypeError when it is bad."""
+    track = ChordTrack.from_dict(data)
+    saved = data.get("saved_at", "earlier")
+    return track, saved if isinstance(saved, str) and saved else "earlier"
+
+
+def chord_locks_from_autosave(data: Any) -> dict[int, str]:
+    """Validate the harmonizer's locked chords ({"locks": {"2": "Dm"}}): bar index -> chord symbol."""
+    if not isinstance(data, dict) or not isinstance(data.get("locks"), dict):
+        raise TypeError("the locked chords are not an object")
+    locks: dict[int, str] = {}
+    for key, value in data["locks"].items():
+        if not str(key).isdigit() or not isinstance(value, str):
+            raise ValueError(f"bad lock {str(key)[:20]!r}: {str(value)[:40]!r}")
+        try:
+            chord = parse_label(value)
+        except ValueError:
+            raise ValueError(f"unknown chord symbol {value[:40]!r}") from None
+        if chord.is_none:
+            raise ValueError(f"{value!r} is not a chord")
+        locks[int(key)] = value.strip()
+    return locks
 
 
 def segments_from_frames(labels: Sequence[str], confidences: Sequence[float], hop_s: float,

@@ -64,9 +64,12 @@ def test_edit_undo_transpose_autosave_and_restore(qtbot, window, tmp_path):
     assert track.segments[3].label == original
     view.redo()
     # the autosave holds the latest state; reopening restores it instead of recognizing again
-    from app.workspaces.music.view import autosave_path
+    import json
 
-    saved = ChordTrack.from_json(autosave_path(view.clip.content_hash).read_text())
+    from app.workspaces.music.view import chord_autosave_file
+
+    assert view._autosaver.flush()
+    saved = ChordTrack.from_dict(json.loads(chord_autosave_file(view.clip).read_text())["data"])
     assert saved.segments[3].label == "C:maj/3" and saved.transpose == 2
     path = view.path
     with qtbot.waitSignal(view.opened, timeout=60_000):

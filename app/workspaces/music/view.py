@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMenu, QPushButton, QSpinBox,
@@ -45,12 +44,41 @@ def waveform_envelope(samples: np.ndarray, sr: int, points: int = 4000) -> tuple
     return x, y
 
 
-def autosave_path(content_hash: str) -> Path:
-    from engines.core.paths import data_dir
+AUTOSAVE_KIND = "music-chords"
 
-    folder = data_dir() / "music-edits"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{content_hash}.json"
+
+def chord_autosave_file(clip: AudioClip) -> Path:
+    """Where the chord edits of this recording are autosaved (keyed by its content, so a renamed copy keeps them)."""
+    from engines.core.autosave import autosave_path
+
+    return autosave_path(AUTOSAVE_KIND, clip.source, content_key=clip.content_hash)
+
+
+def read_chord_autosave(clip: AudioClip, name: str) -> dict:
+    """Worker: the recording's saved chord edits, validated; a bad file is set aside with a sentence for the user.
+
+    Returns {"file", "track", "saved", "notice"}. Edits saved by earlier versions (music-edits/) are read once.
+    """
+    from engines.core.autosave import load_autosave
+    from engines.music.chords import CHORD_AUTOSAVE_SCHEMA, chord_track_from_autosave
+
+    target = chord_autosave_file(clip)
+    out = {"file": target, "track": None, "saved": None, "notice": None}
+    found = load_autosave(target, schema=CHORD_AUTOSAVE_SCHEMA, validate=chord_track_from_autosave, source_name=name)
+    if found.data is None and found.notice is None:
+        from engines.core.paths import data_dir
+
+        legacy = data_dir() / "music-edits" / f"{clip.content_hash}.json"
+        if legacy.is_file():
+            try:
+                found = type(found)(chord_track_from_autosave(json.loads(legacy.read_text(encoding="utf-8"))),
+                                    None, None)
+            except (OSError, ValueError, TypeError, KeyError) as exc:
+                log.warning("ignoring the old-style chord autosave %s: %s", legacy, exc)
+    out["notice"] = found.notice
+    if found.data is not None:
+        out["track"], out["saved"] = found.data
+    return out
 
 
 def load_job(path: Path):
@@ -59,6 +87,7 @@ def load_job(path: Path):
 
     def job(progress, cancel):
         clip = load_audio(path, progress=progress, cancel=cancel)
+        saved = read_chord_autosave(clip, path.name) if clip.content_hash else None
         feats = compute_features(clip, progress=progress, cancel=cancel)
         cancel.raise_if_cancelled()
         progress(0.9, "drawing")
@@ -85,13 +114,16 @@ def load_job(path: Path):
                 tempo = float(clip.midi.get_tempo_changes()[1][0])
             except Exception:  # noqa: BLE001
                 tempo = None
-        return {"clip": clip, "features": feats, "envelope": env, "reference": reference, "tempo": tempo}
+        return {"clip": clip, "features": feats, "envelope": env, "reference": reference, "tempo": tempo,
+                "autosave": saved}
 
     return job
 
 
 class MusicWorkspace(WorkspaceView):
     """Open a recording (or MIDI/MusicXML), see its spectrum and chords, hear them, fix them, export them."""
+
+    autosave_failed = Signal(str)
 
     def __init__(self, manifest, context, parent: QWidget | None = None) -> None:
         super().__init__(manifest, context, parent)
@@ -109,6 +141,12 @@ class MusicWorkspace(WorkspaceView):
         self._chord_audio_key: tuple | None = None
         self.playhead_s = 0.0
         self.last_scores: dict[str, float] | None = None
+        self._autosave_file: Path | None = None
+        from engines.core.autosave import AutosaveWriter
+
+        # written on its own thread; a failed write comes back to the GUI thread through a queued signal
+        self._autosaver = AutosaveWriter(on_error=self.autosave_failed.emit)
+        self.autosave_failed.connect(lambda msg: self.context.notify("warning", msg, ""))
         self._build()
         self._timer = QTimer(self)
         self._timer.setInterval(40)
@@ -385,7 +423,11 @@ class MusicWorkspace(WorkspaceView):
         self.status.setText("Audio ready. Recognizing chords...")
         self.context.add_recent(path)
         self.opened.emit(str(path))
-        if not self._restore_autosave():
+        saved = data.get("autosave") or {}
+        self._autosave_file = saved.get("file")
+        if saved.get("notice"):
+            self.context.notify("warning", saved["notice"], "")
+        if not self._restore_autosave(saved.get("track"), saved.get("saved")):
             self.recognize()
 
     # -- chords --------------------------------------------------------------------------------------
@@ -411,10 +453,16 @@ class MusicWorkspace(WorkspaceView):
     def _recognized(self, track: ChordTrack) -> None:
         track.set_transpose(self.transpose_spin.value())
         self.set_track(track)
-        if self.clip is not None and self.clip.content_hash:
-            saved = autosave_path(self.clip.content_hash)
-            if saved.exists():  # a fresh recognition replaces the edits; keep them one step back
-                saved.replace(saved.with_suffix(".previous.json"))
+        if self._autosave_file is not None:  # a fresh recognition replaces the edits; keep them one step back
+            saved, writer = self._autosave_file, self._autosaver
+
+            def keep_previous(progress, cancel):
+                writer.flush()
+                if saved.exists():
+                    saved.replace(saved.with_suffix(".previous.json"))
+
+            self.context.tasks.submit(keep_previous, title="Keeping the previous chord edits",
+                                      owner=f"{self.manifest.id}:autosave", on_error=self._error)
         self.status.setText(f"{len(track.segments)} chords from {track.source}. Click a chord to select and "
                             f"seek; double-click or F2 renames; S splits at the playhead; M merges; drag the "
                             f"yellow lines to move a boundary; Ctrl+Z undoes.")
@@ -632,33 +680,16 @@ class MusicWorkspace(WorkspaceView):
 
     # -- autosave ------------------------------------------------------------------------------------
     def _autosave(self) -> None:
-        if self.track is None or self.clip is None or not self.clip.content_hash:
+        """Queue the chord track for the background writer (no disk I/O here)."""
+        if self.track is None or self.path is None or self._autosave_file is None:
             return
-        from engines.core.atomic import atomic_write_text
+        from engines.music.chords import CHORD_AUTOSAVE_SCHEMA, chord_autosave_payload
 
-        try:
-            payload = json.loads(self.track.to_json())
-            payload["audio"] = str(self.path)
-            payload["saved_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
-            atomic_write_text(autosave_path(self.clip.content_hash), json.dumps(payload, indent=1))
-        except OSError as exc:
-            self.context.notify("warning", f"Could not autosave the chord edits: {exc}", "")
+        self._autosaver.save(self._autosave_file, chord_autosave_payload(self.track, str(self.path)),
+                             schema=CHORD_AUTOSAVE_SCHEMA)
 
-    def _restore_autosave(self) -> bool:
-        if self.clip is None or not self.clip.content_hash:
-            return False
-        path = autosave_path(self.clip.content_hash)
-        if not path.exists():
-            return False
-        try:
-            raw = path.read_text(encoding="utf-8")
-            track = ChordTrack.from_json(raw)
-            saved = json.loads(raw).get("saved_at", "earlier")
-            if track.source != "edited":
-                return False
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            self.context.notify("warning", f"The saved chord edits for this file are unreadable ({exc}); "
-                                           f"recognizing again.", "")
+    def _restore_autosave(self, track: ChordTrack | None, saved: str | None) -> bool:
+        if track is None or track.source != "edited":
             return False
         self._show_transpose(track.transpose)
         self.set_track(track)
@@ -800,4 +831,5 @@ class MusicWorkspace(WorkspaceView):
     def shutdown(self) -> None:
         self._timer.stop()
         self.player.close()
+        self._autosaver.close()  # the last edits reach the disk before the window goes
         self.lab.shutdown()
