@@ -66,6 +66,7 @@ class LesionSegmentationSEEngine(Engine):
 
         from engines.radiology.overlays import LabelMap
         from engines.radiology_ai.common import acquisition_axis, input_volume, missing_slices
+        from engines.radiology_ai.contracts import dwi_checks
         from engines.radiology_ai.dwi_sim import normalise
 
         cancel = cancel or CancelToken()
@@ -73,9 +74,9 @@ class LesionSegmentationSEEngine(Engine):
             raise EngineError(f"{self.id}: load the engine before predicting")
         progress(0.0, "reading the volume")
         volume = input_volume(request, progress=lambda f, m: progress(None, m), cancel=cancel)
-        if volume.modality == "CT":
-            raise EngineError("this is a CT; the lesion model was trained on diffusion-weighted MR")
         vox = np.asarray(volume.real(volume.voxels), dtype=np.float32)
+        checks = dwi_checks(volume, vox)  # raises InputRefused for a CT, an ADC map or another MR sequence
+        cancel.raise_if_cancelled()
         if vox.ndim != 3 or vox.shape[0] < MIN_SLICES:
             raise EngineError(f"the volume has {vox.shape[0] if vox.ndim == 3 else 0} slice(s); lesion "
                               f"segmentation needs an axial volume of at least {MIN_SLICES} slices (its intensity "
@@ -118,7 +119,7 @@ class LesionSegmentationSEEngine(Engine):
         return {"label_map": label_map, "labels": labels, "geometry": volume.geometry, "label_names": dict(LABELS),
                 "probability": prob, "lesions": int(n),
                 "volumes_ml": {"lesions": round(float(labels.sum()) * voxel_ml, 2)}, "volume": volume,
-                "source": volume, "weights": self.weights_name}
+                "source": volume, "weights": self.weights_name, "checks": checks.items}
 
     def write_result(self, result: Mapping[str, Any], out: Path) -> list[Path]:
         from engines.radiology.overlays import write_label_file, write_seg

@@ -42,7 +42,8 @@ def _header(name: str):
 
 def write_series(dest: Path, stored_kji: np.ndarray, *, spacing_xyz: Sequence[float], origin_lps: Sequence[float],
                  modality: str, description: str, header: str, slope: float = 1.0, intercept: float = 0.0,
-                 series_number: int = 5, kernel: str | None = None) -> list[Path]:
+                 series_number: int = 5, kernel: str | None = None,
+                 tags: dict[str, object] | None = None) -> list[Path]:
     """Write int16 slices ``[k, j, i]`` as an axial DICOM series (rows along +y, columns along +x, LPS)."""
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -81,6 +82,8 @@ def write_series(dest: Path, stored_kji: np.ndarray, *, spacing_xyz: Sequence[fl
             ds.WindowCenter, ds.WindowWidth = 40, 400
             if kernel:
                 ds.ConvolutionKernel = kernel
+        for keyword, value in (tags or {}).items():
+            setattr(ds, keyword, value)
         ds.PixelData = np.ascontiguousarray(plane, dtype=np.int16).tobytes()
         ds["PixelData"].VR = "OW"
         path = dest / f"IM{k + 1:04d}.dcm"
@@ -131,11 +134,16 @@ def dwi_series(dest: Path, seed: int = 1001) -> tuple[Path, np.ndarray]:
     scale = 1000.0 / max(1e-6, float(np.percentile(dwi, 99.5)))
     stored = np.clip(np.rint(dwi * scale), 0, 32767).astype(np.int16)
     write_series(dest, stored, spacing_xyz=SPACING_IJK, origin_lps=origin_lps, modality="MR",
-                 description="Simulated DWI b1000 (research sample)", header="MR_small.dcm", series_number=4)
+                 description="Simulated DWI b1000 (research sample)", header="MR_small.dcm", series_number=4,
+                 tags=DWI_TAGS)
     return Path(dest), np.ascontiguousarray(lesions)
 
 
 SHAPE_I, SHAPE_J = 96, 96
+#: what a scanner records for a b=1000 trace image (MR_small.dcm's header is a spin echo without them)
+DWI_TAGS = {"ImageType": ["DERIVED", "PRIMARY", "DIFFUSION", "TRACEW"], "ScanningSequence": "EP",
+            "SequenceVariant": "SK\\SP", "SequenceName": "*ep_b1000t", "DiffusionBValue": 1000.0,
+            "ProtocolName": "ep2d_diff_b1000 (simulated)"}
 
 
 def make_dwi_lesions(dest: Path) -> Path:
