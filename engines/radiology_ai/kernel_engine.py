@@ -109,16 +109,16 @@ class KernelConversionEngine(Engine):
                 cancel: CancelToken | None = None) -> dict[str, Any]:
         from engines.radiology.reader import Volume
         from engines.radiology_ai.common import acquisition_axis, from_slices, input_volume, missing_slices, to_slices
+        from engines.radiology_ai.contracts import ct_kernel_checks
+
         cancel = cancel or CancelToken()
         direction, target, head = self.resolve(request)
         progress(0.0, "reading the CT")
         source = input_volume(request, progress=lambda f, m: progress(None, m), cancel=cancel)
-        if source.modality and source.modality != "CT":
-            raise EngineError(f"kernel conversion needs a CT; this series is {source.modality}")
         hu = np.asarray(source.real(source.voxels), dtype=np.float32)
-        if hu.size == 0 or float(hu.min()) > -500:
-            raise EngineError("this image does not look like a CT in Hounsfield units (no air below -500 HU); "
-                              "kernel conversion works on CT only")
+        src_kernel = DIRECTIONS[direction][1]
+        # raises InputRefused for an MR or values that are not HU; warns on a kernel that does not fit
+        checks = ct_kernel_checks(source, hu, direction, src_kernel)
         missing = missing_slices(source)
         if missing:
             raise EngineError(f"the series has {missing} missing slice(s) (gaps along the slice normal): the "
@@ -128,7 +128,6 @@ class KernelConversionEngine(Engine):
         if min(slices.shape[1:]) < MIN_SIZE:
             raise EngineError(f"slices of {slices.shape[2]}x{slices.shape[1]} pixels are too small for kernel "
                               f"conversion (at least {MIN_SIZE}x{MIN_SIZE})")
-        src_kernel = DIRECTIONS[direction][1]
         progress(0.05, f"converting {len(slices)} slices {src_kernel} -> {target} on {self.device}")
         out = self.convert(np.clip(slices, -1024, 3071), direction, target, head, request,
                            progress=lambda f, m: progress(0.05 + 0.93 * (f or 0), m), cancel=cancel)
@@ -146,7 +145,7 @@ class KernelConversionEngine(Engine):
         progress(1.0, "done")
         return {"volume": converted, "source": source, "image": converted, "geometry": source.geometry,
                 "direction": direction, "from_kernel": src_kernel, "to_kernel": target,
-                "series_description": meta["series_description"]}
+                "series_description": meta["series_description"], "checks": checks.items}
 
     def convert(self, slices: np.ndarray, direction: str, target: str, head: int, request: Mapping[str, Any], *,
                 progress: ProgressFn, cancel: CancelToken) -> np.ndarray:
