@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QIcon, QImage, QKeySequence, QPixmap, QShortcut
+from PySide6.QtGui import QIcon, QImage, QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
                                QListWidget, QListWidgetItem, QMenu, QSizePolicy, QSlider, QSpinBox,
                                QSplitter, QTabWidget, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, Q
 from app.workspaces.base import ShellContext, WorkspaceView
 from app.workspaces.manifest import WorkspaceManifest
 from app.workspaces.radiology.dialogs import confirm_discard_edits
+from app.workspaces.radiology.layers_panel import LabelStatistics, fill_label_tree, setup_label_tree
 from app.workspaces.radiology.measure_panel import MeasurementsPanel
 from app.workspaces.radiology.slice_view import AXIS_INDEX, SliceView
 from engines.radiology.labelstats import empty_layer_problem
@@ -58,6 +59,7 @@ class LabelLayer:
     source: Any = None  # the LabelMap as given (its own geometry), for export
     autosave_stem: str = ""  # file stem of this layer's autosave, once it has one
     unsaved: bool = False  # edited by the user since it was last exported
+    stats: dict | None = None  # value -> engines.radiology.labelstats.LabelStat, once computed
 
     _lut: np.ndarray | None = None
     _lut_key: tuple | None = None
@@ -324,9 +326,10 @@ class RadiologyWorkspace(WorkspaceView):
         row.addWidget(self.outline_box)
         lay.addLayout(row)
         self.label_tree = QTreeWidget()
-        self.label_tree.setHeaderLabels(["Label", "Value"])
-        self.label_tree.setColumnWidth(0, 190)
+        setup_label_tree(self.label_tree)
+        self.label_stats = LabelStatistics(self)
         self.label_tree.itemChanged.connect(self._label_item_changed)
+        self.label_tree.itemDoubleClicked.connect(self.label_stats.jump)
         lay.addWidget(self.label_tree, 1)
         lay.addWidget(QLabel("Detections"))
         trow = QHBoxLayout()
@@ -1009,6 +1012,7 @@ class RadiologyWorkspace(WorkspaceView):
 
     def _mark_edited(self, layer: LabelLayer) -> None:
         layer.unsaved = True
+        self.label_stats.compute(layer)
         self._dirty.add(id(layer))
         self.undo_button.setEnabled(bool(self._undo))
         self._render_all()
@@ -1146,9 +1150,13 @@ class RadiologyWorkspace(WorkspaceView):
                                       user_created)
         if problem:
             self.context.notify("warning", problem, "")
+        elif not user_created:
+            self.context.notify("info", f"{layer.name}: shown as a label layer over {self._series_title()} "
+                                        f"({len(layer.names)} label(s); counts, volumes and means in the Layers tab)", "")
         self.layers.append(layer)
         self._refresh_layer_list()
         self.layer_list.setCurrentRow(len(self.layers) - 1)
+        self.label_stats.compute(layer)
         self._render_all()
         self.layers_changed.emit()
         return layer
@@ -1254,8 +1262,7 @@ class RadiologyWorkspace(WorkspaceView):
 
     def _layer_selected(self, row: int) -> None:
         layer = self.current_layer()
-        self.label_tree.blockSignals(True)
-        self.label_tree.clear()
+        fill_label_tree(self.label_tree, layer, self.volume.unit() if self.volume is not None else "")
         if layer is not None:
             self.opacity.blockSignals(True)
             self.opacity.setValue(int(layer.opacity * 100))
@@ -1263,16 +1270,6 @@ class RadiologyWorkspace(WorkspaceView):
             self.outline_box.blockSignals(True)
             self.outline_box.setChecked(layer.outline)
             self.outline_box.blockSignals(False)
-            for value, name in sorted(layer.names.items()):
-                item = QTreeWidgetItem([name, str(value)])
-                item.setFlags(item.flags() | Qt.ItemIsUserCheckable)
-                item.setCheckState(0, Qt.Unchecked if value in layer.hidden_labels else Qt.Checked)
-                pix = QPixmap(14, 14)
-                pix.fill(QColor(*layer.colours.get(value, (255, 255, 255))))
-                item.setIcon(0, QIcon(pix))
-                item.setData(0, Qt.UserRole, value)
-                self.label_tree.addTopLevelItem(item)
-        self.label_tree.blockSignals(False)
 
     def _layer_item_changed(self, item: QListWidgetItem) -> None:
         row = self.layer_list.row(item)
