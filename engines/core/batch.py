@@ -245,11 +245,27 @@ def expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
         files = [c for c in children if c.is_file()]
         if not files:
             out.extend(c for c in children if c.is_dir())
-        elif classify(p) == "dicom-folder":
+        elif classify(p) == "dicom-folder" and _one_series(files):
             out.append(p)
         else:
             out.extend(files)
     return out
+
+
+def _one_series(files: list[Path], limit: int = 64) -> bool:
+    """True when the files are slices of one DICOM series (same SeriesInstanceUID), judged from headers only."""
+    import pydicom
+
+    uids = set()
+    for f in files[:limit]:
+        try:
+            ds = pydicom.dcmread(f, stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+        except Exception:  # noqa: BLE001 - a non-DICOM file: the folder is a set of inputs, not one series
+            if f.name.upper() == "DICOMDIR":
+                continue
+            return False
+        uids.add(str(ds.get("SeriesInstanceUID", "")))
+    return len(uids) == 1 and len(files) > 1
 
 
 def _client(scheduler: str | None, workers: int | None):
@@ -324,25 +340,31 @@ def run_batch(engine_id: str, inputs: Sequence[str | Path], out_dir: str | Path,
     if todo or scheduler:  # a given address is checked even when nothing is left to do
         client, cluster, description = _client(scheduler, workers)
         try:
-            from distributed import as_completed
+            from distributed import wait
 
             futures = {client.submit(run_one, engine_id, str(p), str(out), options, key, device, strict,
                                      key=f"csi-{engine_id}-{key[:16]}", pure=False): p for p, key in todo}
-            for future in as_completed(futures):
+            pending = set(futures)
+            while pending:
                 if cancel is not None and cancel.cancelled:
-                    for f in futures:
-                        f.cancel()
+                    client.cancel(list(pending))
                     break
-                p = futures[future]
                 try:
-                    row = future.result()
-                    item = BatchItem(**{k: row[k] for k in BatchItem.__dataclass_fields__ if k in row})
-                except Exception as exc:  # noqa: BLE001 - a worker that died takes only its input with it
-                    item = BatchItem(str(p), "failed", reason=f"the worker running it stopped: {_one_line(exc)}")
-                items[str(p)] = item
-                finished += 1
-                if progress:
-                    progress(item, finished, total)
+                    ready, pending = wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    continue
+                for future in ready:
+                    p = futures[future]
+                    try:
+                        row = future.result()
+                        item = BatchItem(**{k: row[k] for k in BatchItem.__dataclass_fields__ if k in row})
+                    except Exception as exc:  # noqa: BLE001 - a worker that died takes only its input with it
+                        item = BatchItem(str(p), "failed",
+                                         reason=f"the worker running it stopped: {_one_line(exc)}")
+                    items[str(p)] = item
+                    finished += 1
+                    if progress:
+                        progress(item, finished, total)
         finally:
             client.close()
             if cluster is not None:
