@@ -2,6 +2,7 @@
 GUI thread by ``engines.radiology.labelstats``); a double-click puts the crosshair on the label."""
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
@@ -67,12 +68,16 @@ class LabelStatistics:
         def job(progress, cancel):
             return label_statistics(labels, spacing, stored, slope, intercept, cancel=cancel, progress=progress)
 
+        # the finished Task may be kept (the Tasks panel): it must not keep the layer or the volume alive
+        layer_ref, volume_ref = weakref.ref(layer), weakref.ref(volume)
+
         def done(stats) -> None:
-            if layer not in ws.layers or ws.volume is not volume:
+            shown, volume = layer_ref(), volume_ref()
+            if shown is None or shown not in ws.layers or volume is None or ws.volume is not volume:
                 return
-            layer.stats = stats
-            if ws.current_layer() is layer:
-                fill_label_tree(ws.label_tree, layer, volume.unit())
+            shown.stats = stats
+            if ws.current_layer() is shown:
+                fill_label_tree(ws.label_tree, shown, volume.unit())
 
         return ws.context.tasks.submit(job, title=f"Label statistics of {layer.name}",
                                        owner=f"{ws.manifest.id}:labelstats:{id(layer)}", on_result=done,
