@@ -249,6 +249,38 @@ class GeneratedMelodies:
         return [b[min(len(b) - 1, h * len(b) // 2)] for b in self.bars for h in (0, 1)]
 
 
+#: version of the melody generator's autosave (the chosen melody for one progression)
+CHOSEN_MELODY_SCHEMA = 1
+
+
+def chosen_melody_payload(chords: str, distance: float, notes: Sequence[Note]) -> dict:
+    return {"chords": chords, "distance": float(distance), "notes": [[n.start, n.dur, n.pitch] for n in notes]}
+
+
+def chosen_melody_from_autosave(data: Any) -> dict:
+    """Validate a saved chosen melody: {"chords": str, "distance": float, "notes": [Note, ...]}.
+
+    Raises ValueError/TypeError naming the first problem (the autosave service then sets the file aside).
+    """
+    if not isinstance(data, dict):
+        raise TypeError(f"a saved melody is an object, not {type(data).__name__}")
+    chords, distance, raw = data.get("chords"), data.get("distance"), data.get("notes")
+    if not isinstance(chords, str):
+        raise TypeError("the saved progression is not text")
+    if not isinstance(distance, (int, float)) or isinstance(distance, bool) or not 0 <= distance <= 5:
+        raise ValueError(f"the latent distance {str(distance)[:20]!r} is not a number from 0 to 5")
+    if not isinstance(raw, list):
+        raise TypeError("the saved notes are not a list")
+    notes = []
+    for n, item in enumerate(raw, 1):
+        ok = (isinstance(item, list) and len(item) == 3
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in item))
+        if not ok or item[0] < 0 or item[1] <= 0 or not 0 <= item[2] <= 127 or item[2] != int(item[2]):
+            raise ValueError(f"note {n} is not [start, duration, MIDI pitch]")
+        notes.append(Note(float(item[0]), float(item[1]), int(item[2])))
+    return {"chords": chords, "distance": float(distance), "notes": notes}
+
+
 class MelodyGeneratorEngine(Engine):
     id = "melody-generator"
     aliases = ("melody-generation",)

@@ -93,7 +93,8 @@ def test_generator_tab(qtbot, panel, tmp_path):
     assert gen.list.count() == 3 and gen.result.distance == 1.5
     gen.list.setCurrentRow(1)
     assert gen.result.chosen == 1
-    saved = json.loads(gen._autosave_path().read_text())
+    assert panel.autosaver.flush()
+    saved = json.loads(gen._autosave_file.read_text())["data"]
     assert saved["chords"] == "C G Am F" and len(saved["notes"]) == len(gen.result.melodies[1])
     out = tmp_path / "m.musicxml"
     gen.export(out)

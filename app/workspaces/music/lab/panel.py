@@ -4,12 +4,12 @@ Self-contained: ``MusicLabPanel(context)`` with ``context`` an ``app.workspaces.
 and file work runs through ``context.tasks``; errors go to ``context.notify``. Playback uses the music
 workspace's synthesizer and ``AudioPlayer`` (engines.music), imported lazily; without PortAudio or a sound
 card the panel says so and everything else keeps working. Locked chords and the chosen melody are autosaved
-to the user data folder (music-lab/) and restored when the same melody / progression comes back.
+through engines/core/autosave (read in workers, written by its background thread, validated on the way back)
+and restored when the same melody / progression comes back.
 """
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +23,40 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFi
 OWNER = "music-lab"
 
 
-def lab_data_dir() -> Path:
-    from engines.core.paths import data_dir
-
-    folder = data_dir() / "music-lab"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+HARMONIZER_KIND, GENERATOR_KIND = "music-lab-harmonizer", "music-lab-generator"
+LOCKS_SCHEMA = 1
 
 
-def _key_of(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+def read_locks_job(path: Path, writer):
+    """Worker: hash the melody file, then read its saved locked chords (validated; a bad file is set aside)."""
+    from engines.core.autosave import autosave_path, load_autosave
+    from engines.music.chords import chord_locks_from_autosave
+
+    def job(progress, cancel):
+        with open(path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        target = autosave_path(HARMONIZER_KIND, path, content_key=digest)
+        writer.flush()  # a save still queued for this melody is on disk before it is read back
+        found = load_autosave(target, schema=LOCKS_SCHEMA, validate=chord_locks_from_autosave,
+                              source_name=Path(path).name)
+        return target, found.data or {}, found.notice
+
+    return job
+
+
+def read_chosen_melody_job(chords: str, writer):
+    """Worker: the melody chosen earlier for this progression (validated; a bad file is set aside)."""
+    from engines.core.autosave import autosave_path, load_autosave
+    from engines.music_lab.generator import CHOSEN_MELODY_SCHEMA, chosen_melody_from_autosave
+
+    def job(progress, cancel):
+        target = autosave_path(GENERATOR_KIND, chords, content_key=f"progression:{chords}")
+        writer.flush()
+        found = load_autosave(target, schema=CHOSEN_MELODY_SCHEMA, validate=chosen_melody_from_autosave,
+                              source_name=f"the progression '{chords[:40]}'")
+        return target, found.data, found.notice
+
+    return job
 
 
 class _Roll(pg.PlotWidget):
@@ -150,6 +174,7 @@ class HarmonizerTab(QWidget):
         self.melody_source: str | None = None
         self.locks: dict[int, str] = {}
         self._seed = 0
+        self._autosave_file: Path | None = None
         top = QHBoxLayout()
         self.open_button = QPushButton("Open melody…")
         self.open_button.clicked.connect(self._choose_file)
@@ -220,10 +245,19 @@ class HarmonizerTab(QWidget):
                                         on_error=self.panel.error)
 
     def open_melody(self, path: Path) -> None:
-        self.melody_source = str(path)
-        self.locks = self._restore()
-        self.panel.context.add_recent(Path(path))
-        self.harmonize(sample=False)
+        """Read the melody's saved locks in a worker (it hashes the file), then harmonize."""
+        path = Path(path)
+
+        def opened(found) -> None:
+            self._autosave_file, self.locks, notice = found
+            self.melody_source = str(path)
+            if notice:
+                self.panel.say(notice, "warning")
+            self.panel.context.add_recent(path)
+            self.harmonize(sample=False)
+
+        self.panel.context.tasks.submit(read_locks_job(path, self.panel.autosaver), title=f"Opening {path.name}",
+                                        owner=f"{OWNER}:open", on_result=opened, on_error=self.panel.error)
 
     # -- running ---------------------------------------------------------------------------------------
     def request(self, sample: bool) -> dict:
@@ -338,37 +372,13 @@ class HarmonizerTab(QWidget):
                                         on_error=self.panel.error)
 
     # -- autosave ------------------------------------------------------------------------------------
-    def _autosave_path(self) -> Path | None:
-        if not self.melody_source:
-            return None
-        try:
-            data = Path(self.melody_source).read_bytes()
-        except OSError:
-            return None
-        return lab_data_dir() / f"harmonizer-{hashlib.sha1(data).hexdigest()[:16]}.json"
-
     def _autosave(self) -> None:
-        path = self._autosave_path()
-        if path is None:
+        """Queue the locks for the background writer (no file is read or written here)."""
+        if self._autosave_file is None:
             return
-        from engines.core.atomic import atomic_write_text
-
         payload = {"melody": self.melody_source, "locks": {str(k): v for k, v in self.locks.items()},
                    "chords": self.result.symbols if self.result is not None else []}
-        try:
-            atomic_write_text(path, json.dumps(payload, indent=1))
-        except OSError as exc:
-            self.panel.say(f"Could not autosave the locked chords: {exc}", "warning")
-
-    def _restore(self) -> dict[int, str]:
-        path = self._autosave_path()
-        if path is None or not path.exists():
-            return {}
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            return {int(k): str(v) for k, v in raw.get("locks", {}).items()}
-        except (OSError, ValueError):
-            return {}
+        self.panel.autosaver.save(self._autosave_file, payload, schema=LOCKS_SCHEMA)
 
 
 # ======================================================================================================
@@ -380,6 +390,8 @@ class GeneratorTab(QWidget):
         self.panel = panel
         self.result = None  # GeneratedMelodies
         self._seed = 0
+        self._autosave_file: Path | None = None
+        self._saved: dict | None = None
         top = QHBoxLayout()
         self.chords_edit = QLineEdit("C Am F G C F G C")
         self.chords_edit.setToolTip("One chord per bar; 'C G | Am F' puts two chords in a bar")
@@ -436,23 +448,32 @@ class GeneratorTab(QWidget):
             self.chords_edit.setText(" ".join(r.symbols))
 
     def generate(self) -> None:
+        """Read the melody chosen earlier for this progression (worker), then generate."""
         engine = self.panel.engine("melody-generator")
         if engine is None:
             return
         self._seed += 1
+        chords = self.chords_edit.text().strip()
         req = {"chords": self.chords_edit.text(), "distance": self.distance.value() / 10.0, "n": self.n_box.value(),
                "seed": self._seed}
-        self.panel.context.tasks.submit_engine(engine, req, title="Generating melodies", owner=f"{OWNER}:generate",
-                                               device=self.panel.context.device(), on_result=self._show,
-                                               on_error=self.panel.error)
+
+        def restored(found) -> None:
+            self._autosave_file, self._saved, notice = found
+            if notice:
+                self.panel.say(notice, "warning")
+            self.panel.context.tasks.submit_engine(engine, req, title="Generating melodies",
+                                                   owner=f"{OWNER}:generate", device=self.panel.context.device(),
+                                                   on_result=self._show, on_error=self.panel.error)
+
+        self.panel.context.tasks.submit(read_chosen_melody_job(chords, self.panel.autosaver),
+                                        title="Reading the chosen melody", owner=f"{OWNER}:restore",
+                                        on_result=restored, on_error=self.panel.error)
 
     def _show(self, result) -> None:
         self.result = result
-        saved = self._restore()
-        if saved is not None and saved.get("distance") == result.distance and len(saved.get("notes", [])) > 0:
-            from engines.music_lab.melody import Note
-
-            result.melodies.insert(0, [Note(*n) for n in saved["notes"]])
+        saved = self._saved
+        if saved is not None and saved["distance"] == result.distance and saved["notes"]:
+            result.melodies.insert(0, list(saved["notes"]))
             result.stats.insert(0, {"strong_beat_chord_tones": float("nan"), "range": 0, "mean_abs_interval": 0})
         self.list.clear()
         for i, (m, s) in enumerate(zip(result.melodies, result.stats)):
@@ -500,28 +521,16 @@ class GeneratorTab(QWidget):
                                         on_result=lambda w: self.panel.say(f"Wrote {Path(w).name}", "info"),
                                         on_error=self.panel.error)
 
-    def _autosave_path(self) -> Path:
-        return lab_data_dir() / f"melody-{_key_of(self.chords_edit.text().strip())}.json"
-
     def _autosave(self) -> None:
-        from engines.core.atomic import atomic_write_text
+        """Queue the chosen melody for the background writer (no disk I/O here)."""
+        if self._autosave_file is None or self.result is None:
+            return
+        from engines.music_lab.generator import CHOSEN_MELODY_SCHEMA, chosen_melody_payload
 
         r = self.result
-        payload = {"chords": self.chords_edit.text().strip(), "distance": r.distance,
-                   "notes": [[n.start, n.dur, n.pitch] for n in r.melodies[r.chosen]]}
-        try:
-            atomic_write_text(self._autosave_path(), json.dumps(payload))
-        except OSError as exc:
-            self.panel.say(f"Could not autosave the chosen melody: {exc}", "warning")
-
-    def _restore(self) -> dict | None:
-        path = self._autosave_path()
-        if not path.exists():
-            return None
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
+        self.panel.autosaver.save(self._autosave_file,
+                                  chosen_melody_payload(self.chords_edit.text().strip(), r.distance,
+                                                        r.melodies[r.chosen]), schema=CHOSEN_MELODY_SCHEMA)
 
 
 # ======================================================================================================
@@ -653,11 +662,18 @@ class CoversTab(QWidget):
 class MusicLabPanel(QWidget):
     """Three tabs - Harmonizer, Melody generator, Covers - for the music workspace."""
 
+    autosave_failed = Signal(str)
+
     def __init__(self, context, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
         self.player = _Player(self)
         self._engines: dict[str, Any] = {}
+        from engines.core.autosave import AutosaveWriter
+
+        # one background writer for the tabs' autosaves; failures come back through a queued signal
+        self.autosaver = AutosaveWriter(on_error=self.autosave_failed.emit)
+        self.autosave_failed.connect(lambda msg: self.say(msg, "warning"))
         self.tabs = QTabWidget()
         self.harmonizer = HarmonizerTab(self)
         self.generator = GeneratorTab(self)
@@ -711,5 +727,7 @@ class MusicLabPanel(QWidget):
         self.context.notify("error", message, detail)
 
     def shutdown(self) -> None:
-        """Call from the workspace's shutdown(): stops playback (running tasks are cancelled by the shell)."""
+        """Call from the workspace's shutdown(): stops playback, writes pending autosaves (running tasks are
+        cancelled by the shell)."""
         self.player.close()
+        self.autosaver.close()
