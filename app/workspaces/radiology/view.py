@@ -154,6 +154,7 @@ class RadiologyWorkspace(WorkspaceView):
         self.swipe = 0.5
         self.cursor = [0, 0, 0]  # i, j, k
         self.window = (400.0, 40.0)  # width, level (real units)
+        self._auto_window: tuple[float, float] | None = None  # what 'Auto' last computed
         self.invert = False
         self.layout_mode = "three"
         self.single_plane = "axial"
@@ -619,6 +620,7 @@ class RadiologyWorkspace(WorkspaceView):
             view.set_grid(volume.shape, volume.geometry.spacing)
             view.show_compare(None)
         self.compare_view.show_image(np.zeros((2, 2), np.float32), (0, 1), None)  # drop the old volume's slice
+        self._auto_window = None
         self._fill_presets(volume.modality)
         default = volume.meta.get("window")
         if volume.modality == "CT":
@@ -808,6 +810,7 @@ class RadiologyWorkspace(WorkspaceView):
         unit = self.volume.unit() if self.volume is not None else ""
         self.wl_label.setText(f"W {width:.0f}  L {level:.0f} {unit}".strip())
         self.wl_label.setCursorPosition(0)
+        self._show_preset()
 
     # ================================================================================= navigation
     def set_cursor(self, i: int, j: int, k: int) -> None:
@@ -913,7 +916,8 @@ class RadiologyWorkspace(WorkspaceView):
         real = vol.real(sample).ravel()
         real = real[real > real.min()] if np.any(real > real.min()) else real
         lo, hi = np.percentile(real, [1, 99]) if real.size else (0.0, 1.0)
-        return (max(1.0, float(hi - lo)), float((hi + lo) / 2))
+        self._auto_window = (max(1.0, float(hi - lo)), float((hi + lo) / 2))
+        return self._auto_window
 
     def auto_window(self) -> None:
         if self.volume is not None:
@@ -922,7 +926,7 @@ class RadiologyWorkspace(WorkspaceView):
     def _fill_presets(self, modality: str) -> None:
         self.preset_box.blockSignals(True)
         self.preset_box.clear()
-        self.preset_box.addItem("Preset…")
+        self.preset_box.addItem("Custom")
         if modality == "CT":
             for n, (name, w, level) in enumerate(CT_PRESETS, start=1):
                 self.preset_box.addItem(f"{n} {name}  (W {w} L {level})", (w, level))
@@ -935,7 +939,21 @@ class RadiologyWorkspace(WorkspaceView):
             self.auto_window()
         elif data:
             self.set_window(*data)
-        self.preset_box.setCurrentIndex(0)
+        self._show_preset()
+
+    def _show_preset(self) -> None:
+        """The preset box names the window in use: a preset, 'Auto', or 'Custom' (after a drag or typing)."""
+        width, level = self.window
+        index = 0
+        for n in range(1, self.preset_box.count()):
+            data = self.preset_box.itemData(n)
+            values = self._auto_window if data == "auto" else data
+            if values and abs(values[0] - width) < 0.5 and abs(values[1] - level) < 0.5:
+                index = n
+                break
+        self.preset_box.blockSignals(True)
+        self.preset_box.setCurrentIndex(index)
+        self.preset_box.blockSignals(False)
 
     def _window_drag(self, dx: float, dy: float, start: bool, finish: bool) -> None:
         if self.volume is None:
