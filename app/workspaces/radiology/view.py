@@ -24,13 +24,14 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QImage, QKeySequence, QPixmap, QShortcut
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QLineEdit,
                                QListWidget, QListWidgetItem, QMenu, QSizePolicy, QSlider, QSpinBox,
                                QSplitter, QTabWidget, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from app.workspaces.base import ShellContext, WorkspaceView
 from app.workspaces.manifest import WorkspaceManifest
 from app.workspaces.radiology.dialogs import confirm_discard_edits
+from app.workspaces.radiology.export_menu import ExportActions
 from app.workspaces.radiology.layers_panel import LabelStatistics, fill_label_tree, setup_label_tree
 from app.workspaces.radiology.measure_panel import MeasurementsPanel
 from app.workspaces.radiology.slice_view import AXIS_INDEX, SliceView
@@ -135,7 +136,7 @@ class _LazyEngineRequest(Mapping):
         return 3
 
 
-class RadiologyWorkspace(WorkspaceView):
+class RadiologyWorkspace(WorkspaceView, ExportActions):
     """Axial/coronal/sagittal views with linked crosshair, W/L presets, measurements, series browser, DICOM
     tags and overlay layers (label maps, detection boxes, image comparison)."""
 
@@ -249,14 +250,7 @@ class RadiologyWorkspace(WorkspaceView):
         self.cancel_button.setText("Cancel")
         self.cancel_button.setEnabled(False)
         self.cancel_button.clicked.connect(self.cancel_engine)
-        export = QToolButton()
-        export.setText("Export")
-        export.setPopupMode(QToolButton.InstantPopup)
-        menu = QMenu(export)
-        menu.addAction("Label layer as DICOM SEG…", lambda: self._export_dialog("seg"))
-        menu.addAction("Label layer as NIfTI…", lambda: self._export_dialog("nifti"))
-        menu.addAction("Boxes as JSON (patient mm)…", lambda: self._export_dialog("boxes"))
-        export.setMenu(menu)
+        export = self._build_export_button()
         open_sample = QToolButton()
         open_sample.setText("Sample")
         open_sample.setToolTip("Open the bundled phantom CT series")
@@ -1529,59 +1523,6 @@ class RadiologyWorkspace(WorkspaceView):
             self.context.notify("info", f"{title}: " + ", ".join(f"{k} {v} ml" for k, v in extra.items()), "")
         if not shown:
             self.context.notify("warning", f"{title}: the result has nothing this workspace can draw", "")
-
-    # ================================================================================= export
-    def _export_dialog(self, what: str) -> None:
-        filters = {"seg": "DICOM SEG (*.dcm)", "nifti": "NIfTI (*.nii.gz *.nii)", "boxes": "JSON (*.json)"}
-        path, _ = QFileDialog.getSaveFileName(self, "Export", "", filters[what])
-        if path:
-            {"seg": self.export_seg, "nifti": self.export_labels, "boxes": self.export_boxes}[what](Path(path))
-
-    def _export_layer(self):
-        from engines.radiology.overlays import LabelMap
-
-        layer = self.current_layer()
-        if layer is None or self.volume is None:
-            self.context.notify("warning", "No label layer to export.", "")
-            return None
-        return LabelMap(layer.labels, self.volume.geometry, dict(layer.names), dict(layer.colours), layer.name)
-
-    def export_seg(self, path: Path):
-        """Write the current label layer as DICOM SEG referencing the source series (off the GUI thread)."""
-        from engines.radiology.overlays import write_seg
-
-        label_map = self._export_layer()
-        if label_map is None:
-            return None
-        volume, layer = self.volume, self.current_layer()
-        return self.context.tasks.submit(lambda p, c: write_seg(label_map, volume, path, algorithm=label_map.source),
-                                         title=f"Exporting {Path(path).name}", owner=f"{self.manifest.id}:export",
-                                         on_result=lambda out: self._exported(layer, out), on_error=self._error)
-
-    def export_labels(self, path: Path):
-        from engines.radiology.overlays import write_label_file
-
-        label_map = self._export_layer()
-        if label_map is None:
-            return None
-        layer = self.current_layer()
-        return self.context.tasks.submit(lambda p, c: write_label_file(label_map, path),
-                                         title=f"Exporting {Path(path).name}", owner=f"{self.manifest.id}:export",
-                                         on_result=lambda out: self._exported(layer, out[0]), on_error=self._error)
-
-    def _exported(self, layer: LabelLayer, out) -> None:
-        layer.unsaved = False
-        self.context.notify("info", f"Saved {out}", "")
-
-    def export_boxes(self, path: Path):
-        from engines.radiology.overlays import write_boxes_json
-
-        boxes = [b for layer in self.box_layers for b in layer.boxes if b.score >= layer.threshold]
-        meta = dict(self.volume.meta) if self.volume is not None else {}
-        return self.context.tasks.submit(lambda p, c: write_boxes_json(boxes, path, meta),
-                                         title=f"Exporting {Path(path).name}", owner=f"{self.manifest.id}:export",
-                                         on_result=lambda out: self.context.notify("info", f"Saved {out}", ""),
-                                         on_error=self._error)
 
     def shutdown(self) -> None:
         if self._autosave_timer.isActive() or self._dirty:
