@@ -53,7 +53,13 @@ def build_parser() -> _Parser:
     p.add_argument("--json", action="store_true")
 
     p = sub.add_parser("run", help="run one engine on input files without a screen; other --name VALUE options "
-                                   "go to the engine (e.g. --question '...', --chords 'C G Am F')")
+                                   "go to the engine (e.g. --question '...', --chords 'C G Am F')",
+                       description="Run one engine without a screen. Every finding of the reader (damaged or "
+                                   "odd input) and every input check the engine did not pass is printed as a "
+                                   "'warning: ...' line on stderr. With --out, a summary (engine, inputs, "
+                                   "outputs, findings, checks) is written atomically beside the output as "
+                                   "OUT.summary.json. With --strict, any warning refuses the run: exit status "
+                                   "3, no output written (the summary says why).")
     p.add_argument("engine")
     p.add_argument("inputs", nargs="*", help="input files (some engines take words or none)")
     p.add_argument("--out", default=None, help="output file (default: the engine's usual file name in a "
@@ -61,6 +67,8 @@ def build_parser() -> _Parser:
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="engine option (repeatable), e.g. --set min_voxels=50")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse (exit 3, nothing written but the summary) when there is any warning")
 
     from app.batch_cli import add_parser as add_batch_parser
 
@@ -336,8 +344,10 @@ def cmd_batch(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from engines.core.checks import InputRefused, checks_of, warning_lines
     from engines.core.device import resolve_device
     from engines.core.engine import CancelToken, EngineError
+    from engines.core.filetypes import display_name
     from engines.core.registry import EngineRegistry
     from engines.core.runner import run_engine
 
@@ -368,13 +378,39 @@ def cmd_run(args) -> int:
     progress = TerminalProgress()
     cancel = CancelToken()
     started = time.perf_counter()
+    summary_path = None if temp_dir is not None else summary_path_for(out)
+    summary = {"engine": engine.id, "inputs": [display_name(p, full=True) for p in inputs], "options": options,
+               "device": device.label, "strict": bool(args.strict)}
     try:
         result = run_engine(engine, request, device=device.device, progress=progress, cancel=cancel,
                             notice=lambda m: print(f"note: {m}", file=sys.stderr))
+    except InputRefused as exc:
+        progress.close()
+        checks = [c for c in exc.checks]
+        for check in checks:
+            if check.status == "warned":
+                print(f"warning: {check.name}: {check.reason}", file=sys.stderr)
+        _write_summary(summary_path, summary, status="refused", reason=str(exc), findings=[], checks=checks,
+                       written=[])
+        raise
     finally:
         progress.close()
+    findings = result_findings(result)
+    checks = checks_of(result)
+    warnings = findings + warning_lines(result)
+    for line in warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    if args.strict and warnings:
+        _write_summary(summary_path, summary, status="refused", reason=f"--strict: {len(warnings)} warning(s)",
+                       findings=findings, checks=checks, written=[])
+        if temp_dir is not None:
+            temp_dir.cleanup()
+        print(f"{PROG}: refused (--strict): {len(warnings)} warning(s); no output written", file=sys.stderr)
+        return STRICT_REFUSED
     written = engine.write_result(result, out)
     elapsed = time.perf_counter() - started
+    _write_summary(summary_path, summary, status="ok", reason="", findings=findings, checks=checks,
+                   written=written, seconds=elapsed)
     if temp_dir is not None:
         for path in written:
             if Path(path).suffix.lower() in (".json", ".txt", ".lab", ".tsv", ".geojson"):
@@ -382,10 +418,59 @@ def cmd_run(args) -> int:
             else:
                 print(f"({Path(path).name}: binary output; pass --out to keep it)")
         temp_dir.cleanup()
-        print(f"{engine.id}: done in {elapsed:.2f} s on {device.label}", file=sys.stderr)
+        print(f"{engine.id}: done in {elapsed:.2f} s on {device.label}" +
+              (f", {len(warnings)} warning(s)" if warnings else ""), file=sys.stderr)
         return 0
-    print(f"{engine.id}: wrote {', '.join(str(p) for p in written)} in {elapsed:.2f} s on {device.label}")
+    shown = ", ".join(display_name(p, full=True) for p in [*written, summary_path])
+    print(f"{engine.id}: wrote {shown} in {elapsed:.2f} s on {device.label}" +
+          (f" ({len(warnings)} warning(s))" if warnings else ""))
     return 0
+
+
+STRICT_REFUSED = 3
+
+
+def summary_path_for(out: Path) -> Path:
+    """Where `run` writes its summary: beside the output, ``<out>.summary.json``."""
+    return out.with_name(out.name + ".summary.json")
+
+
+def result_findings(result) -> list[str]:
+    """The reader's findings a result carries (its ``findings``, and those of the volumes or images it holds:
+    "volume", "source", "image", ...), each once, in order."""
+    seen: dict[str, None] = {}
+
+    def take(obj) -> None:
+        values = obj.get("findings") if isinstance(obj, dict) else getattr(obj, "findings", None)
+        if isinstance(values, (list, tuple)):
+            for value in values:
+                if isinstance(value, str) and value:
+                    seen.setdefault(value, None)
+
+    take(result)
+    items = result.values() if isinstance(result, dict) else vars(result).values() if hasattr(result, "__dict__") \
+        else ()
+    for value in items:
+        if value is not result and not isinstance(value, (str, bytes, int, float, dict, list, tuple)):
+            take(value)
+    return list(seen)
+
+
+def _write_summary(path: Path | None, summary: dict, *, status: str, reason: str, findings: list[str], checks,
+                   written, seconds: float | None = None) -> None:
+    if path is None:
+        return
+    from engines.core.atomic import atomic_write_text
+    from engines.core.filetypes import display_name
+
+    payload = dict(summary)
+    payload.update(status=status, reason=reason, outputs=[display_name(p, full=True) for p in written],
+                   findings=[{"source": "reader", "message": f} for f in findings],
+                   checks=[c.as_dict() for c in checks],
+                   warnings=findings + [f"{c.name}: {c.reason}" for c in checks if c.status != "passed"])
+    if seconds is not None:
+        payload["seconds"] = round(seconds, 3)
+    atomic_write_text(path, json.dumps(payload, indent=1, default=str))
 
 
 # -- self-test --------------------------------------------------------------------------------------
