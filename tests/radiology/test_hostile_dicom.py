@@ -106,3 +106,28 @@ def test_a_multiframe_file_cut_short_keeps_its_complete_frames(tmp_path):
     volume = load_series(scan_dicom(path).image_series()[0], reorient=False)
     assert volume.shape[0] == 6 and np.array_equal(volume.voxels, frames)
     assert any("declares 10 frames" in f and "holds only 6" in f for f in volume.findings)
+
+
+# -- 3. extra pixel data --------------------------------------------------------------------------------
+def test_three_frames_worth_of_pixel_data_uses_the_first_with_a_finding(tmp_path):
+    frames = (np.arange(3 * 16 * 16, dtype=np.uint16) % 2000).reshape(3, 16, 16)
+    path = write_ct(tmp_path / "extra.dcm", pixels=frames.tobytes())
+    preview = quick_preview(path)  # what the window paints first: one 2-D image, not three
+    assert preview is not None and preview["image"].shape == (16, 16)
+    assert np.array_equal(preview["image"], frames[0].astype(np.float32) - 1024)
+    scan = scan_dicom(path)
+    assert series_thumbnails(scan)[scan.image_series()[0].key].ndim == 2
+    volume = load_series(scan.image_series()[0], reorient=False)
+    assert np.array_equal(volume.voxels[0], frames[0])
+    assert any("extra.dcm" in f and "3 frames' worth" in f and "using the first 1" in f for f in volume.findings)
+
+
+# -- 2. damaged pixel data is always a finding that names the file --------------------------------------
+@pytest.mark.parametrize("kwargs, words", [
+    ({"pixels": bytes(200)}, "less than one 16x16 16-bit frame"),
+    ({"bits": 12}, "Bits Allocated is 12"),
+])
+def test_short_pixel_data_and_bits_allocated_12_are_findings(tmp_path, kwargs, words):
+    path = write_ct(tmp_path / "bad.dcm", **kwargs)
+    volume = load_series(scan_dicom(path).image_series()[0])
+    assert any("bad.dcm" in f and words in f and "shown blank" in f for f in volume.findings)
