@@ -25,7 +25,7 @@ DEFAULT_COLORS = {"positive": (200, 40, 40), "negative": (40, 90, 200), "tumor":
                   "stroma": (150, 200, 150), "region": (0, 160, 160)}
 
 
-@dataclass
+@dataclass(slots=True)
 class Annotation:
     """One user annotation in level-0 pixels. ``points`` is the outline (closed implicitly) or one point."""
 

@@ -310,7 +310,11 @@ class SlideCanvas(QWidget):
         self.scale = 1.0
         self.heatmaps: list[HeatmapLayer] = []
         self.detections: list[DetectionLayer] = []
-        self.annotations = []  # list of engines.pathology.geojson.Annotation (the store's items)
+        self._annotations = []  # engines.pathology.geojson.Annotation (the store's items)
+        self._annotation_bounds = None  # (n, 4) level-0 boxes, row for row (the store keeps them)
+        self.annotation_density_above = 4000  # more annotations in view than this: a density raster
+        self.annotation_labels_below = 300  # names are written only when fewer are in view
+        self.annotation_mode = ""
         self.annotations_visible = True
         self.selected_id = ""
         self.tool = "pan"
@@ -379,6 +383,36 @@ class SlideCanvas(QWidget):
         for r in self._retired:
             r.close()
         self._retired.clear()
+
+    # -- annotations -------------------------------------------------------------------------------------
+    @property
+    def annotations(self) -> list:
+        return self._annotations
+
+    @annotations.setter
+    def annotations(self, items: list) -> None:
+        self.set_annotations(items, None)
+
+    def set_annotations(self, items: list, bounds: np.ndarray | None) -> None:
+        """The annotations to draw and, when known, their level-0 boxes (else computed on the next paint)."""
+        self._annotations = items
+        self._annotation_bounds = bounds if bounds is not None and len(bounds) == len(items) else None
+
+    def _bounds(self) -> np.ndarray:
+        if self._annotation_bounds is None or len(self._annotation_bounds) != len(self._annotations):
+            from engines.pathology.annotations import annotation_bounds
+
+            self._annotation_bounds = annotation_bounds(self._annotations)
+        return self._annotation_bounds
+
+    def annotations_in(self, rect0: tuple[float, float, float, float]) -> np.ndarray:
+        """Row indices of the annotations whose box meets ``rect0`` (x0, y0, x1, y1 in level 0)."""
+        b = self._bounds()
+        if not len(b):
+            return np.zeros(0, np.int64)
+        with np.errstate(invalid="ignore"):
+            vis = (b[:, 2] >= rect0[0]) & (b[:, 0] <= rect0[2]) & (b[:, 3] >= rect0[1]) & (b[:, 1] <= rect0[3])
+        return np.flatnonzero(vis)
 
     # -- geometry ----------------------------------------------------------------------------------------
     def transform(self) -> Transform:
@@ -668,10 +702,24 @@ class SlideCanvas(QWidget):
         p.drawImage(QRectF(0, 0, gw * cell, gh * cell), qimage_from_rgba(rgba))
 
     def _paint_annotations(self, p: QPainter, t: Transform) -> None:
+        """Only the annotations in view; a density raster when there are too many to tell apart."""
+        items = self._annotations
+        if not items:
+            self.annotation_mode = "none"
+            return
+        idx = self.annotations_in(t.visible_level0())
+        if len(idx) > self.annotation_density_above:
+            self.annotation_mode = "density"
+            b = self._bounds()[idx]
+            self._paint_point_density(p, t, (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, QColor(0, 160, 160))
+            idx = [i for i in (self._selected_row(),) if i >= 0]  # the selected one stays visible on top
+        else:
+            self.annotation_mode = "outlines" if len(idx) else "none"
         p.save()
         p.setTransform(t.qtransform())
         p.setBrush(Qt.NoBrush)
-        for a in self.annotations:
+        for i in idx:
+            a = items[i]
             if not a.points or a.id in self.broken_ids:
                 continue
             try:
@@ -679,16 +727,41 @@ class SlideCanvas(QWidget):
             except Exception as exc:  # noqa: BLE001 - one bad item is skipped from now on, never every frame
                 self._annotation_broke(a, exc)
         p.restore()
+        if len(idx) > self.annotation_labels_below:
+            return
         p.setPen(QColor(20, 20, 20))
         f = QFont(p.font())
         f.setPointSize(9)
         p.setFont(f)
-        for a in self.annotations:
+        for i in idx:
+            a = items[i]
             if (a.name or a.cls) and a.points and a.id not in self.broken_ids:
                 try:
                     self._paint_label(p, t, a)
                 except Exception as exc:  # noqa: BLE001
                     self._annotation_broke(a, exc)
+
+    def _selected_row(self) -> int:
+        if not self.selected_id:
+            return -1
+        for i, a in enumerate(self._annotations):
+            if a.id == self.selected_id:
+                return i
+        return -1
+
+    @staticmethod
+    def _paint_point_density(p: QPainter, t: Transform, x: np.ndarray, y: np.ndarray, color: QColor) -> None:
+        """Objects per 4x4 screen-pixel cell as one translucent image, whatever their number."""
+        cell = 4
+        gw, gh = max(1, t.width // cell + 1), max(1, t.height // cell + 1)
+        sx, sy = t.to_screen(x, y)
+        gx = np.clip((sx // cell).astype(np.int64), 0, gw - 1)
+        gy = np.clip((sy // cell).astype(np.int64), 0, gh - 1)
+        counts = np.bincount(gy * gw + gx, minlength=gw * gh).reshape(gh, gw)
+        rgba = np.zeros((gh, gw, 4), np.uint8)
+        rgba[..., 0], rgba[..., 1], rgba[..., 2] = color.red(), color.green(), color.blue()
+        rgba[..., 3] = np.where(counts > 0, np.clip(80 + 35 * np.log2(np.maximum(counts, 1)), 0, 210), 0)
+        p.drawImage(QRectF(0, 0, gw * cell, gh * cell), qimage_from_rgba(rgba))
 
     def _paint_annotation(self, p: QPainter, t: Transform, a) -> None:
         col = QColor(*(a.color or (0, 160, 160)))
@@ -878,7 +951,8 @@ class SlideCanvas(QWidget):
 
     def _click_select(self, pos: QPointF) -> None:
         x, y = self.transform().to_level0(pos.x(), pos.y())
-        for a in reversed(self.annotations):
+        for i in self.annotations_in((x, y, x, y))[::-1]:  # only those whose box holds the point
+            a = self._annotations[i]
             if len(a.points) >= 3:
                 path = QPainterPath()
                 path.addPolygon(QPolygonF([QPointF(px, py) for px, py in a.points]))

@@ -6,7 +6,6 @@ through the shell's TaskManager; tiles through the canvas's loader pool.
 """
 from __future__ import annotations
 
-import copy
 import math
 import threading
 from pathlib import Path
@@ -15,7 +14,8 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QPixmap, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QButtonGroup, QComboBox, QFileDialog, QFormLayout, QHBoxLayout,
-                               QHeaderView, QLabel, QLineEdit, QListWidget, QListWidgetItem, QProgressBar,
+                               QHeaderView, QLabel, QLineEdit, QListView, QListWidget, QListWidgetItem,
+                               QProgressBar,
                                QPushButton, QSlider, QSplitter, QTableWidget, QTableWidgetItem, QTabWidget,
                                QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
@@ -71,14 +71,42 @@ def open_slide_job(path: Path, canvas_size: tuple[int, int]):
 
             clean_stale_temps(autosave_path(path).parent)
             annotations, notices = load_saved_annotations(path)
+            from engines.pathology.annotations import annotation_bounds
+
+            bounds = annotation_bounds(annotations) if annotations else None  # here, not on the GUI thread
         except BaseException:
             reader.close()
             raise
         return {"reader": reader, "thumb": thumb, "thumb_scale": thumb_scale, "preloaded": pre,
-                "associated": associated, "annotations": annotations,
+                "associated": associated, "annotations": annotations, "bounds": bounds,
                 "notices": notices}
 
     return job
+
+
+def import_job(path: Path, progress, cancel) -> dict:
+    """Worker: read and validate a GeoJSON file, split annotations from detections, and build the boxes of
+    the first and the arrays of the second (a million features must not be looped over on the GUI thread)."""
+    from engines.pathology.annotations import annotation_bounds
+    from engines.pathology.geojson import load_geojson
+
+    progress(None, f"reading {path.name}")
+    parsed = load_geojson(path)
+    cancel.raise_if_cancelled()
+    anns = [a for a in parsed.annotations if a.object_type != "detection"]
+    det_items = [a for a in parsed.annotations if a.object_type == "detection" and a.points]
+    progress(None, f"indexing {len(parsed.annotations):,} objects")
+    dets = None
+    if det_items:
+        classes = sorted({a.cls or "object" for a in det_items})
+        order = {c: i for i, c in enumerate(classes)}
+        b = annotation_bounds(det_items).astype(np.float32)
+        polys = [np.asarray(a.points, np.float32) for a in det_items]
+        xy = np.array([p.mean(axis=0) for p in polys], np.float32).reshape(-1, 2)
+        scores = np.array([a.measurements.get("score", 1.0) for a in det_items], np.float32)
+        cls = np.array([order[a.cls or "object"] for a in det_items], np.int16)
+        dets = (xy, b, scores, cls, classes, polys)
+    return {"parsed": parsed, "annotations": anns, "bounds": annotation_bounds(anns), "detections": dets}
 
 
 class PathologyWorkspace(WorkspaceView):
@@ -297,8 +325,14 @@ class PathologyWorkspace(WorkspaceView):
         form.addRow("Class", self.class_combo)
         form.addRow("Name", self.name_edit)
         v.addLayout(form)
-        self.annotation_list = QListWidget()
-        self.annotation_list.currentRowChanged.connect(self._annotation_row)
+        from app.workspaces.pathology.annotation_model import AnnotationListModel
+
+        self.annotation_model = AnnotationListModel(self.store, lambda: self.canvas.meta.mpp if self.canvas.meta else None,
+                                                    self)
+        self.annotation_list = QListView()
+        self.annotation_list.setUniformItemSizes(True)  # no per-row size query: a million rows scroll at once
+        self.annotation_list.setModel(self.annotation_model)
+        self.annotation_list.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._annotation_row(cur.row()))
         v.addWidget(self.annotation_list, 1)
         row = QHBoxLayout()
         delete = QPushButton("Delete")
@@ -376,7 +410,7 @@ class PathologyWorkspace(WorkspaceView):
         self._autosave_timer.stop()
         self.store.listeners.remove(self._annotations_changed)
         try:
-            self.store.reset(r["annotations"])
+            self.store.reset(r["annotations"], r.get("bounds"))
         finally:
             self.store.listeners.append(self._annotations_changed)
         self._annotations_changed(autosave=False)
@@ -655,7 +689,7 @@ class PathologyWorkspace(WorkspaceView):
             pts = ellipse_points(x0, y0, x1, y1)
         else:
             pts = [(float(x), float(y)) for x, y in points]
-        n = sum(1 for a in self.store.items if a.shape == shape) + 1
+        n = len(self.store.items) + 1
         cls = self.class_combo.currentText().strip()
         from engines.pathology.geojson import DEFAULT_COLORS
 
@@ -666,21 +700,11 @@ class PathologyWorkspace(WorkspaceView):
         self._select_annotation(ann.id)
 
     def _annotations_changed(self, autosave: bool = True) -> None:
-        self.canvas.annotations = self.store.items
-        if self.canvas.selected_id and not any(a.id == self.canvas.selected_id for a in self.store.items):
+        self.canvas.set_annotations(self.store.items, self.store.bounds)
+        if self.canvas.selected_id and self.store.index_of(self.canvas.selected_id) < 0:
             self.canvas.selected_id = ""
-        self.annotation_list.blockSignals(True)
-        self.annotation_list.clear()
-        mpp = self.canvas.meta.mpp if self.canvas.meta else None
-        for a in self.store.items:
-            area = a.area_px()
-            size = f"{area * mpp * mpp / 1e6:.4f} mm²" if mpp and area else (f"{area:,.0f} px²" if area else "")
-            item = QListWidgetItem(f"{a.name or a.shape}" + (f" [{a.cls}]" if a.cls else "") + (f" · {size}" if size else ""))
-            item.setData(Qt.UserRole, a.id)
-            self.annotation_list.addItem(item)
-            if a.id == self.canvas.selected_id:
-                self.annotation_list.setCurrentItem(item)
-        self.annotation_list.blockSignals(False)
+        self.annotation_model.refresh()
+        self._show_selected_row()
         self.undo_button.setEnabled(self.store.can_undo)
         self.redo_button.setEnabled(self.store.can_redo)
         self._refresh_layers()
@@ -688,26 +712,33 @@ class PathologyWorkspace(WorkspaceView):
         if autosave and self.slide_path is not None:
             self._autosave_timer.start()
 
+    def _show_selected_row(self) -> None:
+        row = self.store.index_of(self.canvas.selected_id) if self.canvas.selected_id else -1
+        sel = self.annotation_list.selectionModel()
+        sel.blockSignals(True)
+        if row >= 0:
+            index = self.annotation_model.index(row, 0)
+            sel.setCurrentIndex(index, sel.SelectionFlag.ClearAndSelect)
+            self.annotation_list.scrollTo(index)
+        else:
+            sel.clear()
+        sel.blockSignals(False)
+        self.annotation_list.viewport().update()
+
     def _select_annotation(self, ann_id: str) -> None:
         self.canvas.selected_id = ann_id
-        for row in range(self.annotation_list.count()):
-            if self.annotation_list.item(row).data(Qt.UserRole) == ann_id:
-                self.annotation_list.blockSignals(True)
-                self.annotation_list.setCurrentRow(row)
-                self.annotation_list.blockSignals(False)
-        ann = next((a for a in self.store.items if a.id == ann_id), None)
+        self._show_selected_row()
+        ann = self.store.get(ann_id) if ann_id else None
         self.name_edit.setText(ann.name if ann else "")
         self.canvas.update()
 
     def _annotation_row(self, row: int) -> None:
-        if 0 <= row < self.annotation_list.count():
-            ann_id = self.annotation_list.item(row).data(Qt.UserRole)
-            self._select_annotation(ann_id)
-            ann = next((a for a in self.store.items if a.id == ann_id), None)
-            if ann and ann.points:
-                xs = [p[0] for p in ann.points]
-                ys = [p[1] for p in ann.points]
-                self.canvas.set_view((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2)
+        if 0 <= row < len(self.store.items):
+            ann = self.store.items[row]
+            self._select_annotation(ann.id)
+            x0, y0, x1, y1 = self.store.bounds[row]
+            if np.isfinite(x0):
+                self.canvas.set_view((x0 + x1) / 2, (y0 + y1) / 2)
 
     def _name_changed(self) -> None:
         if self.canvas.selected_id:
@@ -716,7 +747,7 @@ class PathologyWorkspace(WorkspaceView):
     def _class_changed(self, cls: str) -> None:
         from engines.pathology.geojson import DEFAULT_COLORS
 
-        ann = next((a for a in self.store.items if a.id == self.canvas.selected_id), None)
+        ann = self.store.get(self.canvas.selected_id) if self.canvas.selected_id else None
         if ann is not None and ann.cls != cls.strip():
             self.store.update(ann.id, cls=cls.strip(), color=DEFAULT_COLORS.get(cls.strip(), ann.color))
 
@@ -760,7 +791,7 @@ class PathologyWorkspace(WorkspaceView):
     def export_annotations(self, path: Path):
         from engines.pathology.geojson import write_geojson
 
-        items = copy.deepcopy(self.store.items)
+        items = list(self.store.items)  # replaced, never edited in place: a snapshot
         return self.context.tasks.submit(lambda p, c: write_geojson(Path(path), items), title="Exporting annotations",
                                          owner="pathology:export-annotations",
                                          on_result=lambda out: self.context.notify("info", f"Wrote {Path(out).name}", ""),
@@ -772,40 +803,26 @@ class PathologyWorkspace(WorkspaceView):
             self.import_geojson(Path(path))
 
     def import_geojson(self, path: Path):
-        """Annotations join the annotation layer; QuPath detections become a detection layer."""
-        from engines.pathology.geojson import load_geojson
+        """Annotations join the annotation layer; QuPath detections become a detection layer. Parsing,
+        validating and the arrays of both layers are made off the GUI thread."""
+        name = Path(path).name
 
-        def done(parsed) -> None:
-            items = parsed.annotations
-            note = parsed.summary(Path(path).name)
+        def done(r) -> None:
+            parsed, anns, bounds, dets = r["parsed"], r["annotations"], r["bounds"], r["detections"]
+            note = parsed.summary(name)
             if note:
                 self.context.notify("warning", note, "\n".join(parsed.problems[:200]))
-            anns = [a for a in items if a.object_type != "detection"]
-            dets = [a for a in items if a.object_type == "detection" and a.points]
-            self.store.extend(anns)
-            if dets:
-                self._add_imported_detections(Path(path).name, dets)
-            self.context.notify("info", f"Imported {len(anns)} annotations and {len(dets)} detections from "
-                                        f"{Path(path).name}", "")
+            self.store.extend(anns, bounds)
+            if dets is not None:
+                self.canvas.detections.append(DetectionLayer(f"Imported · {name}", *dets))
+                self._refresh_layers()
+                self.canvas.update()
+            self.context.notify("info", f"Imported {len(anns):,} annotations and "
+                                        f"{0 if dets is None else len(dets[0]):,} detections from {name}", "")
 
-        return self.context.tasks.submit(lambda p, c: load_geojson(Path(path)), title=f"Importing {Path(path).name}",
+        return self.context.tasks.submit(lambda p, c: import_job(Path(path), p, c), title=f"Importing {name}",
                                          owner="pathology:import", on_result=done,
                                          on_error=lambda m, d: self.context.notify("error", m, d))
-
-    def _add_imported_detections(self, name: str, dets) -> None:
-        classes = sorted({a.cls or "object" for a in dets})
-        xy, boxes, polys, scores, cls = [], [], [], [], []
-        for a in dets:
-            pts = np.asarray(a.points, np.float32)
-            xy.append(pts.mean(axis=0))
-            boxes.append([pts[:, 0].min(), pts[:, 1].min(), pts[:, 0].max(), pts[:, 1].max()])
-            polys.append(pts)
-            scores.append(a.measurements.get("score", 1.0))
-            cls.append(classes.index(a.cls or "object"))
-        self.canvas.detections.append(DetectionLayer(f"Imported · {name}", np.array(xy), np.array(boxes),
-                                                     np.array(scores), np.array(cls), classes, polys))
-        self._refresh_layers()
-        self.canvas.update()
 
     # -- life cycle ----------------------------------------------------------------------------------------------
     def shutdown(self) -> None:
