@@ -61,7 +61,21 @@ class Geometry:
         direction[:n, :n] = d[:n, :n]
         return cls(tuple(spacing), tuple(origin), direction)
 
+    def problem(self) -> str | None:
+        """Why ITK could not hold this geometry (zero/negative/NaN spacing, degenerate direction), or None."""
+        if not all(np.isfinite(v) and v > 0 for v in self.spacing):
+            return f"its voxel spacing ({' x '.join(f'{v:g}' for v in self.spacing)} mm) is not positive"
+        if not np.all(np.isfinite(self.origin)) or not np.all(np.isfinite(self.direction)) or \
+                abs(float(np.linalg.det(self.direction))) < 1e-6:
+            return "its orientation (direction cosines) or origin is degenerate or not a number"
+        return None
+
     def apply_to_sitk(self, image) -> None:
+        problem = self.problem()
+        if problem is not None:
+            from engines.core.engine import EngineError
+
+            raise EngineError(f"the image cannot be placed in patient coordinates: {problem}")
         image.SetSpacing(self.spacing)
         image.SetOrigin(self.origin)
         image.SetDirection(tuple(self.direction.ravel()))

@@ -639,6 +639,15 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
     return scan
 
 
+def _slice_step(ds) -> float:
+    """SpacingBetweenSlices, else SliceThickness, as a positive finite number; else 1 mm."""
+    for keyword in ("SpacingBetweenSlices", "SliceThickness"):
+        value = abs(_first_float(ds, keyword, 0.0))
+        if np.isfinite(value) and value > 0:
+            return float(value)
+    return 1.0
+
+
 def _split_by_size(s: SeriesInfo) -> list[SeriesInfo]:
     groups: dict[tuple, list[SliceRef]] = {}
     for r in s.slices:
@@ -669,15 +678,53 @@ def _assemble(s: SeriesInfo) -> list[SeriesInfo]:
     return parts
 
 
+def _checked_spacing(row_mm: float, col_mm: float) -> tuple[float, float, str | None]:
+    """Pixel spacing that can place pixels: negative -> its absolute value, zero or not a number -> 1 mm; the
+    finding says which was done."""
+    shown = f"{row_mm:g} x {col_mm:g} mm"
+    if not (np.isfinite(row_mm) and np.isfinite(col_mm)) or row_mm == 0 or col_mm == 0:
+        fix = [abs(v) if np.isfinite(v) and v != 0 else 1.0 for v in (row_mm, col_mm)]
+        return fix[0], fix[1], (f"the pixel spacing is {shown} (zero or not a number): shown with "
+                                f"{fix[0]:g} x {fix[1]:g} mm pixels, so distances and areas are not real")
+    if row_mm < 0 or col_mm < 0:
+        return abs(row_mm), abs(col_mm), f"the pixel spacing is negative ({shown}): its absolute value is used"
+    return row_mm, col_mm, None
+
+
+def _usable_orientation(iop: np.ndarray | None) -> bool:
+    if iop is None or not np.all(np.isfinite(iop)):
+        return False
+    row, col = iop[:3], iop[3:]
+    return np.linalg.norm(row) > 1e-3 and np.linalg.norm(col) > 1e-3 and \
+        np.linalg.norm(np.cross(row / np.linalg.norm(row), col / np.linalg.norm(col))) > 1e-3
+
+
 def _sort_and_check(s: SeriesInfo) -> None:
     refs = s.slices
     first = refs[0]
-    row_mm, col_mm = first.pixel_spacing
+    row_mm, col_mm, note = _checked_spacing(*first.pixel_spacing)
+    if note:
+        s.findings.append(note)
+    if first.orientation is not None and not _usable_orientation(first.orientation):
+        shown = " ".join(f"{v:g}" for v in first.orientation)
+        s.findings.append(f"the image orientation ({shown}) is all zero or degenerate: slices are shown as axial "
+                          f"(identity orientation), so their placement in the patient is not known")
+        for r in refs:
+            r.orientation = None
+    else:
+        for r in refs:
+            if r.orientation is not None:
+                r.orientation = r.orientation.copy()
+                r.orientation[:3] /= np.linalg.norm(r.orientation[:3]) or 1.0
+                r.orientation[3:] /= np.linalg.norm(r.orientation[3:]) or 1.0
+    for r in refs:
+        if r.position is not None and not np.all(np.isfinite(r.position)):
+            r.position = None
     have_geometry = all(r.position is not None for r in refs) and first.orientation is not None
     if not have_geometry:
         refs.sort(key=lambda r: r.instance_number)
         s.slices, s.slots = refs, list(refs)
-        dz = float(first.header.get("SpacingBetweenSlices", 0) or first.header.get("SliceThickness", 0) or 1.0)
+        dz = _slice_step(first.header)
         origin = first.position if first.position is not None else np.zeros(3)
         direction = np.eye(3)
         if first.orientation is not None:
@@ -747,7 +794,7 @@ def _sort_and_check(s: SeriesInfo) -> None:
                                   f"{shear:.1f} mm in-plane from first to last; shown stacked without shear "
                                   f"correction, so 3-D positions off the first slice are approximate")
     else:
-        dz = float(first.header.get("SpacingBetweenSlices", 0) or first.header.get("SliceThickness", 0) or 1.0)
+        dz = _slice_step(first.header)
     s.slots = slots
     direction = np.stack([row_cos, col_cos, normal], axis=1)
     s.geometry = Geometry((col_mm, row_mm, dz), tuple(refs[0].position), direction)

@@ -131,3 +131,38 @@ def test_short_pixel_data_and_bits_allocated_12_are_findings(tmp_path, kwargs, w
     path = write_ct(tmp_path / "bad.dcm", **kwargs)
     volume = load_series(scan_dicom(path).image_series()[0])
     assert any("bad.dcm" in f and words in f and "shown blank" in f for f in volume.findings)
+
+
+# -- 4. geometry that cannot place pixels: a finding that says what was done, never ITK's text ----------
+@pytest.mark.parametrize("kwargs, spacing, words", [
+    ({"spacing": (-0.5, -0.5)}, (0.5, 0.5), "negative (-0.5 x -0.5 mm): its absolute value is used"),
+    ({"spacing": (0, 0)}, (1.0, 1.0), "0 x 0 mm (zero or not a number): shown with 1 x 1 mm pixels"),
+    ({"spacing": ("NaN", "NaN")}, (1.0, 1.0), "nan x nan mm (zero or not a number)"),
+    ({"orientation": (0, 0, 0, 0, 0, 0)}, (0.5, 0.5), "orientation (0 0 0 0 0 0) is all zero or degenerate"),
+])
+def test_impossible_spacing_and_orientation_are_findings_and_engines_can_use_the_volume(tmp_path, kwargs, spacing,
+                                                                                         words):
+    with pytest.warns(UserWarning) if "NaN" in str(kwargs) else _no_warning():
+        path = write_ct(tmp_path / "odd.dcm", **kwargs)
+    volume = load_series(scan_dicom(path).image_series()[0])
+    assert volume.geometry.spacing[:2] == pytest.approx(spacing)
+    assert any(words in f for f in volume.findings), volume.findings
+    image = volume.to_sitk_real()  # was RuntimeError ... itkImageBase.hxx:90
+    assert image.GetSpacing()[:2] == pytest.approx(spacing)
+
+
+def test_a_geometry_itk_cannot_hold_is_a_plain_engine_error():
+    from engines.radiology.geometry import Geometry
+
+    with pytest.raises(EngineError, match="cannot be placed in patient coordinates: its voxel spacing"):
+        Geometry((-0.5, 1, 1)).to_sitk(np.zeros((2, 2, 2), np.int16))
+    with pytest.raises(EngineError, match="direction cosines"):
+        Geometry((1, 1, 1), (0, 0, 0), np.zeros((3, 3))).to_sitk(np.zeros((2, 2, 2), np.int16))
+
+
+class _no_warning:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
