@@ -257,6 +257,8 @@ def cmd_inspect(args) -> int:
                 print(f"    - {s.get('modality', '?'):3} {s.get('description') or '(no description)'}: "
                       f"{s.get('files')} file(s), {s.get('frames')} frame(s), {s.get('rows')}x{s.get('columns')}, "
                       f"UID {s.get('series_uid')}")
+                for name in s.get("file_names", [])[:20]:
+                    print(f"        file: {name}")
         else:
             print(f"  {key}: {value}")
     for finding in report["findings"]:

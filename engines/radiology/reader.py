@@ -146,6 +146,8 @@ class SeriesInfo:
             out["shape_kji"] = list(self.shape)
             if self.geometry is not None:
                 out["geometry"] = self.geometry.to_dict()
+        if self.kind != "image" or not self.slices:
+            out["file_names"] = [display_name(f, full=True) for f in self.files]
         if self.findings:
             out["findings"] = list(self.findings)
         return out
@@ -618,7 +620,7 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
                      "rtstruct": "an RT structure set: its contours are drawn as a label layer on the image",
                      "slide": "a whole-slide image: open it in the Pathology workspace",
                      "other": "not an image"}[s.kind]
-            s.findings.append(f"{len(s.files)} object(s) of {label}")
+            s.findings.append(f"{len(s.files)} object(s) of {label}: {_names([_rel(f, path) for f in s.files])}")
             scan.series.append(s)
             continue
         if not s.slices:
@@ -646,6 +648,11 @@ def _slice_step(ds) -> float:
         if np.isfinite(value) and value > 0:
             return float(value)
     return 1.0
+
+
+def _rel(f: Path, root: Path) -> str:
+    """A file's name relative to the scanned folder, safe to print."""
+    return display_name(f.relative_to(root) if root.is_dir() and f.is_relative_to(root) else f.name, full=True)
 
 
 def _split_by_size(s: SeriesInfo) -> list[SeriesInfo]:

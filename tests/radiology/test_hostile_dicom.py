@@ -166,3 +166,23 @@ class _no_warning:
 
     def __exit__(self, *exc):
         return False
+
+
+# -- 5. inspect names the file of every non-image object -------------------------------------------------
+def test_inspect_names_the_structured_report_of_a_mixed_folder(tmp_path):
+    uid = generate_uid()
+    for n in range(3):
+        write_ct(tmp_path / "study" / f"ct{n}.dcm", z=float(n), series_uid=uid, instance=n + 1)
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"  # Basic Text SR
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    sr = Dataset()
+    sr.file_meta = meta
+    sr.SOPClassUID, sr.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    sr.SeriesInstanceUID, sr.StudyInstanceUID, sr.Modality = generate_uid(), generate_uid(), "SR"
+    pydicom.dcmwrite(tmp_path / "study" / "report-7.dcm", sr, enforce_file_format=True)
+    report = inspect_path(tmp_path / "study")
+    sr_series = [s for s in report["details"]["series"] if s["kind"] == "sr"]
+    assert sr_series and [Path(n).name for n in sr_series[0]["file_names"]] == ["report-7.dcm"]
+    assert any("structured report" in f and "report-7.dcm" in f for f in report["findings"])
