@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, Q
                                QListWidget, QListWidgetItem, QMenu, QSizePolicy, QSlider, QSpinBox,
                                QSplitter, QTabWidget, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
+from app.worker import plain_message
 from app.workspaces.base import ShellContext, WorkspaceView
 from app.workspaces.manifest import WorkspaceManifest
 from app.workspaces.radiology.dialogs import confirm_discard_edits
@@ -513,6 +514,15 @@ class RadiologyWorkspace(WorkspaceView, ExportActions):
             return {"kind": "scan", "scan": scan, "thumbs": thumbs, "volume": volume}
 
         def done(result: dict) -> None:
+            try:
+                show(result)
+            except Exception as exc:  # noqa: BLE001 - what the reader returned could not be shown: say so
+                import traceback
+
+                log.exception("showing %s failed", path)
+                self._open_failed(path.name, plain_message(f"Showing {path.name}", exc), traceback.format_exc())
+
+        def show(result: dict) -> None:
             self.context.add_recent(path)
             if result["kind"] == "seg":
                 self._add_seg(result["label_map"], result["ref_uid"], path)
@@ -543,8 +553,22 @@ class RadiologyWorkspace(WorkspaceView, ExportActions):
             self.opened.emit(str(path))
 
         self.context.tasks.submit(job, title=f"Opening {path.name}", owner=f"{self.manifest.id}:open",
-                                  on_result=done, on_error=self._error)
+                                  on_result=done, on_error=lambda message, detail: self._open_failed(path.name, message,
+                                                                                                     detail))
 
+    def _open_failed(self, name: str, message: str, detail: str) -> None:
+        """An open that failed (in the reader or while showing its result): a plain message in Messages and
+        in the view, and no 'loading…' left behind."""
+        self.context.notify("error", message, detail)
+        was_preview, self._preview_active = self._preview_active, False
+        if self.volume is not None:
+            self._render_all()  # the image shown before stays, with its own corner text
+            return
+        axial = self.views["axial"]
+        if was_preview:
+            axial.show_image(np.zeros((2, 2), np.float32), (0, 1), None)
+        axial.set_corner_text(f"{name} could not be opened")
+        self.readout.setText(f"{message} (details in the log and in Messages)")
     def _error(self, message: str, detail: str) -> None:
         self.context.notify("error", message, detail)
 
@@ -563,7 +587,8 @@ class RadiologyWorkspace(WorkspaceView, ExportActions):
                 self.set_volume(volume)
 
         self.context.tasks.submit(job, title=f"Loading {series.title()}", owner=f"{self.manifest.id}:open",
-                                  on_result=done, on_error=self._error)
+                                  on_result=done, on_error=lambda msg, detail: self._open_failed(series.title(), msg,
+                                                                                                 detail))
 
     def _may_replace(self, what: str) -> bool:
         """Whether the shown image may give way to ``what``: asks first when label edits were not exported."""
