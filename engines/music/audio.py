@@ -84,15 +84,14 @@ def load_audio(path: str | Path, sr: int = SR, *, progress: ProgressFn = no_prog
     if has_suffix(path, MIDI_SUFFIXES) or has_suffix(path, SCORE_SUFFIXES):
         return load_symbolic(path, sr, progress=progress)
     progress(0.02, f"reading {short_name(path.name)}")
+    check_duration(path, header_duration(path))  # from the header, before a byte of audio is decoded
     data, file_sr, channels = _read_samples(path)
     if cancel:
         cancel.raise_if_cancelled()
     notes = []
     if data.size == 0:
         raise EngineError(f"{path.name}: the file holds no audio samples")
-    if data.shape[0] / file_sr > MAX_SECONDS:
-        raise EngineError(f"{path.name} is {data.shape[0] / file_sr / 60:.0f} minutes long; the workstation "
-                          f"analyses recordings up to {MAX_SECONDS // 60} minutes")
+    check_duration(path, data.shape[0] / file_sr)  # headers can lie (streams without a length, odd files)
     mono = data.mean(axis=1) if data.ndim == 2 else data
     if channels > 1:
         notes.append(f"mixed {channels} channels to mono")
@@ -105,11 +104,62 @@ def load_audio(path: str | Path, sr: int = SR, *, progress: ProgressFn = no_prog
 
         progress(0.1, f"resampling {file_sr} Hz to {sr} Hz")
         mono = librosa.resample(mono, orig_sr=file_sr, target_sr=sr, res_type="soxr_hq").astype(np.float32)
-        notes.append(f"resampled from {file_sr} Hz")
+        notes.append(f"resampled from {file_sr} Hz")  # only when the rates differ
     return AudioClip(mono, sr, str(path), file_sr, channels, file_hash(path), notes)
 
 
 NATIVE_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".aif", ".aiff")
+
+
+def header_duration(path: Path) -> float | None:
+    """The recording's length in seconds as its header states it (libsndfile, else audioread), without
+    decoding the samples; None when no reader can say."""
+    import gc
+    import warnings
+
+    import soundfile as sf
+
+    seconds = None
+    try:
+        info = sf.info(str(path))
+        seconds = info.frames / info.samplerate if info.samplerate > 0 else None
+    except Exception as exc:  # noqa: BLE001 - an unreadable header is reported by the decoder that follows
+        log.info("libsndfile reads no header in %s: %s", path, exc)
+        if not has_suffix(path, NATIVE_SUFFIXES):  # MP3/M4A this libsndfile cannot open: ask audioread
+            import librosa
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # audioread leaves its file open on failure
+                try:
+                    seconds = float(librosa.get_duration(path=str(path)))
+                except Exception as exc2:  # noqa: BLE001
+                    log.info("audioread reads no duration in %s: %s", path, exc2)
+                gc.collect()
+    return seconds if seconds is not None and np.isfinite(seconds) and seconds >= 0 else None
+
+
+def format_duration(seconds: float) -> str:
+    """'3 h 05 min', '59 min 12 s', '4.2 s'."""
+    if seconds >= 3600:
+        h, m = divmod(int(round(seconds / 60)), 60)
+        return f"{h} h {m:02d} min"
+    if seconds >= 60:
+        m, s = divmod(int(round(seconds)), 60)
+        return f"{m} min {s:02d} s"
+    return f"{seconds:.1f} s"
+
+
+def check_duration(path: Path, seconds: float | None) -> None:
+    """Refuse a recording longer than MAX_SECONDS with a sentence that gives the limit and its length."""
+    if seconds is not None and seconds > MAX_SECONDS:
+        raise EngineError(f"{path.name} is {format_duration(seconds)} long; the workstation analyses recordings "
+                          f"of up to {MAX_SECONDS // 60} minutes, so cut it into parts of an hour or less.")
+
+
+def _undecodable(path: Path, detail: str) -> EngineError:
+    log.warning("cannot decode %s: %s", path, detail)
+    return EngineError(f"{path.name}: cannot decode this file as audio; it is damaged, truncated or not a "
+                       f"recording (details in the log).")
 
 
 def _read_samples(path: Path) -> tuple[np.ndarray, int, int]:
@@ -122,7 +172,7 @@ def _read_samples(path: Path) -> tuple[np.ndarray, int, int]:
         first = str(sf_exc).strip().splitlines()[0] if str(sf_exc).strip() else type(sf_exc).__name__
         first = re.sub(r"^Error opening .*?: ", "", first)  # the path is already in the message
     if has_suffix(path, NATIVE_SUFFIXES):  # libsndfile's own formats: a failure means a damaged file
-        raise EngineError(f"{path.name}: cannot decode this audio (truncated or not audio?): {first}")
+        raise _undecodable(path, first)
     import gc
     import warnings
 
@@ -134,11 +184,11 @@ def _read_samples(path: Path) -> tuple[np.ndarray, int, int]:
             y, file_sr = librosa.load(str(path), sr=None, mono=False)
         y = np.atleast_2d(y).T.astype(np.float32)
         return y, int(file_sr), int(y.shape[1])
-    except Exception:  # noqa: BLE001 - audioread raises NoBackendError and others
+    except Exception as exc:  # noqa: BLE001 - audioread raises NoBackendError and others
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)  # audioread leaves its file open on failure
             gc.collect()
-        raise EngineError(f"{path.name}: cannot decode this audio (truncated or not audio?): {first}") from None
+        raise _undecodable(path, f"{first}; audioread: {type(exc).__name__}: {exc}") from None
 
 
 # -- symbolic input -------------------------------------------------------------------------------------
