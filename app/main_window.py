@@ -160,6 +160,11 @@ class MainWindow(QMainWindow):
         self._fill_recent()
         act = file_menu.addAction("Open &Sample of This Workspace", self.open_current_sample)
         act.setShortcut(QKeySequence("Ctrl+Shift+S"))
+        samples_menu = file_menu.addMenu("Open Sa&mple")
+        for m in self.manifests:
+            for sample_id, title in (m.samples or ((m.sample, m.title),) if m.sample else ()):
+                samples_menu.addAction(f"{m.title.replace('&', '&&')}: {title.replace('&', '&&')}",
+                                       lambda mid=m.id, sid=sample_id: self.open_sample(mid, sid))
         file_menu.addSeparator()
         act = file_menu.addAction("&Quit", self.close)
         act.setShortcut(QKeySequence.Quit)
@@ -172,6 +177,7 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         view_menu.addAction(self.tasks_dock.toggleViewAction())
         view_menu.addAction(self.messages_dock.toggleViewAction())
+        view_menu.addAction("&Batch…", self.show_batch)
 
         tasks_menu = self.menuBar().addMenu("&Tasks")
         act = tasks_menu.addAction("Cancel All Tasks", self.tasks.cancel_all)
@@ -299,6 +305,36 @@ class MainWindow(QMainWindow):
         self.settings.last_workspace = m.id
         self.setWindowTitle(f"CSI Workstation — {m.title}")
         self.workspace_changed.emit(m.id)
+
+    def open_sample(self, workspace_id: str, sample_id: str | None = None) -> None:
+        """Switch to ``workspace_id`` and open one of its samples (its default one when no id is given)."""
+        self.switch_to(workspace_id)
+        self.view(workspace_id).open_sample(sample_id)
+
+    def show_batch(self):
+        """The Batch dock (created on first use): one engine over a folder of inputs, on Dask."""
+        if getattr(self, "batch_dock", None) is None:
+            from app.batch_dock import BatchPanel
+
+            def runnable() -> list[tuple[str, str]]:
+                reg = self.registry()
+                found = []
+                for engine_id in reg.ids():
+                    engine = reg.get(engine_id)
+                    if engine.input_key is not None:
+                        found.append((engine_id, engine.info().title))
+                return found
+
+            self.batch_panel = BatchPanel(self.tasks, runnable, lambda p: self.open_path(Path(p)),
+                                          lambda level, msg, detail: self.notify(level, msg, detail))
+            self.batch_dock = QDockWidget("Batch", self)
+            self.batch_dock.setObjectName("batchDock")
+            self.batch_dock.setWidget(self.batch_panel)
+            self.addDockWidget(Qt.BottomDockWidgetArea, self.batch_dock)
+            self.tabifyDockWidget(self.messages_dock, self.batch_dock)
+        self.batch_dock.show()
+        self.batch_dock.raise_()
+        return self.batch_dock
 
     def open_current_sample(self) -> None:
         wid = self.current_workspace()
