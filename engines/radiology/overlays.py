@@ -249,7 +249,7 @@ def read_rtstruct(path: str | Path, geometry: Geometry, shape) -> tuple[LabelMap
     labels = np.zeros(tuple(shape), dtype=np.uint8 if len(order) < 256 else np.uint16)
     colours: dict[int, tuple[int, int, int]] = {}
     problems: list[str] = []
-    off_grid = off_plane = 0
+    off_grid = off_plane = malformed = 0
     for roi in ds.get("ROIContourSequence", []):
         number = int(roi.get("ReferencedROINumber", 0))
         value = order.get(number)
@@ -261,7 +261,14 @@ def read_rtstruct(path: str | Path, geometry: Geometry, shape) -> tuple[LabelMap
         for contour in roi.get("ContourSequence", []):
             if str(contour.get("ContourGeometricType", "")) not in ("CLOSED_PLANAR", ""):
                 continue
-            points = np.asarray([float(v) for v in contour.ContourData]).reshape(-1, 3)
+            try:
+                flat = np.asarray([float(v) for v in contour.get("ContourData", [])], dtype=float)
+            except (TypeError, ValueError):
+                flat = np.zeros(1)
+            if flat.size < 9 or flat.size % 3 or not np.all(np.isfinite(flat)):
+                malformed += 1  # one bad contour is skipped, not the whole structure set
+                continue
+            points = flat.reshape(-1, 3)
             ijk = geometry.lps_to_index(points)
             k = np.rint(ijk[:, 2])
             if np.ptp(ijk[:, 2]) > 0.5:
@@ -273,6 +280,9 @@ def read_rtstruct(path: str | Path, geometry: Geometry, shape) -> tuple[LabelMap
                 continue
             rr, cc = polygon(ijk[:, 1], ijk[:, 0], shape=tuple(shape[1:]))
             labels[k, rr, cc] = value
+    if malformed:
+        problems.append(f"{malformed} contour(s) have malformed Contour Data (not at least three x, y, z points) "
+                        f"and were skipped")
     if off_grid:
         problems.append(f"{off_grid} contour(s) lie outside the image's slices and were not drawn")
     if off_plane:
