@@ -196,6 +196,7 @@ class ChordTrack:
     key_confidence: float = 0.0
     source: str = ""  # engine id, "lab file", "edited"
     transpose: int = 0  # semitones applied for display/playback/export (capo), not baked into labels
+    checks: list = field(default_factory=list, compare=False)  # engines.core.checks.Check of the input contract
     _undo: list[list[ChordSegment]] = field(default_factory=list, repr=False, compare=False)
     _redo: list[list[ChordSegment]] = field(default_factory=list, repr=False, compare=False)
 

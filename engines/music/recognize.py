@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from engines.core.checks import Checks
 from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
 from engines.core.weights import load_state_checked
 from engines.music.audio import AudioClip, Features, compute_features, load_audio
@@ -22,6 +23,46 @@ from engines.music.keys import estimate_key
 INPUTS = "one audio file (WAV, FLAC, OGG, MP3; any rate, mono or multichannel) or a MIDI/MusicXML file"
 OUTPUTS = ".lab (MIREX chord labels), .mid, .musicxml lead sheet, .wav of synthesized chords, or .json"
 SILENCE_LOG_MAG = 3.04 - 6.91  # log-CQT peak of a -60 dBFS sine: quieter frames are N
+MIN_SECONDS = 2.0  # shorter input holds too few frames for a chord (BTC reads 10 s windows)
+SILENT_DBFS = -60.0  # RMS of the whole clip below this: nothing to recognise
+#: music is tonal: the median spectral flatness of its loud frames is about 0.0001 (rendered chorales, piano,
+#: organ, strings); speech-like audio (voiced formants, fricatives, pauses) is about 0.12 and white noise 0.56
+NOISY_FLATNESS = 0.05
+
+
+def audio_checks(clip: AudioClip) -> Checks:
+    """The chord engines' input contract: long enough, not silent, and music rather than speech or noise."""
+    import librosa
+
+    checks = Checks()
+    name = Path(clip.source).name if clip.source else "the recording"
+    if clip.duration < MIN_SECONDS:
+        checks.warn("duration", f"{name} is only {clip.duration:.1f} s long; chord recognition needs at least "
+                                f"{MIN_SECONDS:.0f} s of music, so these chords are unreliable")
+    else:
+        checks.passed("duration", f"{clip.duration:.1f} s")
+    samples = np.asarray(clip.samples, np.float32)
+    rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) if samples.size else 0.0
+    level = 20 * np.log10(rms) if rms > 0 else float("-inf")
+    if level < SILENT_DBFS:
+        checks.warn("level", f"{name} is silent (RMS {level:.0f} dBFS, below {SILENT_DBFS:.0f} dBFS): there is "
+                             f"nothing to recognise, every chord is N")
+        return checks
+    checks.passed("level", f"RMS {level:.0f} dBFS")
+    if samples.size < 2048:
+        return checks
+    flat = librosa.feature.spectral_flatness(y=samples, n_fft=2048, hop_length=2048)[0]
+    frame_rms = librosa.feature.rms(y=samples, frame_length=2048, hop_length=2048)[0]
+    n = min(len(flat), len(frame_rms))
+    busy = frame_rms[:n] > 0.1 * float(frame_rms[:n].max())  # the loud frames: pauses do not count
+    flatness = float(np.median(flat[:n][busy])) if busy.any() else 1.0
+    if flatness > NOISY_FLATNESS:
+        checks.warn("content", f"{name} sounds like speech or noise, not music: its spectrum is noise-like "
+                               f"(median spectral flatness {flatness:.2f}, music is below {NOISY_FLATNESS}); the "
+                               f"chord models were trained on music, so these chords are unreliable")
+    else:
+        checks.passed("content", f"tonal (median spectral flatness {flatness:.4f})")
+    return checks
 
 
 class ChordEngineBase(Engine):
@@ -60,6 +101,7 @@ class ChordEngineBase(Engine):
         if min_s > 0:
             segs = merge_short(segs, min_s)
         track = ChordTrack(segs, clip.duration, source=self.id)
+        track.checks = audio_checks(clip).items
         key = estimate_key(feats.chroma[~self.silent_frames(feats)]) if feats.n_frames else None
         if key is not None:
             track.key, track.key_confidence = key.name, round(key.correlation, 3)

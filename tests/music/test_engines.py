@@ -231,3 +231,91 @@ def test_exports_read_back(tmp_path):
         export_track(track, tmp_path / "t.docx")
     with wave.open(str(tmp_path / "t.wav")) as w:
         assert w.getnchannels() == 1
+
+
+# -- the input contract ------------------------------------------------------------------------------------
+def speech_like(seconds: float, seed: int) -> np.ndarray:
+    """Speech-ish audio: voiced syllables (a glottal pulse train with a gliding pitch through vowel formants),
+    fricative noise bursts and short pauses, as a talker's recording has them."""
+    from scipy import signal
+
+    rng = np.random.default_rng(seed)
+    formants = [(730, 1090, 2440), (270, 2290, 3010), (530, 1840, 2480), (570, 840, 2410), (300, 870, 2240)]
+    parts, total = [], 0.0
+    while total < seconds:
+        kind = rng.random()
+        if kind < 0.6:
+            d = rng.uniform(0.12, 0.3)
+            n = int(d * SR)
+            f0 = np.linspace(rng.uniform(100, 160), rng.uniform(90, 200), n)
+            x = (np.diff(np.floor(np.cumsum(f0 / SR)), prepend=0) > 0).astype(float)
+            for f in formants[rng.integers(len(formants))]:
+                b, a = signal.iirpeak(f, 8, fs=SR)
+                x = signal.lfilter(b, a, x)
+            x *= np.hanning(n)
+        elif kind < 0.85:
+            d = rng.uniform(0.05, 0.15)
+            n = int(d * SR)
+            b, a = signal.butter(4, 3000, "high", fs=SR)
+            x = signal.lfilter(b, a, rng.standard_normal(n)) * 0.3 * np.hanning(n)
+        else:
+            d = rng.uniform(0.05, 0.25)
+            x = np.zeros(int(d * SR))
+        parts.append(x)
+        total += d
+    y = np.concatenate(parts)
+    return (0.5 * y / np.abs(y).max() + rng.normal(0, 1e-4, len(y))).astype(np.float32)
+
+
+def contract(track) -> dict[str, str]:
+    from engines.core.checks import checks_of
+
+    return {c.name: c.status for c in checks_of(track)}
+
+
+@pytest.mark.parametrize("engine_cls", [TemplateChordEngine, BTCChordEngine])
+def test_music_passes_the_contract(engine_cls, chorale, known_clip):
+    _, clip, feats, _ = chorale
+    track = engine_cls().predict({"clip": clip, "features": feats})
+    assert contract(track) == {"duration": "passed", "level": "passed", "content": "passed"}
+    _, clip, feats = known_clip
+    assert contract(TemplateChordEngine().predict({"clip": clip, "features": feats}))["content"] == "passed"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_speech_like_audio_is_warned_about(tmp_path, seed):
+    from engines.core.checks import warning_lines
+
+    path = tmp_path / "talk.wav"
+    sf.write(path, speech_like(6.0, seed), SR)
+    track = TemplateChordEngine().predict({"audio_path": path})
+    assert contract(track)["content"] == "warned"
+    assert any(line.startswith("content: talk.wav sounds like speech or noise, not music")
+               for line in warning_lines(track))
+
+
+def test_white_noise_is_warned_about():
+    y = (np.random.default_rng(3).standard_normal(SR * 4) * 0.1).astype(np.float32)
+    clip = AudioClip(y, SR, "noise.wav")
+    track = TemplateChordEngine().predict({"clip": clip, "features": compute_features(clip, use_cache=False)})
+    assert contract(track)["content"] == "warned"
+
+
+def test_silence_and_short_input_are_warned_about(tmp_path, known_clip):
+    path = tmp_path / "silence.flac"
+    sf.write(path, np.zeros(SR * 5, np.float32), SR)
+    track = TemplateChordEngine().predict({"audio_path": path})
+    assert contract(track) == {"duration": "passed", "level": "warned"}
+    _, clip, _ = known_clip
+    short = AudioClip(clip.samples[: int(1.2 * SR)], SR, "short.wav")
+    import warnings
+
+    with warnings.catch_warnings():  # librosa's CQT warns that its lowest octaves outlast a 1.2 s clip
+        warnings.simplefilter("ignore", UserWarning)
+        feats = compute_features(short, use_cache=False)
+    track = BTCChordEngine().predict({"clip": short, "features": feats})
+    got = contract(track)
+    assert got["duration"] == "warned" and got["level"] == "passed"
+    from engines.core.checks import warning_lines
+
+    assert warning_lines(track)[0].startswith("duration: short.wav is only 1.2 s long")
