@@ -128,4 +128,8 @@ class Engine:
         if not name:
             return "none needed"
         from engines.core.weights import WeightsStore  # light: safetensors is imported only to load
-        return WeightsStore.default().status(name)
+        return WeightsStore.default().status(name, network=self.weights_network)
+
+    # A method ``weights_network(card)`` returning the torch module this engine builds from ``card`` lets the
+    # status compare the file's tensor shapes with that network when the card records no shapes; None skips.
+    weights_network = None

@@ -15,7 +15,7 @@ import json
 import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from engines.core.atomic import atomic_path, atomic_write_text
 from engines.core.engine import EngineError
@@ -57,6 +57,8 @@ class ModelCard:
     intended_use: str = "Research use only. Not for diagnosis or treatment."
     sha256: str = ""
     format: str = CARD_FORMAT
+    # tensor name -> shape, recorded by WeightsStore.save; checked against the file's header when present
+    tensor_shapes: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, text: str) -> "ModelCard":
@@ -84,6 +86,37 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _int_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+
+
+def header_shapes(header: Mapping[str, Any]) -> dict[str, list[int]]:
+    """Tensor name -> shape, from a header :func:`check_safetensors_header` returned."""
+    return {k: list(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+
+
+def shape_mismatch(file_name: str, actual: Mapping[str, Any], expected: Mapping[str, Any], against: str) -> str | None:
+    """One plain sentence when the tensors ``actual`` (name -> shape) differ from ``expected``; None when they fit."""
+    actual = {k: list(v) for k, v in actual.items()}
+    expected = {k: list(v) for k, v in expected.items()}
+    missing = sorted(expected.keys() - actual.keys())
+    extra = sorted(actual.keys() - expected.keys())
+    wrong = [k for k in sorted(expected.keys() & actual.keys()) if actual[k] != expected[k]]
+    if not (missing or extra or wrong):
+        return None
+    parts = []
+    if wrong:
+        k = wrong[0]
+        parts.append(f"{len(wrong)} tensor{'s have' if len(wrong) > 1 else ' has'} another shape (e.g. '{k}' is "
+                     f"{'x'.join(map(str, actual[k])) or 'a scalar'}, {against} needs "
+                     f"{'x'.join(map(str, expected[k])) or 'a scalar'})")
+    if missing:
+        parts.append(f"{len(missing)} tensor{'s' if len(missing) > 1 else ''} missing (e.g. '{missing[0]}')")
+    if extra:
+        parts.append(f"{len(extra)} unexpected tensor{'s' if len(extra) > 1 else ''} (e.g. '{extra[0]}')")
+    return f"{file_name} does not fit {against}: {'; '.join(parts)}"
+
+
 def check_safetensors_header(path: Path) -> dict[str, Any]:
     """Parse the safetensors header by hand (8-byte length + JSON); refuse anything else.
 
@@ -104,6 +137,14 @@ def check_safetensors_header(path: Path) -> dict[str, Any]:
             raise WeightsError(f"{path.name} is not a safetensors file (its header is not JSON)") from None
     if not isinstance(header, dict):
         raise WeightsError(f"{path.name} is not a safetensors file")
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        if not (isinstance(entry, dict) and isinstance(entry.get("dtype"), str)
+                and _int_list(entry.get("shape")) and _int_list(entry.get("data_offsets"))
+                and len(entry["data_offsets"]) == 2 and 0 <= entry["data_offsets"][0] <= entry["data_offsets"][1]):
+            raise WeightsError(f"{path.name} is damaged: the entry for tensor '{str(key)[:80]}' in its header is "
+                               f"not a valid tensor description")
     end = 8 + n + max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
     if end > size:
         raise WeightsError(f"{path.name} is truncated ({size} bytes, its header needs {end})")
@@ -141,17 +182,39 @@ class WeightsStore:
 
     @staticmethod
     def verify(weights: Path, card_path: Path) -> ModelCard:
+        """Check header, card, SHA-256 and (when the card records them) tensor shapes; return the card."""
+        return WeightsStore._verify(weights, card_path)[0]
+
+    @staticmethod
+    def _verify(weights: Path, card_path: Path) -> tuple[ModelCard, dict[str, list[int]]]:
         if weights.suffix != ".safetensors":
             raise WeightsError(f"{weights.name}: only .safetensors weights are loaded")
-        check_safetensors_header(weights)
+        try:
+            header = check_safetensors_header(weights)
+        except OSError as exc:
+            raise WeightsError(f"{weights.name} could not be read ({exc.strerror or exc})") from None
+        shapes = header_shapes(header)
         if not card_path.exists():
             raise WeightsError(f"{weights.name} has no model card ({card_path.name}); refusing to load it")
-        card = ModelCard.from_json(card_path.read_text(encoding="utf-8"))
+        try:
+            card = ModelCard.from_json(card_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise WeightsError(f"the model card {card_path.name} could not be read "
+                               f"({getattr(exc, 'strerror', None) or 'it is not text'})") from None
+        except TypeError:  # a field of the wrong kind in the card
+            raise WeightsError(f"the model card {card_path.name} is damaged (a field has the wrong type)") from None
         actual = sha256_file(weights)
         if card.sha256 != actual:
             raise WeightsError(f"{weights.name} does not match its model card (SHA-256 differs): the weights "
                                f"or the card were changed")
-        return card
+        if card.tensor_shapes:
+            if not isinstance(card.tensor_shapes, dict) or not all(_int_list(v) for v in card.tensor_shapes.values()):
+                raise WeightsError(f"the model card {card_path.name} is damaged (its tensor shapes are not lists "
+                                   f"of sizes)")
+            problem = shape_mismatch(weights.name, shapes, card.tensor_shapes, "its model card")
+            if problem:
+                raise WeightsError(problem)
+        return card, shapes
 
     def load(self, name: str, device: str = "cpu", expect_architecture: str | None = None
              ) -> tuple[dict[str, Any], ModelCard]:
@@ -167,13 +230,33 @@ class WeightsStore:
         card = cls.verify(weights, card_path)
         if expect_architecture and card.architecture != expect_architecture:
             raise WeightsError(f"{weights.name} holds a '{card.architecture}' model, not '{expect_architecture}'")
+        from safetensors import SafetensorError
         from safetensors.torch import load_file  # no pickle anywhere in this path
 
-        return load_file(str(weights), device=device), card
-
-    def status(self, name: str) -> str:
         try:
-            self.card(name)
+            return load_file(str(weights), device=device), card
+        except SafetensorError as exc:
+            raise WeightsError(f"{weights.name} is damaged and cannot be read as safetensors "
+                               f"({str(exc).split(':')[0].strip()[:120]})") from None
+        except OSError as exc:
+            raise WeightsError(f"{weights.name} could not be read ({exc.strerror or exc})") from None
+
+    def status(self, name: str, network: Callable[[ModelCard], Any] | None = None) -> str:
+        """'ok', or why the weights named ``name`` cannot be used. Never raises for bad weights.
+
+        Tensor shapes are checked against the card when it records them; otherwise, when ``network`` is given
+        (card -> the torch module or the name -> shape mapping the engine builds), against that network, so
+        a card whose architecture arguments do not describe its tensors is not reported as "ok". Building a
+        network imports torch: callers on the GUI thread should rely on the card's recorded shapes.
+        """
+        try:
+            weights, card_path = self.paths(name)
+            card, shapes = self._verify(weights, card_path)
+            if not card.tensor_shapes and network is not None:
+                expected = _network_shapes(weights, card, network)
+                problem = shape_mismatch(weights.name, shapes, expected, "the network its card describes")
+                if problem:
+                    return problem
             return "ok"
         except WeightsError as exc:
             return str(exc)
@@ -190,6 +273,33 @@ class WeightsStore:
                       metadata={"format": "pt", "name": name, "architecture": card.architecture})
         card.name = name
         card.sha256 = sha256_file(weights)
+        card.tensor_shapes = {k: [int(d) for d in v.shape] for k, v in tensors.items()}
         card_path = directory / f"{name}.card.json"
         atomic_write_text(card_path, card.to_json())
         return weights, card_path
+
+
+_network_cache: dict[tuple, dict[str, list[int]]] = {}
+
+
+def _network_shapes(weights: Path, card: ModelCard, network: Callable[[ModelCard], Any]) -> dict[str, list[int]]:
+    """The shapes of the network ``network(card)`` builds (cached per weights file and card)."""
+    owner = getattr(network, "__self__", None)  # an engine's bound method: cache per engine class
+    key = None if owner is None else (
+        str(weights), card.sha256, json.dumps(card.arch_args, sort_keys=True, default=str), card.architecture,
+        type(owner).__module__, type(owner).__qualname__, getattr(network, "__name__", ""))
+    if key is None or key not in _network_cache:
+        try:
+            built = network(card)
+        except WeightsError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise WeightsError(f"the model card of {weights.name} does not describe a network this engine can "
+                               f"build ({type(exc).__name__}: {str(exc)[:120]})") from None
+        if hasattr(built, "state_dict"):
+            built = {k: list(v.shape) for k, v in built.state_dict().items()}
+        shapes = {k: [int(d) for d in v] for k, v in dict(built).items()}
+        if key is None:
+            return shapes
+        _network_cache[key] = shapes
+    return _network_cache[key]

@@ -56,16 +56,21 @@ class G2pNsgdEngine(Engine):
                         "predicted. Trained on the CMU Pronouncing Dictionary.",
             extra={"self_test_out": "pronunciations.txt"})
 
+    def weights_network(self, card):
+        """The network the card's architecture arguments describe (load and the weights status share it)."""
+        from engines.textvqa.g2p_model import CanvasG2P
+
+        args = {k: v for k, v in card.arch_args.items() if k in ("channels", "blocks", "width", "decoder")}
+        return CanvasG2P(**args)
+
     def load(self, device: str) -> None:
         from engines.core.weights import WeightsError, WeightsStore
-        from engines.textvqa.g2p_model import CanvasG2P
 
         try:
             tensors, card = WeightsStore.default().load(self.weights_name, device="cpu")
         except WeightsError as exc:
             raise EngineError(f"{self.id}: {exc}") from None
-        args = {k: v for k, v in card.arch_args.items() if k in ("channels", "blocks", "width", "decoder")}
-        model = CanvasG2P(**args)
+        model = self.weights_network(card)
         load_state_checked(model, tensors, "the G2P weights")
         model.eval()
         # the decoding loop is many tiny steps: the CPU is as fast and avoids transfers

@@ -141,18 +141,27 @@ class VqaMclKdEngine(Engine):
             extra={"self_test_out": "answer.json"})
 
     # -- life cycle ----------------------------------------------------------------------------------
+    @staticmethod
+    def _ensemble(card):
+        from engines.textvqa.vqa_model import Ensemble
+
+        a = card.arch_args
+        return Ensemble(a["kind"], int(a["members"]), vocab=a["vocab"], answers=a["answers"], channels=a["channels"],
+                        embed=a["embed"], hidden=a["hidden"], hops=a["hops"])
+
+    def weights_network(self, card) -> dict:
+        """Tensor name -> shape of the ensemble the card describes, as stored in the file (members.*)."""
+        return {f"members.{k}": list(v.shape) for k, v in self._ensemble(card).members.state_dict().items()}
+
     def load(self, device: str) -> None:
         from engines.core.weights import WeightsError, WeightsStore
-        from engines.textvqa.vqa_model import Ensemble
 
         try:
             tensors, card = WeightsStore.default().load(self.weights_name, device="cpu")
         except WeightsError as exc:
             raise EngineError(f"{self.id}: {exc}") from None
-        a = card.arch_args
         card.name = card.name or self.weights_name
-        model = Ensemble(a["kind"], int(a["members"]), vocab=a["vocab"], answers=a["answers"], channels=a["channels"],
-                         embed=a["embed"], hidden=a["hidden"], hops=a["hops"])
+        model = self._ensemble(card)
         load_state_checked(model.members, {k.removeprefix("members."): v for k, v in tensors.items()},
                            "the VQA ensemble's weights")
         model.eval()
