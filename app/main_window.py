@@ -68,6 +68,7 @@ class MainWindow(QMainWindow):
             self.notify("error", f"Workspace '{name}' could not be loaded: {err}")
         if detect_device:
             self._detect_device()
+        self._clean_stale_temps()
 
     # -- layout -------------------------------------------------------------------------------------
     def _build_central(self) -> None:
@@ -240,6 +241,18 @@ class MainWindow(QMainWindow):
             for name, err in self._registry.errors.items():
                 self.notify("error", f"Engine plugin '{name}' could not be loaded: {err}")
         return self._registry
+
+    def _clean_stale_temps(self) -> None:
+        """Remove temporary files that killed writes left in the settings and data folders (autosaves too)."""
+        def job(progress, cancel):  # noqa: ARG001
+            from engines.core.atomic import clean_stale_temps
+            from engines.core.paths import data_dir
+
+            return [p for root in (config_dir(), data_dir()) for p in clean_stale_temps(root)]
+
+        self.tasks.submit(job, title="Removing files left by interrupted saves", owner="shell:clean-temps",
+                          on_error=lambda msg, detail: log.warning("stale temporary files not removed: %s %s",
+                                                                   msg, detail))
 
     def _detect_device(self) -> None:
         def job(progress, cancel):

@@ -90,3 +90,29 @@ def test_the_window_opens_with_mistyped_settings_and_says_so(qtbot, caplog):
 def test_device_resolver_refuses_bad_values_in_plain_words(bad):
     with pytest.raises(EngineError, match="use auto, cpu, cuda, cuda:N or mps"):
         resolve_device(bad)
+
+
+def test_the_window_removes_temporaries_left_by_killed_writes_on_start(qtbot):
+    import os
+    import time
+
+    from engines.core.atomic import TEMP_MARKER
+    from engines.core.autosave import autosave_root
+    from engines.core.paths import config_dir
+
+    folder = autosave_root() / "radiology"
+    folder.mkdir(parents=True)
+    stale = [folder / f".abc.json{TEMP_MARKER}k3j4h5g6.json", config_dir() / f".settings.json{TEMP_MARKER}a1b2c3d4.json"]
+    keep = folder / "abc.json"
+    for p in [*stale, keep]:
+        p.write_text("{}")
+    old = time.time() - 3600
+    for p in stale:
+        os.utime(p, (old, old))
+    win = MainWindow(detect_device=False)
+    qtbot.addWidget(win)
+    try:
+        qtbot.waitUntil(lambda: not any(p.exists() for p in stale), timeout=10_000)
+        assert keep.exists()
+    finally:
+        win.close()
