@@ -538,7 +538,7 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
             if n % 32 == 0:
                 cancel.raise_if_cancelled()
                 progress(0.9 * n / max(1, len(files)), f"reading headers ({n}/{len(files)})")
-            rel = str(f.relative_to(path)) if path.is_dir() and f.is_relative_to(path) else f.name
+            rel = _rel(f, path)
             if status == "not-dicom":
                 not_dicom.append(rel)
             elif status == "unreadable":
@@ -598,7 +598,7 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
         if s.kind != "image":
             s.object_frames += int(_first_float(ds, "NumberOfFrames", 1) or 1) if "Rows" in ds else 0
         if s.kind == "image" and "Rows" in ds:
-            rel = str(f.relative_to(path)) if path.is_dir() and f.is_relative_to(path) else f.name
+            rel = _rel(f, path)
             refs = _slices_of(f, ds, off, length, plan)
             if rel in trunc_set:
                 for r in refs:
@@ -955,7 +955,8 @@ def load_series(series: SeriesInfo, *, progress: ProgressFn = no_progress, cance
         except Exception as exc:  # noqa: BLE001 - one bad slice must not lose the study
             for k, ref in items:
                 voxels[k] = fill
-            failures.append(f"{path.name} ({type(exc).__name__}: {str(exc)[:120]})")
+            log.info("cannot decode %s", display_name(path, full=True), exc_info=True)
+            failures.append(f"{display_name(path)} ({type(exc).__name__}: {str(exc)[:120]})")
         return len(items)
 
     progress(0.0, f"decoding {nk} slices")

@@ -186,3 +186,19 @@ def test_inspect_names_the_structured_report_of_a_mixed_folder(tmp_path):
     sr_series = [s for s in report["details"]["series"] if s["kind"] == "sr"]
     assert sr_series and [Path(n).name for n in sr_series[0]["file_names"]] == ["report-7.dcm"]
     assert any("structured report" in f and "report-7.dcm" in f for f in report["findings"])
+
+
+# -- 6. file names that are not UTF-8 ---------------------------------------------------------------------
+def test_undecodable_file_names_give_printable_findings(tmp_path):
+    import os
+
+    folder = tmp_path / "names"
+    bad = Path(os.fsdecode(bytes(folder) + b"/bad\xffname.dcm"))
+    write_ct(bad, pixels=bytes(200))
+    Path(os.fsdecode(bytes(folder) + b"/junk\xfe.txt")).write_bytes(b"not dicom")
+    findings = scan_dicom(folder).all_findings()
+    assert any("bad\\xffname.dcm" in f for f in findings) and any("junk\\xfe.txt" in f for f in findings)
+    for f in findings:
+        f.encode("utf-8")  # no lone surrogates: printable, loggable, and safe for Qt
+    report = inspect_path(folder)
+    "\n".join(report["findings"]).encode("utf-8")
