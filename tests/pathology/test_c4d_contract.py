@@ -106,3 +106,16 @@ def test_check_dab_stain_on_too_little_tissue_warns():
     check_dab_stain(rgb, checks, "tiny.png")
     assert [(c.name, c.status) for c in checks.items] == [("stain", "warned")]
     assert "too little stained tissue" in checks.items[0].reason
+
+
+def test_the_bundled_real_he_region_is_refused():
+    """The real Aperio H&E region (CMU-1, 2220 x 2967 px) on which the threshold used to report hundreds of
+    'positive structures'."""
+    from engines.pathology.samples import HE_REGION
+
+    if not HE_REGION.exists():
+        pytest.skip(f"{HE_REGION} is not present")
+    engine = C4dDeconvolutionEngine()
+    engine.load("cpu")
+    with pytest.raises(InputRefused, match=r"cmu_small_region.svs: this looks like an H&E stain with no DAB .*0\.0% brown"):
+        engine.predict({"slide_path": HE_REGION})
