@@ -32,6 +32,20 @@ def _pkg_version(name: str) -> str:
         return "not installed"
 
 
+OPEN_FILE_LABEL = "&Open File…"
+OPEN_SAMPLE_LABEL = "Open Sa&mple"
+
+
+def menu_label(text: str) -> str:
+    """``text`` as a menu or button label: a literal '&' is doubled so Qt does not take it for a mnemonic."""
+    return text.replace("&", "&&")
+
+
+def shown_label(label: str) -> str:
+    """What the user reads for a menu label: mnemonic marks removed, '&&' shown as '&'."""
+    return label.replace("&&", "\0").replace("&", "").replace("\0", "&")
+
+
 class MainWindow(QMainWindow):
     workspace_changed = Signal(str)
     device_resolved = Signal(str)
@@ -65,7 +79,8 @@ class MainWindow(QMainWindow):
         for problem in problems:
             self.notify("warning", problem)
         for name, err in errors.items():
-            self.notify("error", f"Workspace '{name}' could not be loaded: {err}")
+            self.notify("error", f"The {name} workspace could not be loaded; it is left out of this session "
+                                 f"(details in the log).", str(err))
         if detect_device:
             self._detect_device()
         self._clean_stale_temps()
@@ -109,14 +124,15 @@ class MainWindow(QMainWindow):
         layout.setContentsMargins(32, 24, 32, 24)
         intro = QLabel("<h1>CSI Workstation</h1><p>Review CT/MRI series, whole-slide images and music "
                        "recordings with AI results, on this computer, offline.</p><p>Drop a DICOM folder, a "
-                       "slide, an audio file or an image anywhere on this window, use <b>File ▸ Open</b>, or "
-                       "pick a workspace:</p>")
+                       f"slide, an audio file or an image anywhere on this window, use <b>File ▸ "
+                       f"{shown_label(OPEN_FILE_LABEL)}</b> or <b>File ▸ {shown_label(OPEN_SAMPLE_LABEL)}</b>, "
+                       f"or pick a workspace:</p>")
         intro.setWordWrap(True)
         layout.addWidget(intro)
         grid = QGridLayout()
         for n, m in enumerate(self.manifests):
             button = QPushButton(QIcon(str(resources_dir() / "icons" / m.icon)) if m.icon else QIcon(),
-                                 f"  {m.title.replace('&', '&&')}")
+                                 f"  {menu_label(m.title)}")
             button.setIconSize(QSize(32, 32))
             button.setMinimumHeight(48)
             button.clicked.connect(lambda _=False, mid=m.id: self.switch_to(mid))
@@ -152,7 +168,7 @@ class MainWindow(QMainWindow):
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
-        act = file_menu.addAction("&Open File…", self.open_file_dialog)
+        act = file_menu.addAction(OPEN_FILE_LABEL, self.open_file_dialog)
         act.setShortcut(QKeySequence.Open)
         act = file_menu.addAction("Open &Folder…", self.open_folder_dialog)
         act.setShortcut(QKeySequence("Ctrl+Shift+O"))
@@ -161,10 +177,10 @@ class MainWindow(QMainWindow):
         self._fill_recent()
         act = file_menu.addAction("Open &Sample of This Workspace", self.open_current_sample)
         act.setShortcut(QKeySequence("Ctrl+Shift+S"))
-        samples_menu = file_menu.addMenu("Open Sa&mple")
+        samples_menu = file_menu.addMenu(OPEN_SAMPLE_LABEL)
         for m in self.manifests:
             for sample_id, title in (m.samples or ((m.sample, m.title),) if m.sample else ()):
-                samples_menu.addAction(f"{m.title.replace('&', '&&')}: {title.replace('&', '&&')}",
+                samples_menu.addAction(f"{menu_label(m.title)}: {menu_label(title)}",
                                        lambda mid=m.id, sid=sample_id: self.open_sample(mid, sid))
         file_menu.addSeparator()
         act = file_menu.addAction("&Quit", self.close)
@@ -172,7 +188,7 @@ class MainWindow(QMainWindow):
 
         view_menu = self.menuBar().addMenu("&View")
         for n, m in enumerate(self.manifests, start=1):
-            act = view_menu.addAction(m.title, lambda mid=m.id: self.switch_to(mid))
+            act = view_menu.addAction(menu_label(m.title), lambda mid=m.id: self.switch_to(mid))
             if n <= 9:
                 act.setShortcut(QKeySequence(f"Ctrl+{n}"))
         view_menu.addSeparator()
@@ -194,7 +210,8 @@ class MainWindow(QMainWindow):
         self.device_widget.setObjectName("deviceLabel")
         self.device_widget.setToolTip("Compute device the engines use (set CSI_DEVICE or settings.json 'device')")
         self.statusBar().addPermanentWidget(self.device_widget)
-        self.statusBar().showMessage("Drop a DICOM folder, slide, audio file or image here, or use File ▸ Open.")
+        self.statusBar().showMessage(f"Drop a DICOM folder, slide, audio file or image here, or use File ▸ "
+                                     f"{shown_label(OPEN_FILE_LABEL)}")
 
     # -- geometry & settings --------------------------------------------------------------------------
     def _qsettings(self) -> QSettings:
@@ -239,7 +256,8 @@ class MainWindow(QMainWindow):
 
             self._registry = EngineRegistry.discover()
             for name, err in self._registry.errors.items():
-                self.notify("error", f"Engine plugin '{name}' could not be loaded: {err}")
+                self.notify("error", f"The {name} engines could not be loaded; they are left out of this session "
+                                     f"(details in the log).", str(err))
         return self._registry
 
     def _clean_stale_temps(self) -> None:
@@ -287,8 +305,8 @@ class MainWindow(QMainWindow):
             except Exception as exc:  # noqa: BLE001 - a broken workspace is reported, the shell stays up
                 import traceback
 
-                self.notify("error", f"The {manifest.title} workspace failed to open: {exc}",
-                            traceback.format_exc())
+                self.notify("error", f"The {manifest.title} workspace could not be opened; it shows what it "
+                                     f"will hold instead (details in the log).", traceback.format_exc())
                 from app.workspaces.base import PlaceholderView
 
                 view = PlaceholderView(manifest, self.context)
@@ -380,9 +398,9 @@ class MainWindow(QMainWindow):
             if target is None:
                 manifest = workspace_for_kind(kind, self.manifests)
                 if manifest is None:
-                    self.notify("error", f"{path.name}: no workspace opens this kind of file ({kind}). "
+                    self.notify("error", f"{path.name}: no workspace opens this kind of file. "
                                          f"The workstation opens DICOM, NIfTI/MHA/NRRD, slides, images, "
-                                         f"audio and MIDI/MusicXML.")
+                                         f"audio and MIDI/MusicXML.", f"file kind: {kind}")
                     return
                 target = manifest.id
             self.switch_to(target).open_path(path)
@@ -406,7 +424,7 @@ class MainWindow(QMainWindow):
             act.setEnabled(False)
             return
         for p in self.settings.recent_files:
-            self.recent_menu.addAction(p, lambda p=p: self.open_path(Path(p)))
+            self.recent_menu.addAction(menu_label(p), lambda p=p: self.open_path(Path(p)))
         self.recent_menu.addSeparator()
         self.recent_menu.addAction("Clear Recent", self._clear_recent)
 
