@@ -5,25 +5,51 @@ no output device). Everything else in the workspace works without it.
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 import numpy as np
 
+log = logging.getLogger(__name__)
+
+NO_DEVICE = "No sound output device was found; playback is off."
+NO_PORTAUDIO = ("The PortAudio library is not installed, so playback is unavailable here (on Debian/Ubuntu "
+                "install libportaudio2).")
+NO_SOUNDDEVICE = "The sounddevice package is not installed, so playback is unavailable here."
+_DEVICE_WORDS = ("querying device", "invalid device", "no default output", "device unavailable",
+                 "invalid number of channels", "no such device", "unanticipated host error")
+
+
+class PlaybackError(RuntimeError):
+    """Playback could not start; the message is a plain sentence for the user (the detail is in the log)."""
+
+
+def describe_playback_error(exc: BaseException) -> str:
+    """A sentence for a PortAudio/sounddevice failure ('Error querying device -1' -> no output device); the
+    library's own words go to the log."""
+    text = str(exc).strip() or type(exc).__name__
+    log.warning("sound output: %s: %s", type(exc).__name__, text)
+    if any(word in text.lower() for word in _DEVICE_WORDS):
+        return NO_DEVICE
+    return "The sound output reported an error, so playback stopped (the details are in the log)."
+
 
 def playback_availability() -> tuple[bool, str]:
-    """(True, device name) or (False, a plain-language reason)."""
+    """(True, device name) or (False, a plain sentence saying why playback is off)."""
     try:
         import sounddevice as sd
     except OSError as exc:  # sounddevice raises OSError when libportaudio is missing
-        return False, (f"playback is unavailable: the PortAudio library is not installed ({exc}); on Debian/Ubuntu "
-                       f"install libportaudio2")
+        log.warning("sounddevice cannot load PortAudio: %s", exc)
+        return False, NO_PORTAUDIO
     except ImportError as exc:
-        return False, f"playback is unavailable: sounddevice is not installed ({exc})"
+        log.warning("sounddevice is not importable: %s", exc)
+        return False, NO_SOUNDDEVICE
     try:
         device = sd.query_devices(kind="output")
     except Exception as exc:  # noqa: BLE001 - PortAudioError and ValueError for 'no default output'
-        return False, f"playback is unavailable: no audio output device ({str(exc).strip() or type(exc).__name__})"
+        log.warning("no sound output device: %s", str(exc).strip() or type(exc).__name__)
+        return False, NO_DEVICE
     return True, str(device.get("name", "default output"))
 
 
@@ -78,21 +104,25 @@ class AudioPlayer:
 
     # -- device --------------------------------------------------------------------------------------
     def play(self) -> None:
-        """Start (or resume) playback; raises RuntimeError with the reason when there is no output."""
+        """Start (or resume) playback; raises PlaybackError with a plain sentence when there is no output."""
         ok, reason = playback_availability()
         if not ok:
-            raise RuntimeError(reason)
+            raise PlaybackError(reason)
         import sounddevice as sd
 
-        if self._stream is None:
-            self._stream = sd.OutputStream(samplerate=self.sr, channels=1, dtype="float32",
-                                           callback=self._callback, blocksize=1024)
-        with self._lock:
-            if self._loop is not None and not (self._loop[0] <= self._pos < self._loop[1]):
-                self._pos = self._loop[0]
-            if self._pos >= len(self._buffer):
-                self._pos = 0
-        self._stream.start()
+        try:
+            if self._stream is None:
+                self._stream = sd.OutputStream(samplerate=self.sr, channels=1, dtype="float32",
+                                               callback=self._callback, blocksize=1024)
+            with self._lock:
+                if self._loop is not None and not (self._loop[0] <= self._pos < self._loop[1]):
+                    self._pos = self._loop[0]
+                if self._pos >= len(self._buffer):
+                    self._pos = 0
+            self._stream.start()
+        except Exception as exc:  # noqa: BLE001 - PortAudioError and others: one sentence, detail logged
+            self._close_stream()
+            raise PlaybackError(describe_playback_error(exc)) from None
         self.playing = True
         self._started_at = time.monotonic()
 

@@ -86,7 +86,7 @@ def test_playback_without_a_device_says_why_and_export_works(qtbot, window, tmp_
     ok, reason = playback_availability()
     view.toggle_play()
     if not ok:
-        assert any("playback is unavailable" in n.message.lower() for n in window.notifications.items)
+        assert any(n.message == reason for n in window.notifications.items)
         assert not view.player.playing
     view.source_box.setCurrentIndex(1)
     for suffix in (".lab", ".mid", ".musicxml", ".wav"):

@@ -723,8 +723,8 @@ class MusicWorkspace(WorkspaceView):
 
         ok, reason = playback_availability()
         if not ok:
-            self.status.setText(reason[:1].upper() + reason[1:] + ". Everything else works.")
-            self.context.notify("warning", reason[:1].upper() + reason[1:] + ".", "")
+            self.status.setText(f"{reason} Everything else works.")
+            self.context.notify("warning", reason, "")
             return
         mode = self.source_box.currentData()
         if mode != "audio" and self.track is not None:
@@ -758,10 +758,13 @@ class MusicWorkspace(WorkspaceView):
         self.player.set_buffer(self.playback_buffer(), self.clip.sr)
         self.player.seek(self.playhead_s)
         self._update_loop()
+        from engines.music.playback import PlaybackError
+
         try:
             self.player.play()
-        except Exception as exc:  # noqa: BLE001 - PortAudio errors: say why, keep going
-            self.context.notify("warning", f"Playback failed: {exc}", "")
+        except PlaybackError as exc:  # a plain sentence; PortAudio's words are in the log
+            self.status.setText(f"{exc} Everything else works.")
+            self.context.notify("warning", str(exc), "")
             return
         self.play_button.setText("Pause")
         self._tick()  # the player may have jumped to the loop start

@@ -123,7 +123,7 @@ class _Player:
             return False
         ok, reason = playback_availability()
         if not ok:
-            self.panel.say(reason[:1].upper() + reason[1:] + ". Everything else works.", "warning")
+            self.panel.say(f"{reason} Everything else works.", "warning")
             return False
         spq = 60.0 / bpm
         items = [(n.start * spq, n.end * spq, n.pitch) for n in notes]
@@ -145,10 +145,12 @@ class _Player:
                 self.player = AudioPlayer()
             self.player.set_buffer(y, 22050)
             self.player.seek(0.0)
+            from engines.music.playback import PlaybackError
+
             try:
                 self.player.play()
-            except Exception as exc:  # noqa: BLE001 - PortAudio errors: say it, keep going
-                self.panel.say(f"Playback failed: {exc}. Everything else works.", "warning")
+            except PlaybackError as exc:  # a plain sentence; PortAudio's words are in the log
+                self.panel.say(f"{exc} Everything else works.", "warning")
 
         self.panel.context.tasks.submit(render, title="Synthesizing", owner=f"{OWNER}:synth", on_result=start,
                                         on_error=self.panel.error)
