@@ -59,15 +59,34 @@ def read_chosen_melody_job(chords: str, writer):
     return job
 
 
+class PitchAxis(pg.AxisItem):
+    """A pitch axis that reads as note names (C4 = MIDI 60, as in scientific pitch notation); ticks on whole
+    semitones only, the Cs always among them."""
+
+    def tickValues(self, minVal, maxVal, size):  # noqa: N802 - pyqtgraph's name
+        lo, hi = int(np.ceil(minVal)), int(np.floor(maxVal))
+        if hi < lo:
+            return []
+        every = next(step for step in (1, 2, 3, 4, 6, 12, 24) if (hi - lo) / step * 18 <= max(size, 1))
+        major = [m for m in range(lo, hi + 1) if m % 12 == 0]
+        minor = [m for m in range(lo, hi + 1) if m % every == 0 and m % 12 != 0] if every < 12 else []
+        return [(12.0, major), (float(every), minor)]
+
+    def tickStrings(self, values, scale, spacing):  # noqa: N802 - pyqtgraph's name
+        import pretty_midi
+
+        return [pretty_midi.note_number_to_name(int(round(v))) if 0 <= round(v) <= 127 else "" for v in values]
+
+
 class _Roll(pg.PlotWidget):
     """A piano roll: melody notes as bars, chord symbols along the top, locked segments shaded."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(axisItems={"left": PitchAxis("left")})
         self.setBackground("w")
         self.showGrid(x=True, y=True, alpha=0.2)
         self.setLabel("bottom", "beats")
-        self.setLabel("left", "MIDI pitch")
+        self.setLabel("left", "pitch")
         self.setMouseEnabled(y=False)
         self._items: list[Any] = []
 
