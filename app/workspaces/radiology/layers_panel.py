@@ -18,8 +18,9 @@ COLUMNS = ["Label", "Value", "Voxels", "ml", "Mean ± SD"]
 def setup_label_tree(tree: QTreeWidget) -> None:
     tree.setHeaderLabels(COLUMNS)
     tree.setRootIsDecorated(False)
-    for column, width in enumerate((130, 42, 64, 56)):
-        tree.setColumnWidth(column, width)
+    tree.setColumnHidden(1, True)  # the label value is in each row's tooltip: the numbers a reader needs must fit
+    tree.header().setMinimumSectionSize(24)
+    tree.setColumnWidth(0, 100)
     tree.setToolTip("Double-click a label to go to its centre (of its largest connected part)")
 
 
@@ -45,7 +46,14 @@ def fill_label_tree(tree: QTreeWidget, layer: "LabelLayer | None", unit: str) ->
             item.setData(0, Qt.UserRole, value)
             for column in (2, 3, 4):
                 item.setTextAlignment(column, Qt.AlignRight | Qt.AlignVCenter)
+            tip = f"{name} (value {value})"
+            if s is not None:
+                tip += f": {numbers[0]} voxels, {numbers[1]} ml, mean ± SD {numbers[2]}"
+            for column in range(len(COLUMNS)):
+                item.setToolTip(column, tip + "; double-click to go to it")
             tree.addTopLevelItem(item)
+        for column in (2, 3, 4):
+            tree.resizeColumnToContents(column)
     tree.blockSignals(False)
 
 
