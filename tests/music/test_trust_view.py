@@ -72,3 +72,26 @@ def test_the_info_line_follows_chord_edits_undo_and_transpose(qtbot, window, tmp
     view.undo()  # the transposes are not chord edits: undo takes back the rename
     assert view.status.text() == before
     assert view.track.describe(1) == before
+
+
+def test_renaming_to_an_invalid_name_keeps_the_dialog_open_with_the_reason(qtbot, window, tmp_path):
+    from PySide6.QtCore import Qt
+
+    view = open_recording(qtbot, window.switch_to("music"), render_wav(tmp_path / "rename.wav"))
+    view.select(2)
+    view._ask_rename()
+    dialog = view.rename_dialog
+    qtbot.waitUntil(dialog.isVisible, timeout=5_000)
+    dialog.edit.setText("H7")
+    qtbot.mouseClick(dialog.buttons.button(dialog.buttons.StandardButton.Ok), Qt.LeftButton)
+    assert dialog.isVisible() and dialog.message.isVisible()
+    assert "'H7' is not a chord" in dialog.message.text()
+    assert view.track.segments[2].label != "B:7"
+    dialog.edit.setText("")
+    qtbot.mouseClick(dialog.buttons.button(dialog.buttons.StandardButton.Ok), Qt.LeftButton)
+    assert dialog.isVisible() and "Type a chord name" in dialog.message.text()
+    dialog.edit.setText("Bb7")
+    qtbot.mouseClick(dialog.buttons.button(dialog.buttons.StandardButton.Ok), Qt.LeftButton)
+    assert not dialog.isVisible() and dialog.result() == dialog.DialogCode.Accepted
+    assert view.track.segments[2].label == "Bb:7"
+    assert errors(window) == []  # the reason was shown where the user typed, not as an error elsewhere

@@ -14,8 +14,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMenu, QPushButton, QSpinBox,
-    QToolButton, QVBoxLayout, QWidget,
+    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QLabel, QLineEdit, QMenu,
+    QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget,
 )
 
 from app.workspaces.base import WorkspaceView
@@ -120,6 +120,43 @@ def load_job(path: Path):
     return job
 
 
+class ChordRenameDialog(QDialog):
+    """Asks for a chord name; a name that cannot be read keeps the dialog open with the reason under the field.
+
+    ``apply(text)`` performs the rename and returns None, or the sentence that explains the refusal.
+    """
+
+    def __init__(self, current: str, apply, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Rename chord")
+        self._apply = apply
+        self.edit = QLineEdit(current)
+        self.edit.selectAll()
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setStyleSheet("color: #d04040;")
+        self.message.setVisible(False)
+        self.buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.edit.textEdited.connect(lambda _: self.message.setVisible(False))
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel("Chord (e.g. Am, G7, C/E, F#:min7, N):"))
+        lay.addWidget(self.edit)
+        lay.addWidget(self.message)
+        lay.addWidget(self.buttons)
+
+    def accept(self) -> None:
+        text = self.edit.text().strip()
+        problem = "Type a chord name, or N for no chord." if not text else self._apply(text)
+        if problem:
+            self.message.setText(problem)
+            self.message.setVisible(True)
+            self.edit.setFocus()
+            return
+        super().accept()
+
+
 class MusicWorkspace(WorkspaceView):
     """Open a recording (or MIDI/MusicXML), see its spectrum and chords, hear them, fix them, export them."""
 
@@ -141,6 +178,7 @@ class MusicWorkspace(WorkspaceView):
         self._chord_audio_key: tuple | None = None
         self.playhead_s = 0.0
         self.last_scores: dict[str, float] | None = None
+        self.rename_dialog: ChordRenameDialog | None = None
         self._autosave_file: Path | None = None
         from engines.core.autosave import AutosaveWriter
 
@@ -604,21 +642,26 @@ class MusicWorkspace(WorkspaceView):
         if self.track is None or self.selected is None:
             return
         current = self.track.display_symbol(self.track.segments[self.selected])
-        text, ok = QInputDialog.getText(self, "Rename chord", "Chord (e.g. Am, G7, C/E, F#:min7, N):", text=current)
-        if ok and text.strip():
-            self.rename_selected(text.strip())
+        self.rename_dialog = ChordRenameDialog(current, self._rename_problem, self)
+        self.rename_dialog.open()  # window-modal, without a nested event loop
 
-    def rename_selected(self, label: str) -> bool:
+    def _rename_problem(self, label: str) -> str | None:
+        """Rename the selected chord to ``label``; None when done, else the sentence saying why not."""
         if self.track is None or self.selected is None:
-            return False
+            return "Select a chord first."
         try:
             self.track.rename(self.selected, label)
         except ValueError as exc:
-            self.context.notify("error", f"'{label}' is not a chord the workstation reads ({exc}). Examples: "
-                                         f"Am, G7, Bbmaj7, C/E, F#:min7, N.", "")
-            return False
+            return (f"'{label}' is not a chord the workstation reads ({exc}). Examples: Am, G7, Bbmaj7, C/E, "
+                    f"F#:min7, N.")
         self._edited()
-        return True
+        return None
+
+    def rename_selected(self, label: str) -> bool:
+        problem = self._rename_problem(label)
+        if problem is not None:
+            self.context.notify("error", problem, "")
+        return problem is None
 
     def split_at_playhead(self) -> None:
         if self.track is None:
