@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
+import pytest
 import soundfile as sf
 
 from engines.music.chords import ChordSegment, ChordTrack
@@ -95,3 +95,21 @@ def test_renaming_to_an_invalid_name_keeps_the_dialog_open_with_the_reason(qtbot
     assert not dialog.isVisible() and dialog.result() == dialog.DialogCode.Accepted
     assert view.track.segments[2].label == "Bb:7"
     assert errors(window) == []  # the reason was shown where the user typed, not as an error elsewhere
+
+
+def test_a_long_recording_has_an_overview_strip_that_scrolls_the_lanes(qtbot, window, tmp_path):
+    labels = ("C:maj", "G:maj", "A:min", "F:maj") * 4
+    view = open_recording(qtbot, window.switch_to("music"), render_wav(tmp_path / "long.wav", labels, 4.0))
+    assert view.clip.duration > 60
+    assert view.overview.isVisible()
+    x = view.overview_curve.getData()[0]
+    assert x.min() == 0 and x.max() > 60 - 1  # the whole track, not the 20-s window
+    (w0, w1), _ = view.wave_plot.getViewBox().viewRange()
+    assert (w0, w1) == pytest.approx((0, 20), abs=0.01)
+    assert view.overview_region.getRegion() == pytest.approx((0, 20), abs=0.01)
+    view.overview_region.setRegion((30, 50))  # what a drag does
+    (w0, w1), _ = view.wave_plot.getViewBox().viewRange()
+    assert (w0, w1) == pytest.approx((30, 50), abs=0.05)
+    assert view.chord_plot.getViewBox().viewRange()[0] == pytest.approx([30, 50], abs=0.05)  # lanes follow
+    view.wave_plot.setXRange(5, 15, padding=0)  # scrolling the lanes moves the window in the overview
+    assert view.overview_region.getRegion() == pytest.approx((5, 15), abs=0.05)

@@ -273,6 +273,25 @@ class MusicWorkspace(WorkspaceView):
         edit_bar.addWidget(self.melody_button)
 
         pg.setConfigOptions(antialias=False)
+        # the whole recording at a glance; the shaded window is what the lanes below show (drag it to scroll)
+        self.overview = pg.PlotWidget()
+        self.overview.setBackground((24, 24, 28))
+        self.overview.setFixedHeight(56)
+        self.overview.setMouseEnabled(x=False, y=False)
+        self.overview.setMenuEnabled(False)
+        self.overview.hideButtons()
+        self.overview.hideAxis("bottom")
+        self.overview.getAxis("left").setWidth(62)
+        self.overview.getAxis("left").setStyle(showValues=False)
+        self.overview.setLabel("left", "Overview")
+        self.overview_curve = self.overview.plot(pen=pg.mkPen((120, 190, 255), width=1))
+        self.overview_region = pg.LinearRegionItem((0, 1), brush=pg.mkBrush(255, 215, 0, 50),
+                                                   pen=pg.mkPen((255, 215, 0), width=1))
+        self.overview_region.setToolTip("The part shown below: drag it to scroll, drag an edge to zoom")
+        self.overview_region.setZValue(10)
+        self.overview.addItem(self.overview_region)
+        self.overview_region.sigRegionChanged.connect(self._overview_dragged)
+        self.overview.setVisible(False)
         self.plots = pg.GraphicsLayoutWidget()
         self.plots.setBackground((24, 24, 28))
         self.wave_plot = self.plots.addPlot(row=0, col=0)
@@ -330,7 +349,8 @@ class MusicWorkspace(WorkspaceView):
         self.lane.double_clicked.connect(self._lane_double_clicked)
         self.plots.scene().sigMouseClicked.connect(self._scene_clicked)
         self.wave_plot.sigXRangeChanged.connect(lambda *_: (self.lane.update_label_visibility(),
-                                                            self.ref_lane.update_label_visibility()))
+                                                            self.ref_lane.update_label_visibility(),
+                                                            self._sync_overview()))
 
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -350,6 +370,7 @@ class MusicWorkspace(WorkspaceView):
         root.addLayout(header)
         root.addLayout(bar)
         root.addLayout(edit_bar)
+        root.addWidget(self.overview)
         root.addWidget(self.plots, 1)
         root.addLayout(bottom)
         self.lab = MusicLabPanel(self.context)  # harmonizer, melody generator, covers (issue 7)
@@ -443,7 +464,13 @@ class MusicWorkspace(WorkspaceView):
         self.chroma_plot.setYRange(0, 12, padding=0)
         # open on the first 20 s so chord names are readable; the wheel zooms out to the whole recording
         self.wave_plot.setLimits(xMin=0, xMax=dur, minXRange=0.5)
+        self.overview_curve.setData(*data["envelope"])
+        self.overview.setXRange(0, dur, padding=0)
+        self.overview.setYRange(-max(peak, 1e-3), max(peak, 1e-3), padding=0.05)
+        self.overview_region.setBounds((0, dur))
+        self.overview.setVisible(True)
         self.wave_plot.setXRange(0, min(dur, 20.0) if dur > 30.0 else dur, padding=0)
+        self._sync_overview()
         self.plots.ci.layout.setRowStretchFactor(4, 2 if self.reference is not None else 0)
         self.plots.ci.layout.setRowMaximumHeight(4, 1e6 if self.reference is not None else 0)
         if self.reference is not None:
@@ -554,6 +581,18 @@ class MusicWorkspace(WorkspaceView):
         self.ref_plot.getAxis("left").setToolTip(
             f"Reference {self.reference.source}: agreement (mir_eval WCSR) root {scores['root']:.2f}, "
             f"majmin {scores['majmin']:.2f}, sevenths {scores['sevenths']:.2f}")
+
+    def _sync_overview(self) -> None:
+        """Move the overview's window to what the lanes show (without echoing back into the lanes)."""
+        (x0, x1), _ = self.wave_plot.getViewBox().viewRange()
+        self.overview_region.blockSignals(True)
+        self.overview_region.setRegion((x0, x1))
+        self.overview_region.blockSignals(False)
+
+    def _overview_dragged(self) -> None:
+        x0, x1 = self.overview_region.getRegion()
+        if x1 - x0 >= 0.5:
+            self.wave_plot.setXRange(x0, x1, padding=0)
 
     def _update_boundaries(self) -> None:
         for line in self.boundary_lines:
