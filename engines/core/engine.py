@@ -99,6 +99,13 @@ class Engine:
                 cancel: CancelToken | None = None) -> Any:
         raise NotImplementedError
 
+    def preflight(self, request: Mapping[str, Any]) -> Any:
+        """The engine's input contract on ``request`` without running the model: a ``Checks`` (engines.core.checks),
+        or None when the engine has no contract beyond what ``predict`` checks. Cheap (metadata and sampled
+        statistics), never raises for a bad input: a refusal is a check with status "refused". Views use it to
+        grey out engines the open study does not suit, with the reason."""
+        return None
+
     # -- headless use -------------------------------------------------------------------------------
     def request_from_paths(self, paths: Sequence[Path]) -> Mapping[str, Any]:
         if self.input_key is None:

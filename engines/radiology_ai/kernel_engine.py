@@ -105,6 +105,26 @@ class KernelConversionEngine(Engine):
                               f"{', '.join(targets)})")
         return direction, target, targets.index(target)
 
+    def preflight(self, request: Mapping[str, Any]):
+        """The CT contract (modality, HU range, ConvolutionKernel against the direction) without converting."""
+        from engines.core.checks import InputRefused
+        from engines.radiology_ai.common import input_volume
+        from engines.radiology_ai.contracts import ct_kernel_checks
+
+        try:
+            direction, _target, _head = self.resolve(request)
+            source = input_volume(request)
+            hu = np.asarray(source.real(source.voxels[:: max(1, source.voxels.shape[0] // 8)]), dtype=np.float32)
+            return ct_kernel_checks(source, hu, direction, DIRECTIONS[direction][1])
+        except InputRefused as exc:
+            from engines.core.checks import Checks
+
+            return Checks(list(exc.checks))
+        except EngineError as exc:
+            from engines.core.checks import Check, Checks
+
+            return Checks([Check("input", "refused", str(exc))])
+
     def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
                 cancel: CancelToken | None = None) -> dict[str, Any]:
         from engines.radiology.reader import Volume

@@ -59,6 +59,20 @@ class LesionSegmentationSEEngine(Engine):
     input_noun = "DWI volume (a series folder or a volume file)"
     sample_id = "dwi-lesions"
 
+    def preflight(self, request: Mapping[str, Any]):
+        """The diffusion-MR contract (tags, modality, intensity profile) without running the network."""
+        from engines.core.checks import Check, Checks, InputRefused
+        from engines.radiology_ai.common import input_volume
+        from engines.radiology_ai.contracts import dwi_checks
+
+        try:
+            volume = input_volume(request)
+            return dwi_checks(volume, np.asarray(volume.real(volume.voxels), dtype=np.float32))
+        except InputRefused as exc:
+            return Checks(list(exc.checks))
+        except EngineError as exc:
+            return Checks([Check("input", "refused", str(exc))])
+
     def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
                 cancel: CancelToken | None = None) -> dict[str, Any]:
         import torch

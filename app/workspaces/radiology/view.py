@@ -280,6 +280,11 @@ class RadiologyWorkspace(WorkspaceView, ExportActions):
         lv.setContentsMargins(0, 0, 0, 0)
         lv.addLayout(bar)
         lv.addLayout(tools)
+        from app.workspaces.radiology.engine_checks import EngineContracts, make_banner
+
+        self.check_banner = make_banner()
+        self.contracts = EngineContracts(self)
+        lv.addWidget(self.check_banner)
         lv.addWidget(self.grid_host, 1)
         lv.addWidget(self.readout)
         lv.addWidget(self.measure_label)
@@ -620,6 +625,8 @@ class RadiologyWorkspace(WorkspaceView, ExportActions):
             self.autosave_now()
         self.volume = volume
         self._preview_active = False
+        self.check_banner.setVisible(False)
+        self.contracts.compute(volume)
         self.layers.clear()
         self.box_layers.clear()
         self.comparison = None
@@ -1479,9 +1486,14 @@ class RadiologyWorkspace(WorkspaceView, ExportActions):
             status = engine.weights_status()
             usable = status in ("ok", "none needed")
             title = info.title if usable else f"{info.title} — weights not installed"
+            fit, reason = self.contracts.state(engine.id) if self.volume is not None else ("unknown", "")
+            if usable and fit == "refused":
+                title = f"{info.title} — not for this study"
+            elif usable and fit == "warned":
+                title = f"{info.title} (check the warning)"
             act = self.engine_menu.addAction(title, lambda eid=engine.id: self.run_engine(eid))
-            act.setToolTip(info.description if usable else status)
-            act.setEnabled(self.volume is not None and usable)
+            act.setToolTip(status if not usable else (reason if fit in ("refused", "warned") else info.description))
+            act.setEnabled(self.volume is not None and usable and fit != "refused")
         self.engine_menu.setToolTipsVisible(True)
 
     def run_engine(self, engine_id: str):
@@ -1524,6 +1536,9 @@ class RadiologyWorkspace(WorkspaceView, ExportActions):
         """Turn an engine's result mapping into layers (see the module docstring for the keys)."""
         info = engine.info() if engine is not None else None
         title = info.title if info else "engine"
+        from app.workspaces.radiology.engine_checks import show_result_checks
+
+        show_result_checks(self.check_banner, title, result, self.context.notify)
         if not isinstance(result, Mapping):
             self.context.notify("warning", f"{title}: no result to show", "")
             return
