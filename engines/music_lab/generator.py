@@ -294,7 +294,9 @@ class MelodyGeneratorEngine(Engine):
             id=self.id, title="Melody generator over chords (CVAE)", task="melody generation", workspace="music",
             inputs="chords: a progression such as 'C G Am F' (one chord per bar; 'C G | Am F' for two per bar) or a "
                    ".lab file; distance (latent distance, 0..3), n (melodies), temperature, seed",
-            outputs="n melodies (note lists) with statistics; MIDI (melody + chords) or MusicXML lead sheet",
+            outputs="n melodies (note lists) with statistics; MIDI (melody + chords) or MusicXML lead sheet: the "
+                    "chosen melody at the output path and each other one beside it as <name>-2, <name>-3, ... "
+                    "(every file written is listed)",
             labels=tuple(CHORD_CLASSES), weights=WEIGHTS,
             description="seed 3.3 [13]: a conditional VAE; the chord sequence goes through a prior network, the "
                         "melody through a posterior network; melodies are decoded from z = prior mean + distance x "
@@ -356,6 +358,8 @@ class MelodyGeneratorEngine(Engine):
             raise EngineError(f"{p.name}: not a text file with chord symbols") from None
 
     def write_result(self, result: GeneratedMelodies, out: Path) -> list[Path]:
+        """Write the chosen melody to ``out`` and melody i (1-based, not chosen) to ``<stem>-i<suffix>`` beside it;
+        returns every path written, so the caller can name them all."""
         out = Path(out)
         written = []
         for i, mel in enumerate(result.melodies):
