@@ -35,9 +35,10 @@ class OtsuSegmentationEngine(Engine):
 
         cancel = cancel or CancelToken()
         image = request.get("image")
+        findings: list[str] = []
         if image is None:
             progress(0.05, "reading image")
-            image = read_image(Path(request["image_path"]))
+            image, findings = read_image_with_findings(Path(request["image_path"]))
         cancel.raise_if_cancelled()
         progress(0.3, "computing Otsu threshold")
         scalar = sitk.Cast(image, sitk.sitkFloat32) if image.GetNumberOfComponentsPerPixel() == 1 else \
@@ -56,7 +57,8 @@ class OtsuSegmentationEngine(Engine):
         arr = sitk.GetArrayViewFromImage(mask)
         progress(1.0, "done")
         return {"mask": mask, "threshold": float(otsu.GetThreshold()),
-                "foreground_fraction": float(arr.mean()), "components": int(relabel_count(relabel))}
+                "foreground_fraction": float(arr.mean()), "components": int(relabel_count(relabel)),
+                "findings": findings}
 
     def write_result(self, result: Mapping[str, Any], out: Path) -> list[Path]:
         import SimpleITK as sitk
@@ -81,6 +83,20 @@ def relabel_count(labels) -> int:
     stats = sitk.LabelShapeStatisticsImageFilter()
     stats.Execute(labels)
     return len(stats.GetLabels())
+
+
+def read_image_with_findings(path: Path):
+    """(SimpleITK image, the reader's findings). Volumes and DICOM go through the radiology reader, which checks
+    declared sizes against the bytes present (a file cut short is refused or reported, never read as zeros);
+    other images (PNG, JPEG, TIFF) are read by SimpleITK."""
+    from engines.core.filetypes import classify
+
+    if path.exists() and classify(path) in ("volume", "dicom", "dicom-folder"):
+        from engines.radiology.ct_tissue import open_volume
+
+        volume = open_volume(path)
+        return volume.to_sitk_real(), [str(f) for f in volume.findings]
+    return read_image(path), []
 
 
 def read_image(path: Path):
