@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import platform
 import sys
+import threading
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -261,16 +262,21 @@ class MainWindow(QMainWindow):
         return self._registry
 
     def _clean_stale_temps(self) -> None:
-        """Remove temporary files that killed writes left in the settings and data folders (autosaves too)."""
-        def job(progress, cancel):  # noqa: ARG001
+        """Remove temporary files that killed writes left in the settings and data folders (autosaves too).
+
+        A plain background thread, not a task: it is housekeeping the user need not see in the Tasks panel.
+        """
+        def job() -> None:
             from engines.core.atomic import clean_stale_temps
             from engines.core.paths import data_dir
 
-            return [p for root in (config_dir(), data_dir()) for p in clean_stale_temps(root)]
+            try:
+                for root in (config_dir(), data_dir()):
+                    clean_stale_temps(root)
+            except OSError as exc:
+                log.warning("temporary files left by interrupted saves were not removed: %s", exc)
 
-        self.tasks.submit(job, title="Removing files left by interrupted saves", owner="shell:clean-temps",
-                          on_error=lambda msg, detail: log.warning("stale temporary files not removed: %s %s",
-                                                                   msg, detail))
+        threading.Thread(target=job, name="clean-stale-temps", daemon=True).start()
 
     def _detect_device(self) -> None:
         def job(progress, cancel):
