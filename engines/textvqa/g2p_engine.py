@@ -32,7 +32,7 @@ def words_from_text(text: str) -> tuple[list[str], list[dict[str, str]]]:
 
 
 class G2pNsgdEngine(Engine):
-    """Convolutional canvas G2P (seed 3.1) decoded by non-sequential greedy decoding."""
+    """Convolutional canvas G2P decoded by non-sequential greedy decoding (most confident position first)."""
 
     id = "g2p-nsgd"
     aliases = ("g2p",)
@@ -153,7 +153,11 @@ class G2pNsgdEngine(Engine):
                         alternatives.append({"phonemes": list(ph), "log_prob": round(lp, 3)})
                 known = dictionary.get(w)
                 results.append({
-                    "word": w, "phonemes": phones, "log_prob": round(float(logp[i]), 3), "order": order,
+                    "word": w,
+                    # what to show first: the dictionary's pronunciation when it knows the word, else the model's
+                    "pronunciation": list(known[0]) if known else phones,
+                    "pronunciation_source": "dictionary" if known else "model",
+                    "phonemes": phones, "log_prob": round(float(logp[i]), 3), "order": order,
                     "fill_order": fill, "alternatives": alternatives,
                     "other_order": None if other is None else {"order": "l2r" if order == "nsgd" else "nsgd",
                                                                "phonemes": G.decode_canvas(other[i].tolist())},

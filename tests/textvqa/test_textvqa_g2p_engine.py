@@ -57,3 +57,10 @@ def test_bad_words_are_skipped_or_refused_with_a_reason(engine):
         engine.predict({"words": ["abc1"]})
     with pytest.raises(EngineError, match="no word"):
         engine.predict({"words": "123 456"})
+
+
+def test_a_word_the_dictionary_knows_is_pronounced_from_the_dictionary_first(engine):
+    r = engine.predict({"words": "colonel zorblaxify", "alternatives": 0, "compare": False})
+    colonel, made_up = r["words"]
+    assert colonel["pronunciation"] == ["K", "ER", "N", "AH", "L"] and colonel["pronunciation_source"] == "dictionary"
+    assert made_up["pronunciation"] == made_up["phonemes"] and made_up["pronunciation_source"] == "model"

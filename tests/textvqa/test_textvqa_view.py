@@ -66,13 +66,21 @@ def test_bad_inputs_are_messages_not_crashes(view, qtbot, tmp_path):
 
 def test_g2p_tab_shows_pronunciations_and_fill_order(view, qtbot, tmp_path):
     words = tmp_path / "words.txt"
-    words.write_text("knight colonel x1y", encoding="utf-8")
+    words.write_text("knight colonel x1y zorblefrump", encoding="utf-8")
     with qtbot.waitSignal(view.g2p.pronounced, timeout=120_000):
         view.open_path(words)
     assert view.tabs.currentWidget() is view.g2p
-    assert view.g2p.table.rowCount() == 2
+    assert view.g2p.table.rowCount() == 3
     assert view.g2p.table.item(0, 0).text() == "knight"
-    assert "N AY T" in view.g2p.table.item(0, 3).text()
+    # a word the dictionary knows: its pronunciation first, the model's guess beside it, labelled
+    assert view.g2p.table.item(0, 1).text() == "N AY T   (CMUdict)"
+    colonel = view.g2p.result["words"][1]
+    assert view.g2p.table.item(1, 1).text() == "K ER N AH L   (CMUdict)"
+    assert view.g2p.table.item(1, 2).text() == f"{' '.join(colonel['phonemes'])}   (model, nsgd)"
+    # a made-up word: only the model's guess, and it says so
+    made_up = view.g2p.result["words"][2]
+    assert made_up["dictionary"] is None
+    assert view.g2p.table.item(2, 1).text() == f"{' '.join(made_up['phonemes'])}   (model's guess: not in CMUdict)"
     knight = view.g2p.result["words"][0]
     assert view.g2p.steps.rowCount() == len(knight["phonemes"]) + 1  # phonemes + end mark, padding hidden
     assert "x1y" in view.g2p.skipped.text()

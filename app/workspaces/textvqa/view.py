@@ -363,8 +363,10 @@ class G2pPanel(QWidget):
         row.addStretch(1)
         row.addWidget(self.go)
         self.table = QTableWidget(0, 5)
-        self.table.setHorizontalHeaderLabels(["word", "ARPAbet (model)", "other decoding order", "dictionary (CMUdict)",
-                                              "agrees with dictionary"])
+        self.table.setHorizontalHeaderLabels(["word", "pronunciation (ARPAbet)", "model's guess", "other decoding order",
+                                              "model agrees with dictionary"])
+        self.table.horizontalHeaderItem(1).setToolTip(
+            "the CMU Pronouncing Dictionary's pronunciation when it knows the word, else the model's guess")
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
         self.table.verticalHeader().setVisible(False)
         self.table.setSelectionBehavior(QAbstractItemView.SelectRows)
@@ -427,11 +429,17 @@ class G2pPanel(QWidget):
         self.table.setRowCount(len(words))
         for i, w in enumerate(words):
             self.table.setItem(i, 0, _item(w["word"]))
-            self.table.setItem(i, 1, _item(" ".join(w["phonemes"]) or "(nothing)"))
+            model = " ".join(w["phonemes"]) or "(nothing)"
+            shown = " ".join(w["pronunciation"]) or "(nothing)"
+            if w["pronunciation_source"] == "dictionary":  # other dictionary readings in the tooltip
+                cell = _item(f"{shown}   (CMUdict)")
+                cell.setToolTip("CMUdict: " + " | ".join(" ".join(p) for p in w["dictionary"]))
+            else:
+                cell = _item(f"{shown}   (model's guess: not in CMUdict)")
+            self.table.setItem(i, 1, cell)
+            self.table.setItem(i, 2, _item(f"{model}   (model, {w['order']})"))
             other = w["other_order"]
-            self.table.setItem(i, 2, _item("" if other is None else f"{' '.join(other['phonemes'])}  ({other['order']})"))
-            self.table.setItem(i, 3, _item(" | ".join(" ".join(p) for p in w["dictionary"]) if w["dictionary"]
-                                           else "not in the dictionary"))
+            self.table.setItem(i, 3, _item("" if other is None else f"{' '.join(other['phonemes'])}  ({other['order']})"))
             match = w["matches_dictionary"]
             cell = _item("—" if match is None else ("yes" if match else "no"))
             if match is not None:
