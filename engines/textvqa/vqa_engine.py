@@ -5,6 +5,7 @@ No torch at import: the model module is imported in ``load``.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -16,23 +17,44 @@ from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, Pr
 from engines.core.weights import load_state_checked
 from engines.textvqa import scenes as S
 
+log = logging.getLogger(__name__)
+
 MAX_QUESTION_CHARS = 200
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
+#: the largest image read at all (the models see 64x64 scenes); PIL's own decompression-bomb limit is higher
+MAX_IMAGE_PIXELS = 50_000_000
+
+
 def read_image(path: Path) -> np.ndarray:
     """An RGB uint8 array; a plain-language EngineError for anything that is not a readable image."""
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
     if not path.exists():
         raise EngineError(f"{path}: no such file")
+    too_big = (f"{path.name} declares an image too large to open safely (more than "
+               f"{MAX_IMAGE_PIXELS // 1_000_000} megapixels); it was not read")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise EngineError(f"{path.name} is not an image this workspace can read ({type(exc).__name__})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > MAX_IMAGE_PIXELS:
+                    raise EngineError(f"{too_big} ({w}×{h} pixels)")
+                im.load()
+                return np.asarray(im.convert("RGB"))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise EngineError(too_big) from None
+    except UnidentifiedImageError:
+        raise EngineError(f"{path.name} is not an image this workspace can read (not a known image format)") from None
+    except (OSError, ValueError, SyntaxError) as exc:  # truncated or damaged data; PIL raises SyntaxError for some
+        log.info("reading %s failed: %r", path, exc)
+        raise EngineError(f"{path.name} is not an image this workspace can read (the file is damaged or "
+                          f"truncated)") from None
 
 
 # -- the input contract: does the picture look like the generated scenes? ------------------------------
