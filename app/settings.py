@@ -96,10 +96,10 @@ class Settings:
                 raise ValueError("it holds no settings object")
         except FileNotFoundError:
             return cls(), []
-        except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        except (OSError, ValueError, RecursionError) as exc:  # Unicode/JSONDecodeError are ValueErrors
             if isinstance(exc, OSError):
                 reason = exc.strerror or "it could not be read"
-            elif isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError)):
+            elif isinstance(exc, (json.JSONDecodeError, UnicodeDecodeError, RecursionError)):
                 reason = "it is not valid JSON"
             else:
                 reason = str(exc)

@@ -35,7 +35,8 @@ AUTOSAVE_SCHEMA_KEY = "schema"
 AUTOSAVE_DATA_KEY = "data"
 
 __all__ = ["AUTOSAVE_SCHEMA_KEY", "AutosaveWriter", "LoadedAutosave", "autosave_path", "autosave_root",
-           "clean_stale_temps", "load_autosave"]
+           "array_autosave_path", "clean_stale_temps", "encode_array_autosave", "load_array_autosave",
+           "load_autosave"]
 
 
 def autosave_root() -> Path:
@@ -106,8 +107,8 @@ def load_autosave(path: str | os.PathLike, *, schema: int, validate: Callable[[d
     data: Any = None
     try:
         envelope = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        reason, detail = "the file is damaged", f"not JSON: {exc}"
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        reason, detail = "the file is damaged", f"not JSON: {exc!r}"
     else:
         detail = ""
         found = envelope.get(AUTOSAVE_SCHEMA_KEY) if isinstance(envelope, dict) else None
@@ -212,6 +213,26 @@ class AutosaveWriter:
                 self._thread.start()
             self._cond.notify_all()
 
+    def save_arrays(self, path: str | os.PathLike, arrays: dict, *, schema: int, meta: dict | None = None,
+                    delay: float = 0.5) -> None:
+        """Queue numpy ``arrays`` (and JSON-able ``meta``) to be written to ``path`` as an .npz read back by
+        :func:`load_array_autosave`; same debouncing and ordering as :meth:`save` (for data too large for JSON)."""
+        path = Path(path)
+        blob = encode_array_autosave(arrays, schema=schema, meta=meta)
+        seq = _take_seq(path)
+        now = time.monotonic()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("this AutosaveWriter is closed")
+            old = self._pending.get(path)
+            first = old.first_queued if old else now
+            due = min(now + max(delay, 0.0), first + max(2.0, 4 * delay))
+            self._pending[path] = _Pending(seq, blob, due, first)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="autosave-writer", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Write every pending save now; True when all were written (or failed and were reported) in time."""
         deadline = time.monotonic() + timeout
@@ -272,3 +293,82 @@ class AutosaveWriter:
                 with self._cond:
                     self._busy -= 1
                     self._cond.notify_all()
+
+
+# -- a compact form for large payloads: numpy arrays in an .npz beside the JSON -----------------------------------
+ARRAY_HEADER = "__autosave__"
+
+
+def array_autosave_path(path: str | os.PathLike) -> Path:
+    """The .npz beside an autosave's JSON path (``autosave_path(...)``)."""
+    return Path(path).with_suffix(".npz")
+
+
+def encode_array_autosave(arrays: dict, *, schema: int, meta: dict | None = None) -> bytes:
+    """An uncompressed .npz of ``arrays`` (no object arrays: it is read without pickle) with the schema and
+    ``meta`` as a JSON header array."""
+    import io
+
+    import numpy as np
+
+    if ARRAY_HEADER in arrays:
+        raise ValueError(f"{ARRAY_HEADER} is a reserved array name")
+    header = json.dumps({AUTOSAVE_SCHEMA_KEY: int(schema), "meta": meta or {}}, ensure_ascii=False,
+                        allow_nan=False).encode("utf-8")
+    buf = io.BytesIO()
+    np.savez(buf, **{ARRAY_HEADER: np.frombuffer(header, np.uint8)}, **arrays)
+    return buf.getvalue()
+
+
+def load_array_autosave(path: str | os.PathLike, *, schema: int, validate: Callable[[dict, dict], Any],
+                        source_name: str | None = None) -> LoadedAutosave:
+    """Read an .npz written by :meth:`AutosaveWriter.save_arrays`; ``validate(arrays, meta)`` returns the data or
+    raises. The same rules as :func:`load_autosave`: missing gives ``LoadedAutosave(None, None, None)``; a
+    damaged file, a newer schema or refused contents are set aside as ``<name>.damaged-<time>`` with one
+    sentence. Never unpickles. Runs file I/O: call it off the GUI thread."""
+    import zipfile
+
+    import numpy as np
+
+    import io
+
+    path = Path(path)
+    name = source_name or path.name
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return LoadedAutosave(None, None, None)
+    except OSError as exc:
+        log.warning("could not read the autosave %s: %s", path, exc)
+        return LoadedAutosave(None, f"The saved edits for {name} could not be read "
+                                    f"({exc.strerror or exc}); the file opens without them.", None)
+    reason: str | None = None
+    detail = ""
+    data: Any = None
+    try:
+        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+        del raw
+        header = json.loads(arrays.pop(ARRAY_HEADER).tobytes().decode("utf-8"))
+        found = header.get(AUTOSAVE_SCHEMA_KEY) if isinstance(header, dict) else None
+        if not isinstance(found, int) or isinstance(found, bool) or not isinstance(header.get("meta"), dict):
+            raise KeyError("no schema")
+    except (OSError, KeyError, ValueError, TypeError, EOFError, AttributeError, zipfile.BadZipFile) as exc:
+        reason, detail = "the file is damaged", f"{type(exc).__name__}: {exc}"
+    else:
+        if found > schema:
+            reason = f"it was written by a newer version of the workstation (format {found}, this one reads {schema})"
+        else:
+            try:
+                data = validate(arrays, header["meta"])
+            except (ValueError, TypeError, KeyError) as exc:
+                reason, detail = "its contents are damaged", f"{type(exc).__name__}: {exc}"
+    if reason is None:
+        return LoadedAutosave(data, None, None)
+    moved = _set_aside(path)
+    log.warning("autosave %s for %s refused (%s) %s; set aside as %s", path, name, reason, detail, moved)
+    if moved is None:
+        return LoadedAutosave(None, f"The saved edits for {name} could not be read ({reason}) and could not be "
+                                    f"set aside; the file opens without them.", None)
+    return LoadedAutosave(None, f"The saved edits for {name} could not be read ({reason}); they were set aside "
+                                f"as {moved.name} and the file opens without them.", moved)
