@@ -312,6 +312,10 @@ class SlideCanvas(QWidget):
         self.detections: list[DetectionLayer] = []
         self._annotations = []  # engines.pathology.geojson.Annotation (the store's items)
         self._annotation_bounds = None  # (n, 4) level-0 boxes, row for row (the store keeps them)
+        self._annotation_index = None  # the store's SpatialIndex: rows in a rectangle without a scan of all
+        self._row_of = None
+        self._density_cache = None  # (rows, QImage, level-0 rect) of the grid density when zoomed far out
+        self.annotation_grid_above = 200_000  # more candidates in view than this: draw the index's grid counts
         self.annotation_density_above = 4000  # more annotations in view than this: a density raster
         self.annotation_labels_below = 300  # names are written only when fewer are in view
         self.annotation_mode = ""
@@ -393,10 +397,15 @@ class SlideCanvas(QWidget):
     def annotations(self, items: list) -> None:
         self.set_annotations(items, None)
 
-    def set_annotations(self, items: list, bounds: np.ndarray | None) -> None:
-        """The annotations to draw and, when known, their level-0 boxes (else computed on the next paint)."""
+    def set_annotations(self, items, bounds: np.ndarray | None, index=None, row_of=None) -> None:
+        """The annotations to draw (a sequence; rows are read only when in view) and, when known, their level-0
+        boxes (else computed on the next paint), a spatial index over them (``index.query(rect, bounds)``) and
+        a function from id to row."""
         self._annotations = items
         self._annotation_bounds = bounds if bounds is not None and len(bounds) == len(items) else None
+        self._annotation_index = index
+        self._row_of = row_of
+        self._density_cache = None
 
     def _bounds(self) -> np.ndarray:
         if self._annotation_bounds is None or len(self._annotation_bounds) != len(self._annotations):
@@ -410,6 +419,8 @@ class SlideCanvas(QWidget):
         b = self._bounds()
         if not len(b):
             return np.zeros(0, np.int64)
+        if self._annotation_index is not None:
+            return self._annotation_index.query(rect0, b)
         with np.errstate(invalid="ignore"):
             vis = (b[:, 2] >= rect0[0]) & (b[:, 0] <= rect0[2]) & (b[:, 3] >= rect0[1]) & (b[:, 1] <= rect0[3])
         return np.flatnonzero(vis)
@@ -704,11 +715,17 @@ class SlideCanvas(QWidget):
     def _paint_annotations(self, p: QPainter, t: Transform) -> None:
         """Only the annotations in view; a density raster when there are too many to tell apart."""
         items = self._annotations
-        if not items:
+        if not len(items):
             self.annotation_mode = "none"
             return
-        idx = self.annotations_in(t.visible_level0())
-        if len(idx) > self.annotation_density_above:
+        rect0 = t.visible_level0()
+        index = self._annotation_index
+        if index is not None and index.candidates(rect0, self._bounds()) > self.annotation_grid_above:
+            # far out over very many: the index's per-cell counts, made once per change, stand for them
+            self.annotation_mode = "density"
+            self._paint_grid_density(p, t)
+            idx = [i for i in (self._selected_row(),) if i >= 0]  # the selected one stays visible on top
+        elif len(idx := self.annotations_in(rect0)) > self.annotation_density_above:
             self.annotation_mode = "density"
             b = self._bounds()[idx]
             self._paint_point_density(p, t, (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, QColor(0, 160, 160))
@@ -741,9 +758,26 @@ class SlideCanvas(QWidget):
                 except Exception as exc:  # noqa: BLE001
                     self._annotation_broke(a, exc)
 
+    def _paint_grid_density(self, p: QPainter, t: Transform) -> None:
+        n = len(self._annotations)
+        if self._density_cache is None or self._density_cache[0] != n:
+            counts, (x0, y0, cell) = self._annotation_index.density(self._bounds())
+            gh, gw = counts.shape
+            rgba = np.zeros((gh, gw, 4), np.uint8)
+            rgba[..., 1], rgba[..., 2] = 160, 160
+            rgba[..., 3] = np.where(counts > 0, np.clip(80 + 20 * np.log2(np.maximum(counts, 1)), 0, 210), 0)
+            self._density_cache = (n, qimage_from_rgba(rgba), QRectF(x0, y0, gw * cell, gh * cell))
+        _, img, rect = self._density_cache
+        p.save()
+        p.setTransform(t.qtransform())
+        p.drawImage(rect, img)
+        p.restore()
+
     def _selected_row(self) -> int:
         if not self.selected_id:
             return -1
+        if self._row_of is not None:
+            return self._row_of(self.selected_id)
         for i, a in enumerate(self._annotations):
             if a.id == self.selected_id:
                 return i

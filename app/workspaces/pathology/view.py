@@ -71,42 +71,66 @@ def open_slide_job(path: Path, canvas_size: tuple[int, int]):
 
             clean_stale_temps(autosave_path(path).parent)
             annotations, notices = load_saved_annotations(path)
-            from engines.pathology.annotations import annotation_bounds
+            bounds = index = None
+            if annotations is not None and len(annotations):  # here, not on the GUI thread
+                from engines.pathology.annotations import SpatialIndex
 
-            bounds = annotation_bounds(annotations) if annotations else None  # here, not on the GUI thread
+                progress(None, f"indexing {len(annotations):,} annotations")
+                bounds, _ = annotations.bounds, annotations.keys
+                index = SpatialIndex.build(bounds) if len(bounds) >= SpatialIndex.SCAN_BELOW else None
         except BaseException:
             reader.close()
             raise
         return {"reader": reader, "thumb": thumb, "thumb_scale": thumb_scale, "preloaded": pre,
-                "associated": associated, "annotations": annotations, "bounds": bounds,
+                "associated": associated, "annotations": annotations, "bounds": bounds, "index": index,
                 "notices": notices}
 
     return job
 
 
+class RaggedRows:
+    """Rows of a flat (m, 2) coordinate array cut by offsets: ``rows[i]`` is a view, no array per row is made."""
+
+    def __init__(self, coords: np.ndarray, offsets: np.ndarray) -> None:
+        self.coords, self.offsets = coords, offsets
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        return self.coords[int(self.offsets[i]):int(self.offsets[i + 1])]
+
+
 def import_job(path: Path, progress, cancel) -> dict:
-    """Worker: read and validate a GeoJSON file, split annotations from detections, and build the boxes of
-    the first and the arrays of the second (a million features must not be looped over on the GUI thread)."""
-    from engines.pathology.annotations import annotation_bounds
-    from engines.pathology.geojson import load_geojson
+    """Worker: read and validate a GeoJSON file a chunk at a time into a columnar table, split annotations
+    from detections, and build the boxes of the first and the arrays of the second with numpy (a million
+    features must not be looped over on the GUI thread, nor parsed in one call that holds the interpreter)."""
+    from engines.pathology.geojson import OBJECT_TYPES, load_geojson_table
 
     progress(None, f"reading {path.name}")
-    parsed = load_geojson(path)
+    table, parsed = load_geojson_table(path, progress=progress, cancel=cancel)
     cancel.raise_if_cancelled()
-    anns = [a for a in parsed.annotations if a.object_type != "detection"]
-    det_items = [a for a in parsed.annotations if a.object_type == "detection" and a.points]
-    progress(None, f"indexing {len(parsed.annotations):,} objects")
+    progress(None, f"indexing {len(table):,} objects")
+    is_det = table.object_type == OBJECT_TYPES.index("detection")
+    anns = table.take(np.flatnonzero(~is_det)) if is_det.any() else table
     dets = None
-    if det_items:
-        classes = sorted({a.cls or "object" for a in det_items})
-        order = {c: i for i, c in enumerate(classes)}
-        b = annotation_bounds(det_items).astype(np.float32)
-        polys = [np.asarray(a.points, np.float32) for a in det_items]
-        xy = np.array([p.mean(axis=0) for p in polys], np.float32).reshape(-1, 2)
-        scores = np.array([a.measurements.get("score", 1.0) for a in det_items], np.float32)
-        cls = np.array([order[a.cls or "object"] for a in det_items], np.int16)
-        dets = (xy, b, scores, cls, classes, polys)
-    return {"parsed": parsed, "annotations": anns, "bounds": annotation_bounds(anns), "detections": dets}
+    if is_det.any():
+        d = table.take(np.flatnonzero(is_det))
+        names = [c or "object" for c in d.classes]
+        classes = sorted(set(np.asarray(names, object)[np.unique(d.cls)].tolist()))
+        remap = np.asarray([classes.index(c) if c in classes else 0 for c in names], np.int16)
+        lens = np.diff(d.offsets).astype(np.float64)
+        starts = d.offsets[:-1]
+        xy = np.stack([np.add.reduceat(d.coords[:, 0], starts) / lens,
+                       np.add.reduceat(d.coords[:, 1], starts) / lens], 1).astype(np.float32)
+        scores = np.ones(len(d), np.float32)
+        for r, m in d.measurements.items():
+            if "score" in m:
+                scores[r] = m["score"]
+        dets = (xy, d.bounds.astype(np.float32), scores, remap[d.cls], classes,
+                RaggedRows(d.coords.astype(np.float32), d.offsets))
+    _ = anns.bounds, anns.keys  # made here, not on the GUI thread
+    return {"parsed": parsed, "annotations": anns, "bounds": anns.bounds, "detections": dets}
 
 
 class PathologyWorkspace(WorkspaceView):
@@ -410,7 +434,7 @@ class PathologyWorkspace(WorkspaceView):
         self._autosave_timer.stop()
         self.store.listeners.remove(self._annotations_changed)
         try:
-            self.store.reset(r["annotations"], r.get("bounds"))
+            self.store.reset(r["annotations"], r.get("bounds"), r.get("index"))
         finally:
             self.store.listeners.append(self._annotations_changed)
         self._annotations_changed(autosave=False)
@@ -700,7 +724,7 @@ class PathologyWorkspace(WorkspaceView):
         self._select_annotation(ann.id)
 
     def _annotations_changed(self, autosave: bool = True) -> None:
-        self.canvas.set_annotations(self.store.items, self.store.bounds)
+        self.canvas.set_annotations(self.store.items, self.store.bounds, self.store.index, self.store.index_of)
         if self.canvas.selected_id and self.store.index_of(self.canvas.selected_id) < 0:
             self.canvas.selected_id = ""
         self.annotation_model.refresh()
@@ -760,7 +784,7 @@ class PathologyWorkspace(WorkspaceView):
         (an empty list is saved too)."""
         if self.slide_path is None or not self.store.dirty:
             return
-        items = list(self.store.items)  # annotations are replaced, never changed in place: a cheap snapshot
+        items = self.store.snapshot()  # tables are immutable, made annotations replaced: a cheap snapshot
         self.store.dirty = False
         self._autosave_gen += 1
         gen, slide = self._autosave_gen, self.slide_path
@@ -768,16 +792,27 @@ class PathologyWorkspace(WorkspaceView):
                                   title="Autosaving annotations", owner=f"pathology:autosave:{gen}",
                                   on_error=lambda m, d: self.context.notify("error", m, d))
 
-    def _queue_autosave(self, gen: int, slide: Path, items: list, delay: float = 0.2) -> None:
-        """Worker (or closing): serialise and queue one snapshot unless a newer one was queued already."""
-        from engines.pathology.annotations import AUTOSAVE_SCHEMA, autosave_path, autosave_payload
+    def _queue_autosave(self, gen: int, slide: Path, items, delay: float = 0.2) -> None:
+        """Worker (or closing): serialise and queue one snapshot unless a newer one was queued already. Up to
+        COMPACT_ABOVE annotations are saved as GeoJSON; more as columns in an .npz (the newer file is read)."""
+        from engines.pathology.annotations import (AUTOSAVE_SCHEMA, COMPACT_ABOVE, autosave_path, autosave_payload,
+                                                   compact_autosave_path)
 
-        payload = autosave_payload(slide, items)
+        compact = len(items) > COMPACT_ABOVE
+        if compact:
+            arrays, meta = items.to_table().to_arrays()
+            meta["slide"] = Path(slide).name
+        else:
+            payload = autosave_payload(slide, items.annotations() if hasattr(items, "annotations") else list(items))
         with self._autosave_lock:
             if gen < self._autosave_queued:
                 return
             self._autosave_queued = gen
-            self._autosaver.save(autosave_path(slide), payload, schema=AUTOSAVE_SCHEMA, delay=delay)
+            if compact:
+                self._autosaver.save_arrays(compact_autosave_path(slide), arrays, schema=AUTOSAVE_SCHEMA, meta=meta,
+                                            delay=delay)
+            else:
+                self._autosaver.save(autosave_path(slide), payload, schema=AUTOSAVE_SCHEMA, delay=delay)
 
     def _export_annotations_dialog(self) -> None:
         if self.slide_path is None:
@@ -791,8 +826,9 @@ class PathologyWorkspace(WorkspaceView):
     def export_annotations(self, path: Path):
         from engines.pathology.geojson import write_geojson
 
-        items = list(self.store.items)  # replaced, never edited in place: a snapshot
-        return self.context.tasks.submit(lambda p, c: write_geojson(Path(path), items), title="Exporting annotations",
+        snap = self.store.snapshot()
+        return self.context.tasks.submit(lambda p, c: write_geojson(Path(path), snap.annotations()),
+                                         title="Exporting annotations",
                                          owner="pathology:export-annotations",
                                          on_result=lambda out: self.context.notify("info", f"Wrote {Path(out).name}", ""),
                                          on_error=lambda m, d: self.context.notify("error", m, d))
@@ -829,7 +865,7 @@ class PathologyWorkspace(WorkspaceView):
         self._autosave_timer.stop()
         if self.slide_path is not None and self.store.dirty:
             self._autosave_gen += 1  # closing: the last snapshot is queued here, then written before we return
-            self._queue_autosave(self._autosave_gen, self.slide_path, list(self.store.items), delay=0.0)
+            self._queue_autosave(self._autosave_gen, self.slide_path, self.store.snapshot(), delay=0.0)
             self.store.dirty = False
         self._autosaver.close(timeout=10.0)
         self.canvas.shutdown()
