@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 PROG = "csi-workstation"
-SUBCOMMANDS = ("engines", "inspect", "run", "batch", "self-test", "screenshot", "gui")
+SUBCOMMANDS = ("engines", "inspect", "run", "batch", "covers", "self-test", "screenshot", "gui")
 
 
 class UsageError(Exception):
@@ -73,6 +73,9 @@ def build_parser() -> _Parser:
     from app.batch_cli import add_parser as add_batch_parser
 
     add_batch_parser(sub)
+    from app.covers_cli import add_parser as add_covers_parser
+
+    add_covers_parser(sub)
 
     p = sub.add_parser("self-test", help="open every workspace offscreen and run every engine on its sample")
     p.add_argument("--json", action="store_true")
@@ -124,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return {
             "gui": cmd_gui, "engines": cmd_engines, "inspect": cmd_inspect, "run": cmd_run,
             "self-test": cmd_self_test, "screenshot": cmd_screenshot, "batch": cmd_batch,
+            "covers": cmd_covers,
         }[args.command](args)
     except UsageError as exc:
         return _fail(str(exc), 2)
@@ -337,6 +341,12 @@ def _parse_options(pairs: list[str]) -> dict:
         except json.JSONDecodeError:
             options[key] = value
     return options
+
+
+def cmd_covers(args) -> int:
+    from app.covers_cli import cmd_covers as run
+
+    return run(args)
 
 
 def cmd_batch(args) -> int:
