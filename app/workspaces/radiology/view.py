@@ -373,6 +373,10 @@ class RadiologyWorkspace(WorkspaceView, ExportActions):
         self.findings_list = QListWidget()
         self.findings_list.setWordWrap(True)
         self.tabs.addTab(self.findings_list, "Findings")
+        from app.workspaces.radiology.findings_panel import FindingsPanel
+
+        self.findings_panel = FindingsPanel(self)  # a detector's findings, reviewed one by one
+        self.tabs.addTab(self.findings_panel, "Review")
         self.tabs.addTab(self.measure_panel, "Measurements")
 
         splitter = QSplitter(Qt.Horizontal)
@@ -629,6 +633,7 @@ class RadiologyWorkspace(WorkspaceView, ExportActions):
         self.contracts.compute(volume)
         self.layers.clear()
         self.box_layers.clear()
+        self.findings_panel.clear()
         self.comparison = None
         self.compare_label.setText(NO_COMPARISON)
         self.compare_box.blockSignals(True)
@@ -1552,6 +1557,8 @@ class RadiologyWorkspace(WorkspaceView, ExportActions):
         elif result.get("mask") is not None:
             self.add_label_layer(result["mask"], None, names, name=title)
             shown = True
+        if result.get("findings") is not None:
+            self.findings_panel.set_result(result, title)
         if result.get("boxes") is not None:
             self.add_boxes(result["boxes"], name=title)
             shown = True
