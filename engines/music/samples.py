@@ -9,6 +9,7 @@ from engines.core.paths import resources_dir
 
 SAMPLES = {
     "chorale-audio": "engines.music.samples:make_chorale_audio",
+    "real-song": "engines.music.samples:make_real_song",
 }
 CHORALE = "bwv153.1-piano"
 
@@ -25,4 +26,21 @@ def make_chorale_audio(dest: Path) -> Path:
     shutil.copyfile(ogg, dest / ogg.name)
     if lab.exists():
         shutil.copyfile(lab, dest / f"{CHORALE}.reference.lab")
+    return dest / ogg.name
+
+
+REAL_SONG = "sectoid-feelings-excerpt"
+
+
+def make_real_song(dest: Path) -> Path:
+    """40 s of "Feelings" by Sectoid (Frets on Fire song pack, Debian fretsonfire-songs-sectoid, MIT-style
+    licence, shipped beside it): a produced rock recording with drums, bass and guitars, no chord labels.
+    One of the real tracks held out of chord training."""
+    src = resources_dir() / "samples" / "music"
+    ogg, lic = src / f"{REAL_SONG}.ogg", src / f"{REAL_SONG}.LICENSE.txt"
+    if not ogg.exists():
+        raise EngineError(f"the bundled song is missing ({ogg}); reinstall the workstation")
+    shutil.copyfile(ogg, dest / ogg.name)
+    if lic.exists():
+        shutil.copyfile(lic, dest / lic.name)
     return dest / ogg.name
