@@ -504,9 +504,10 @@ class AnnotationStore:
                   _keys_of([annotation])))
         return annotation
 
-    def extend(self, annotations, bounds: np.ndarray | None = None) -> None:
+    def extend(self, annotations, bounds: np.ndarray | None = None, index: SpatialIndex | None = None) -> None:
         """Add many (one undo step): a list of Annotations or an AnnotationTable; ``bounds`` may come
-        precomputed from the worker that parsed them."""
+        precomputed from the worker that parsed them, and ``index`` built by it over the rows after the
+        addition (used only when its row count fits)."""
         if not len(annotations):
             return
         if isinstance(annotations, AnnotationTable):
@@ -516,7 +517,20 @@ class AnnotationStore:
             annotations = list(annotations)
             b = annotation_bounds(annotations) if bounds is None else np.asarray(bounds, float).reshape(-1, 4)
             slots, keys = self._add_objects(annotations), _keys_of(annotations)
-        self._do(("insert", len(self), slots, b, keys))
+        if index is not None and index.n == len(self) + len(slots):
+            self.index = index
+            self.index.n -= len(slots)  # the insert below brings it back to the new row count
+            self.index.built, built = False, True
+        else:
+            built = False
+        op = ("insert", len(self), slots, b, keys)
+        self._undo.append(self._apply(op))
+        if built:
+            self.index.built = True  # it was made for exactly these rows: no shifting needed
+        if len(self._undo) > self.MAX_UNDO:
+            self._undo.pop(0)
+        self._redo.clear()
+        self._changed()
 
     def remove(self, ann_id: str) -> None:
         i = self.index_of(ann_id)

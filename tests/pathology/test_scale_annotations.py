@@ -181,3 +181,24 @@ def test_a_built_index_is_used_as_is_by_the_store():
     store = AnnotationStore()
     store.reset(table, table.bounds, index)
     assert store.index is index and store.index.built
+
+
+def test_an_index_built_by_the_import_worker_is_installed_and_stays_right():
+    first, _ = parse_geojson_table(json.dumps(_features(N)), "x")
+    second, _ = parse_geojson_table(json.dumps(_features(N // 2, seed=1)), "y")
+    store = AnnotationStore()
+    store.reset(first)
+    index = SpatialIndex.build(np.concatenate([store.bounds, second.bounds]))
+    store.extend(second, second.bounds, index)
+    assert store.index is index and index.built and index.n == len(store) == N + N // 2
+    rect = (500.0, 400.0, 700.0, 600.0)
+    b = store.bounds
+    brute = np.flatnonzero((b[:, 2] >= rect[0]) & (b[:, 0] <= rect[2]) & (b[:, 3] >= rect[1]) & (b[:, 1] <= rect[3]))
+    assert store.index.query(rect, b).tolist() == brute.tolist() and len(brute) > 0
+    assert store.undo() and len(store) == N and store.index.query(rect, store.bounds).tolist() == \
+        brute[brute < N].tolist()
+    # an index made for another row count is not used
+    other = AnnotationStore()
+    other.reset(first)
+    other.extend(second, None, SpatialIndex.build(second.bounds))
+    assert other.index is not index and other.index.query(rect, other.bounds).tolist() == brute.tolist()

@@ -101,7 +101,7 @@ class RaggedRows:
         return self.coords[int(self.offsets[i]):int(self.offsets[i + 1])]
 
 
-def import_job(path: Path, progress, cancel) -> dict:
+def import_job(path: Path, progress, cancel, base_bounds: np.ndarray | None = None) -> dict:
     """Worker: read and validate a GeoJSON file a chunk at a time into a columnar table, split annotations
     from detections, and build the boxes of the first and the arrays of the second with numpy (a million
     features must not be looped over on the GUI thread, nor parsed in one call that holds the interpreter)."""
@@ -130,7 +130,14 @@ def import_job(path: Path, progress, cancel) -> dict:
         dets = (xy, d.bounds.astype(np.float32), scores, remap[d.cls], classes,
                 RaggedRows(d.coords.astype(np.float32), d.offsets))
     _ = anns.bounds, anns.keys  # made here, not on the GUI thread
-    return {"parsed": parsed, "annotations": anns, "bounds": anns.bounds, "detections": dets}
+    index = None
+    if base_bounds is not None and len(anns):  # the index over the rows after the addition, also made here
+        from engines.pathology.annotations import SpatialIndex
+
+        combined = np.concatenate([base_bounds, anns.bounds])
+        if len(combined) >= SpatialIndex.SCAN_BELOW:
+            index = SpatialIndex.build(combined)
+    return {"parsed": parsed, "annotations": anns, "bounds": anns.bounds, "detections": dets, "index": index}
 
 
 class PathologyWorkspace(WorkspaceView):
@@ -848,7 +855,8 @@ class PathologyWorkspace(WorkspaceView):
             note = parsed.summary(name)
             if note:
                 self.context.notify("warning", note, "\n".join(parsed.problems[:200]))
-            self.store.extend(anns, bounds)
+            index = r.get("index") if self.store.version == version else None  # stale after an edit meanwhile
+            self.store.extend(anns, bounds, index)
             if dets is not None:
                 self.canvas.detections.append(DetectionLayer(f"Imported · {name}", *dets))
                 self._refresh_layers()
@@ -856,14 +864,16 @@ class PathologyWorkspace(WorkspaceView):
             self.context.notify("info", f"Imported {len(anns):,} annotations and "
                                         f"{0 if dets is None else len(dets[0]):,} detections from {name}", "")
 
-        return self.context.tasks.submit(lambda p, c: import_job(Path(path), p, c), title=f"Importing {name}",
+        base, version = self.store.bounds, self.store.version  # bounds arrays are replaced, never edited in place
+        return self.context.tasks.submit(lambda p, c: import_job(Path(path), p, c, base), title=f"Importing {name}",
                                          owner="pathology:import", on_result=done,
                                          on_error=lambda m, d: self.context.notify("error", m, d))
 
     # -- life cycle ----------------------------------------------------------------------------------------------
     def shutdown(self) -> None:
         self._autosave_timer.stop()
-        if self.slide_path is not None and self.store.dirty:
+        in_flight = self._autosave_gen > self._autosave_queued  # a snapshot still being built by a worker
+        if self.slide_path is not None and (self.store.dirty or in_flight):
             self._autosave_gen += 1  # closing: the last snapshot is queued here, then written before we return
             self._queue_autosave(self._autosave_gen, self.slide_path, self.store.snapshot(), delay=0.0)
             self.store.dirty = False
