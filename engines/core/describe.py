@@ -105,13 +105,29 @@ def describe_volume(path: Path) -> dict[str, Any]:
 
 
 def describe_image(path: Path) -> dict[str, Any]:
+    """Header only: a picture that declares a huge size is called too large in one sentence, never decoded."""
+    import re
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
-            return {"width": img.width, "height": img.height, "mode": img.mode, "format": img.format}
-    except (UnidentifiedImageError, OSError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                info = {"width": img.width, "height": img.height, "mode": img.mode, "format": img.format}
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "more pixels than it can safely open"
+        raise EngineError(f"{path.name}: the picture declares {size}, too large to open safely (a damaged or "
+                          f"hostile file, or a whole-slide image saved as a plain picture)") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise EngineError(f"{path.name}: not a readable image ({exc})") from None
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit and info["width"] * info["height"] > limit:
+        info["findings"] = [f"declares {info['width']} x {info['height']} pixels: more than the {limit:,} "
+                            f"pixels a picture may have to be opened safely"]
+    return info
 
 
 def describe_audio(path: Path) -> dict[str, Any]:

@@ -16,6 +16,8 @@ baseline/lossless, JPEG-LS, JPEG 2000, RLE) go through pydicom's pixel handlers 
 """
 from __future__ import annotations
 
+import re
+
 import logging
 import os
 import struct
@@ -265,6 +267,17 @@ def list_dicom_candidates(path: Path) -> tuple[list[Path], list[str]]:
     files = sorted(f for f in path.rglob("*") if f.is_file() and f.name.upper() != "DICOMDIR"
                    and not f.name.startswith("."))
     return files, []
+
+
+def _plain_header_problem(exc: BaseException) -> str:
+    """A damaged header's reason in words: the library's sentence without its class name or the file path."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = re.sub(r"\s+in file \S+$", "", text)
+    if not text:
+        return "its header is damaged"
+    if "end of file" in text.lower() or isinstance(exc, EOFError):
+        return f"the file ends inside its header ({text})"
+    return f"its header is damaged ({text})"
 
 
 def _read_header(path: Path) -> tuple[Any, int | None, int | None, bool, int | None, bool]:
@@ -527,7 +540,7 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
             return f, "not-dicom", None
         except Exception as exc:  # noqa: BLE001 - a corrupt file is a finding, not a failure
             log.info("cannot read %s", display_name(f, full=True), exc_info=True)
-            return f, "unreadable", f"{type(exc).__name__}: {exc}"
+            return f, "unreadable", _plain_header_problem(exc)
         return f, "ok", (ds, off, length, trunc, plan)
 
     prealloc: Any = None
