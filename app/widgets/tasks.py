@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
 from app.worker import Task, TaskManager
 
@@ -13,11 +13,15 @@ class TaskRow(QWidget):
         self.task = task
         self.label = QLabel(task.title)
         self.label.setMinimumWidth(160)
+        self.label.setToolTip(task.title)
         self.bar = QProgressBar()
         self.bar.setRange(0, 0)  # busy until the first fraction arrives
         self.bar.setTextVisible(True)
         self.status = QLabel("starting")
         self.status.setStyleSheet("color: palette(mid);")
+        for label in (self.label, self.status):  # a long file name is cut on screen, never widens the window
+            label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.status.setMinimumWidth(80)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip(f"Cancel '{task.title}'")
         self.cancel_button.clicked.connect(self._cancel)
@@ -36,6 +40,7 @@ class TaskRow(QWidget):
             self.bar.setRange(0, 1000)
             self.bar.setValue(int(round(fraction * 1000)))
         self.status.setText(message)
+        self.status.setToolTip(message)
 
     def _cancel(self) -> None:
         self.task.cancel()

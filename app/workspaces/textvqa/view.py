@@ -36,7 +36,7 @@ class SceneCanvas(QWidget):
         super().__init__(parent)
         self.image: np.ndarray | None = None
         self.attention: np.ndarray | None = None
-        self.setMinimumSize(320, 320)
+        self.setMinimumSize(240, 220)
         self.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Expanding)
 
     def set_image(self, image: np.ndarray | None) -> None:
@@ -155,7 +155,7 @@ class VqaPanel(QWidget):
             "share of this question family's held-out questions that training assigned to this model")
         self.members.verticalHeader().setVisible(False)
         self.members.setSelectionBehavior(QAbstractItemView.SelectRows)
-        self.members.setMinimumHeight(200)
+        self.members.setMinimumHeight(110)
         self.members.setMaximumHeight(230)
         self.members.itemSelectionChanged.connect(self._member_selected)
         self.history_list = QListWidget()
