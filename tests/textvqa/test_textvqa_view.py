@@ -149,3 +149,20 @@ def test_damaged_question_history_is_set_aside_with_a_message(view, qtbot, tmp_p
     assert view.vqa.writer.flush()
     assert saved.exists()
 
+
+
+def test_a_photo_gets_the_out_of_domain_warning_as_the_headline(view, qtbot, tmp_path):
+    from PIL import Image
+    from skimage import data
+
+    photo = tmp_path / "chelsea.png"
+    Image.fromarray(data.chelsea()).save(photo)
+    view.open_path(photo)
+    qtbot.waitUntil(lambda: view.vqa.path == photo, timeout=30_000)
+    with qtbot.waitSignal(view.vqa.answered, timeout=60_000) as blocker:
+        view.vqa._ask_text("is there a cat in the picture?")
+    assert blocker.args[0]["reliable"] is False
+    text = view.vqa.answer.text()
+    assert text.index("does not look like") < text.index("unreliable")  # the warning comes first
+    assert not text.startswith("Answer:")
+    assert any(level == "warning" and "does not look like" in m for level, m in view.notes)

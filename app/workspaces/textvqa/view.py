@@ -302,8 +302,19 @@ class VqaPanel(QWidget):
             truth = f"<br>{ok}; oracle (any model right): {oracle}"
         spec = ", ".join(str(m) for m in r["specialists"])
         notes = "".join(f"<br><small>note: {n}</small>" for n in r["notes"])
+        if r.get("reliable", True):
+            headline = (f"Answer: <b style='font-size:large'>{r['answer']}</b> "
+                        f"({r['confidence'] * 100:.0f}% ensemble)")
+        else:  # out of the model's domain: the warning is the headline, the answer comes after it, unreliable
+            import html
+
+            headline = (f"<div style='background:#fff4c2; color:#4a3b00; padding:4px;'><b>"
+                        f"{html.escape(str(r.get('headline') or 'This picture is outside what the model knows.'))}"
+                        f"</b></div>Model's answer (unreliable): {r['answer']} "
+                        f"({r['confidence'] * 100:.0f}% ensemble, not to be trusted here)")
+            self.view.context.notify("warning", f"VQA: {r.get('headline')}", "")
         self.answer.setText(
-            f"Answer: <b style='font-size:large'>{r['answer']}</b> ({r['confidence'] * 100:.0f}% ensemble)"
+            f"{headline}"
             f"{truth}<br>Question family: <b>{r['family']}</b>; its specialists (k={r['k']}): model{'s' if len(r['specialists']) > 1 else ''} {spec}"
             f"{notes}")
         self.members.setRowCount(len(r["members"]))
