@@ -518,6 +518,11 @@ class MusicWorkspace(WorkspaceView):
     def _recognized(self, track: ChordTrack) -> None:
         track.set_transpose(self.transpose_spin.value())
         self.set_track(track)
+        from app.widgets.check_banner import banner_before, show_result_checks
+
+        if getattr(self, "check_banner", None) is None:
+            self.check_banner = banner_before(self.status)
+        show_result_checks(self.check_banner, "Chord recognition", track, self.context.notify)
         if self._autosave_file is not None:  # a fresh recognition replaces the edits; keep them one step back
             saved, writer = self._autosave_file, self._autosaver
 

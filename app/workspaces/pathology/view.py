@@ -594,6 +594,11 @@ class PathologyWorkspace(WorkspaceView):
             return
         self.analysis = analysis
         self.analyses[analysis.engine_id] = analysis
+        from app.widgets.check_banner import banner_before, show_result_checks
+
+        if getattr(self, "check_banner", None) is None:
+            self.check_banner = banner_before(self.canvas)
+        show_result_checks(self.check_banner, analysis.engine_id, analysis, self.context.notify)
         eid = analysis.engine_id
         self.canvas.heatmaps = [h for h in self.canvas.heatmaps if h.name != f"Heatmap · {eid}"]
         self.canvas.detections = [d for d in self.canvas.detections if d.name != f"Detections · {eid}"]

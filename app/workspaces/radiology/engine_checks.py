@@ -4,39 +4,12 @@ banner that shows a result's warnings above the images."""
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QLabel
+from app.widgets.check_banner import make_banner, show_result_checks  # noqa: F401 - re-exported for the view
 
 if TYPE_CHECKING:
     from app.workspaces.radiology.view import RadiologyWorkspace
-
-BANNER_STYLE = ("QLabel { background: #fff4c2; color: #4a3b00; border: 1px solid #e0c060; border-radius: 3px; "
-                "padding: 4px 6px; }")
-
-
-def make_banner() -> QLabel:
-    banner = QLabel("")
-    banner.setWordWrap(True)
-    banner.setStyleSheet(BANNER_STYLE)
-    banner.setVisible(False)
-    return banner
-
-
-def show_result_checks(banner: QLabel, title: str, result: Any, notify) -> list[str]:
-    """Show the result's checks that did not pass as a banner and in Messages; hide the banner otherwise."""
-    from engines.core.checks import warning_lines
-
-    lines = warning_lines(result)
-    if lines:
-        banner.setText(f"<b>{title}: check this result.</b> " + " ".join(lines))
-        banner.setToolTip("\n".join(lines))
-        for line in lines:
-            notify("warning", f"{title}: {line}", "")
-    else:
-        banner.clear()
-    banner.setVisible(bool(lines))
-    return lines
 
 
 class EngineContracts:
