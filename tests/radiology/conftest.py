@@ -24,3 +24,12 @@ def ct_folder(tmp_path) -> Path:
     folder = tmp_path / "ct"
     small_series(folder)
     return folder
+
+
+def open_in(window, qtbot, path: Path):
+    """Open ``path`` in the radiology workspace of the main window and wait until it has settled."""
+    view = window.switch_to("radiology")
+    with qtbot.waitSignal(view.opened, timeout=60000):
+        view.open_path(path)
+    qtbot.waitUntil(lambda: not window.tasks.active(), timeout=60000)
+    return view

@@ -6,16 +6,8 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtWidgets import QFileDialog
 
-from .conftest import small_series
+from .conftest import open_in, small_series
 from .test_trust_measurements import anisotropic_volume
-
-
-def open_in(window, qtbot, path: Path):
-    view = window.switch_to("radiology")
-    with qtbot.waitSignal(view.opened, timeout=60000):
-        view.open_path(path)
-    qtbot.waitUntil(lambda: not window.tasks.active(), timeout=60000)
-    return view
 
 
 def test_dicom_seg_is_offered_only_for_a_dicom_series(window, qtbot, tmp_path):

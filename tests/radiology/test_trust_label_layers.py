@@ -1,7 +1,6 @@
 """Label layers tell the truth: no false alarms on a fresh correction layer, statistics per label, jump to it."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,15 +9,7 @@ from engines.radiology.geometry import Geometry
 from engines.radiology.labelstats import empty_layer_problem, label_statistics
 from engines.radiology.overlays import LabelMap
 
-from .conftest import small_series
-
-
-def open_in(window, qtbot, path: Path):
-    view = window.switch_to("radiology")
-    with qtbot.waitSignal(view.opened, timeout=60000):
-        view.open_path(path)
-    qtbot.waitUntil(lambda: not window.tasks.active(), timeout=60000)
-    return view
+from .conftest import open_in, small_series
 
 
 def messages(window, level=None) -> list[str]:

@@ -5,19 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
 from PySide6.QtWidgets import QApplication
 
-from .conftest import small_series
-
-
-def open_in(window, qtbot, path: Path):
-    view = window.switch_to("radiology")
-    with qtbot.waitSignal(view.opened, timeout=60000):
-        view.open_path(path)
-    qtbot.waitUntil(lambda: not window.tasks.active(), timeout=60000)
-    return view
+from .conftest import open_in, small_series
 
 
 def anisotropic_volume(path: Path, spacing=(0.6, 0.9, 2.5), shape_kji=(24, 50, 40)) -> Path:

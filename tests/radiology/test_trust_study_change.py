@@ -1,21 +1,12 @@
 """Opening another study leaves nothing of the previous one behind, and asks before dropping unexported edits."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import QMessageBox
 
-from .conftest import small_series
-
-
-def open_in(window, qtbot, path: Path):
-    view = window.switch_to("radiology")
-    with qtbot.waitSignal(view.opened, timeout=60000):
-        view.open_path(path)
-    qtbot.waitUntil(lambda: not window.tasks.active(), timeout=60000)
-    return view
+from .conftest import open_in, small_series
 
 
 def test_a_new_study_resets_layers_comparison_measurements_undo_and_layout(window, qtbot, tmp_path, monkeypatch):

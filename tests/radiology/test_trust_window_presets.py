@@ -1,19 +1,10 @@
 """The W/L preset box names the window in use."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from .conftest import small_series
-
-
-def open_in(window, qtbot, path: Path):
-    view = window.switch_to("radiology")
-    with qtbot.waitSignal(view.opened, timeout=60000):
-        view.open_path(path)
-    qtbot.waitUntil(lambda: not window.tasks.active(), timeout=60000)
-    return view
+from .conftest import open_in, small_series
 
 
 def test_the_preset_box_shows_the_current_window(window, qtbot, tmp_path):

@@ -14,17 +14,9 @@ from app.main_window import MainWindow
 from engines.core.engine import Engine, EngineInfo
 from engines.radiology.geometry import Geometry
 from engines.radiology.overlays import Box, LabelMap, read_seg, write_label_file
-from .conftest import small_series
+from .conftest import open_in, small_series
 
 
-
-
-def open_in(window, qtbot, path: Path):
-    view = window.switch_to("radiology")
-    with qtbot.waitSignal(view.opened, timeout=60000):
-        view.open_path(path)
-    qtbot.waitUntil(lambda: not window.tasks.active(), timeout=60000)
-    return view
 
 
 def errors(window) -> list[str]:

@@ -1,12 +1,10 @@
 """Engine input contracts in the radiology workspace: which engines suit the open study (checked off the GUI
-thread when a study opens, so the Run engine menu can grey out the ones it fails, with the reason), and the
-banner that shows a result's warnings above the images."""
+thread when a study opens, so the Run engine menu can grey out the ones it fails, with the reason). The banner
+that shows a result's warnings is app/widgets/check_banner.py."""
 from __future__ import annotations
 
 import weakref
 from typing import TYPE_CHECKING
-
-from app.widgets.check_banner import make_banner, show_result_checks  # noqa: F401 - re-exported for the view
 
 if TYPE_CHECKING:
     from app.workspaces.radiology.view import RadiologyWorkspace

@@ -280,7 +280,8 @@ class RadiologyWorkspace(WorkspaceView, ExportActions):
         lv.setContentsMargins(0, 0, 0, 0)
         lv.addLayout(bar)
         lv.addLayout(tools)
-        from app.workspaces.radiology.engine_checks import EngineContracts, make_banner
+        from app.widgets.check_banner import make_banner
+        from app.workspaces.radiology.engine_checks import EngineContracts
 
         self.check_banner = make_banner()
         self.contracts = EngineContracts(self)
@@ -1541,7 +1542,7 @@ class RadiologyWorkspace(WorkspaceView, ExportActions):
         """Turn an engine's result mapping into layers (see the module docstring for the keys)."""
         info = engine.info() if engine is not None else None
         title = info.title if info else "engine"
-        from app.workspaces.radiology.engine_checks import show_result_checks
+        from app.widgets.check_banner import show_result_checks
 
         show_result_checks(self.check_banner, title, result, self.context.notify)
         if not isinstance(result, Mapping):
