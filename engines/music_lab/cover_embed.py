@@ -158,7 +158,7 @@ class CoverEmbeddingEngine(Engine):
             inputs="one recording (audio, MIDI or MusicXML)",
             outputs="cover-embedding.npz: the embedding, its sparse binary code and the recording's identity",
             weights=WEIGHTS,
-            description="seed 4 [14] on seed 6.2: chroma -> CNN (pitch-rotation pooled) -> embedding whose "
+            description="Cover search by deep hashing: chroma -> CNN (pitch-rotation pooled) -> embedding whose "
                         "k_s largest values are its hash buckets; `csi-workstation covers index` assembles a "
                         "catalog, `covers query` looks a song up in it.",
             extra={"self_test_out": "cover-embedding.npz"})

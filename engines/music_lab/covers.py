@@ -246,7 +246,7 @@ class CoverIdEngine(Engine):
                                       "(audio, MIDI or MusicXML)",
             outputs="cover probability, Qmax, Dmax, the cross-similarity matrix with its alignment path, a ranking",
             weights=WEIGHTS,
-            description="seed 6.2: chroma -> cross-similarity with key transposition corrected (OTI and patch-wise) "
+            description="Cover-song identification: chroma -> cross-similarity with key transposition corrected (OTI and patch-wise) "
                         "-> a CNN classifies cover / not cover; Qmax (Serra 2009) and Dmax (Chen 2017) on the same "
                         "matrices. Options: transposition=none|oti|patch.",
             extra={"self_test_out": "covers.json"})

@@ -298,7 +298,7 @@ class MelodyGeneratorEngine(Engine):
                     "chosen melody at the output path and each other one beside it as <name>-2, <name>-3, ... "
                     "(every file written is listed)",
             labels=tuple(CHORD_CLASSES), weights=WEIGHTS,
-            description="seed 3.3 [13]: a conditional VAE; the chord sequence goes through a prior network, the "
+            description="Melody generation with a conditional VAE; the chord sequence goes through a prior network, the "
                         "melody through a posterior network; melodies are decoded from z = prior mean + distance x "
                         "prior sigma x noise. Trained on Bach chorale sopranos over their bar chords.",
             extra={"self_test_out": "melody.mid"})

@@ -157,7 +157,7 @@ class MelodyHarmonizerEngine(Engine):
             inputs="melody: MIDI / MusicXML / note list [[start_beats, dur_beats, midi], ...]",
             outputs="a major/minor chord per bar or half bar; MIDI (melody + chords) or MusicXML lead sheet",
             labels=tuple(CHORD_CLASSES), weights=WEIGHTS,
-            description="Lim et al. 2017 (seed 6.1): bi-directional LSTM over bars of 12-d pitch-class vectors, "
+            description="Lim et al. 2017: bi-directional LSTM over bars of 12-d pitch-class vectors, "
                         "trained on Bach chorales with keys normalized. Options: method=blstm|dnn|hmm, "
                         "resolution=bar|half, locks={bar: chord}, temperature (0 = best), top_k, seed.",
             extra={"self_test_out": "harmonized.mid", "methods": METHODS})

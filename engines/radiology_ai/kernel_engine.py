@@ -48,7 +48,7 @@ class KernelConversionEngine(Engine):
             outputs="the converted series on the same grid ('converted to SHARP'): a DICOM series folder "
                     "(new UIDs, same positions) or .nii.gz/.mha/.nrrd",
             labels=KERNELS, weights="ct-kernel-sharpen",
-            description="Seed 5.9: residual CNN with simplified squeeze-and-excitation blocks, one head per "
+            description="CT kernel conversion: residual CNN with simplified squeeze-and-excitation blocks, one head per "
                         "kernel of the ladder (progressive learning, auxiliary losses), trained on physics-made "
                         "pairs (radon, Poisson noise, iradon per kernel). Research use only, not for diagnosis.",
             extra={"self_test_out": "converted.nii.gz", "also_weights": "ct-kernel-smooth",
@@ -148,7 +148,8 @@ class KernelConversionEngine(Engine):
         if min(slices.shape[1:]) < MIN_SIZE:
             raise EngineError(f"slices of {slices.shape[2]}x{slices.shape[1]} pixels are too small for kernel "
                               f"conversion (at least {MIN_SIZE}x{MIN_SIZE})")
-        progress(0.05, f"converting {len(slices)} slices {src_kernel} -> {target} on {self.device}")
+        progress(0.05, f"converting {len(slices)} slices from the {target_label(src_kernel).lower()} kernel to the "
+                       f"{target_label(target).lower()} kernel")
         out = self.convert(np.clip(slices, -1024, 3071), direction, target, head, request,
                            progress=lambda f, m: progress(0.05 + 0.93 * (f or 0), m), cancel=cancel)
         out = np.clip(from_slices(out, axis), -1024, 3071)
@@ -205,7 +206,7 @@ class LinearKernelConversionEngine(KernelConversionEngine):
             id=self.id, title="CT kernel conversion (linear filter baseline)", task="image-to-image",
             workspace="radiology", inputs=base.inputs + ", method=wiener|spatial", outputs=base.outputs,
             labels=KERNELS, weights=None,
-            description="Classical baseline of seed 5.9: the MSE-optimal radial transfer function between two "
+            description="Classical kernel conversion: the MSE-optimal radial transfer function between two "
                         "kernels (Wiener-style, fitted on the training pairs) or tuned Gaussian smoothing / unsharp "
                         "masking. No network. Research use only, not for diagnosis.",
             extra={"self_test_out": "converted-linear.nii.gz"})

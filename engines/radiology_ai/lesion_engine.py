@@ -40,7 +40,7 @@ class LesionSegmentationSEEngine(Engine):
             outputs="label map 1 = lesion on the input grid (.nii.gz/.mha/.nrrd, or .dcm as DICOM SEG when the "
                     "input is a DICOM series)",
             labels=("background", LABELS[1]), weights=self.weights_name,
-            description="Seed 5.5: 2-D U-Net with channel squeeze-and-excitation in every encoder and decoder "
+            description="Infarct segmentation on diffusion MR: 2-D U-Net with channel squeeze-and-excitation in every encoder and decoder "
                         "block, trained on simulated DWI (MNI152 anatomy, infarct-like lesions). Research use "
                         "only, not for diagnosis.",
             extra={"self_test_out": "lesions.nii.gz"})
@@ -161,6 +161,6 @@ class LesionSegmentationPlainEngine(LesionSegmentationSEEngine):
         return EngineInfo(
             id=self.id, title="DWI lesion segmentation (U-Net without SE)", task=base.task, workspace="radiology",
             inputs=base.inputs, outputs=base.outputs, labels=base.labels, weights=self.weights_name,
-            description="Ablation of seed 5.5: the same 2-D U-Net and training, without squeeze-and-excitation "
+            description="Ablation of the lesion model: the same 2-D U-Net and training, without squeeze-and-excitation "
                         "blocks. Research use only, not for diagnosis.",
             extra={"self_test_out": "lesions-plain.nii.gz"})
