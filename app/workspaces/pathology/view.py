@@ -648,10 +648,12 @@ class PathologyWorkspace(WorkspaceView):
     def _export_results_dialog(self) -> None:
         if self.analysis is None:
             return
-        default = str(Path(self.slide_path).with_suffix("").name + f".{self.analysis.engine_id}.geojson")
-        path, _ = QFileDialog.getSaveFileName(self, "Export results", default, "GeoJSON (*.geojson)")
+        from app.widgets.export_dialog import ask_save_path
+
+        default = Path(self.slide_path).with_suffix("").name + f".{self.analysis.engine_id}.geojson"
+        path = ask_save_path(self, "pathology", "Export results", self.slide_path, default, "GeoJSON (*.geojson)")
         if path:
-            self.export_results(Path(path))
+            self.export_results(path)
 
     def export_results(self, path: Path):
         from engines.pathology.c4d import write_analysis
@@ -829,9 +831,10 @@ class PathologyWorkspace(WorkspaceView):
     def _export_annotations_dialog(self) -> None:
         if self.slide_path is None:
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export annotations",
-                                              Path(self.slide_path).with_suffix(".geojson").name,
-                                              "GeoJSON (*.geojson *.json)")
+        from app.widgets.export_dialog import ask_save_path
+
+        path = ask_save_path(self, "pathology", "Export annotations", self.slide_path,
+                             Path(self.slide_path).with_suffix(".geojson").name, "GeoJSON (*.geojson *.json)")
         if path:
             self.export_annotations(Path(path))
 

@@ -380,9 +380,13 @@ class HarmonizerTab(QWidget):
         if self.result is None:
             self.panel.say("Harmonize a melody first.", "info")
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export", "harmonized.mid", "MIDI (*.mid);;MusicXML (*.musicxml)")
+        from app.widgets.export_dialog import ask_save_path
+
+        source = getattr(self, "melody_source", None)
+        name = f"{Path(source).stem}-harmonized.mid" if source else "harmonized.mid"
+        path = ask_save_path(self, "music", "Export", source, name, "MIDI (*.mid);;MusicXML (*.musicxml)")
         if path:
-            self.export(Path(path))
+            self.export(path)
 
     def export(self, path: Path) -> None:
         engine = self.panel.engine("melody-harmonizer")
@@ -527,10 +531,12 @@ class GeneratorTab(QWidget):
         if self.result is None:
             self.panel.say("Generate melodies first.", "info")
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Export the selected melody", "melody.mid",
-                                              "MIDI (*.mid);;MusicXML (*.musicxml)")
+        from app.widgets.export_dialog import ask_save_path
+
+        path = ask_save_path(self, "music", "Export the selected melody", None, "melody.mid",
+                             "MIDI (*.mid);;MusicXML (*.musicxml)")
         if path:
-            self.export(Path(path))
+            self.export(path)
 
     def export(self, path: Path) -> None:
         from engines.music_lab.melody import write_result_file
