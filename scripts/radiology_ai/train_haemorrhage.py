@@ -1,0 +1,264 @@
+"""Train the head-CT haemorrhage/fracture detector (seed 5.6) on simulated head CTs; ship it with its card.
+
+    flock /tmp/csi-training.lock .venv/bin/python scripts/radiology_ai/train_haemorrhage.py data
+    flock /tmp/csi-training.lock .venv/bin/python scripts/radiology_ai/train_haemorrhage.py train --minutes 12
+
+``data`` simulates the case sets once into out/haemorrhage/data (resumable: finished cases are kept):
+strong-label cases (voxel masks used), weak-label cases (only the case's finding types used), a validation set
+(temperature scaling, early checks) and a held-out test set with other anatomy seeds, kernels and doses.
+``train`` runs the seed's recipe under one wall-clock budget: strong-label pre-training on 32^3 patches with the
+voxel masks, then weak-label fine-tuning by multiple-instance learning (each case is a bag of patches; the
+highest-scoring patches per finding type are pushed up when the case has that type and down when it has not,
+and a negative case's hard patches are pushed to background), then temperature scaling of the finding scores
+on the validation set, then the held-out evaluation (scripts/radiology_ai/eval_haemorrhage.py's table, the
+engine's own predict path) into the model card. Checkpoints (resumable) and a steps/s log go to
+out/haemorrhage/. One torch thread.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "out/haemorrhage"
+DATA = OUT / "data"
+
+# name: (first seed, count, kernels, photon range, slice choices, negative share)
+SETS = {
+    "strong": (0, 36, ("hann", "hamming", "shepp-logan", "ramp"), (2e5, 2e6), (2.5, 3.0, 4.0, 5.0), 0.1),
+    "weak": (10000, 48, ("hann", "hamming", "shepp-logan", "ramp"), (2e5, 2e6), (2.5, 3.0, 4.0, 5.0), 0.35),
+    "val": (20000, 12, ("hann", "hamming", "shepp-logan", "ramp"), (2e5, 2e6), (2.5, 3.0, 5.0), 0.3),
+    "test": (30000, 24, ("cosine", "edge", "hann"), (1.2e5, 3e6), (2.5, 5.0), 0.3),
+}
+
+
+def case_path(name: str, seed: int) -> Path:
+    return DATA / name / f"case{seed:05d}.npz"
+
+
+def make_data(names) -> None:
+    from engines.radiology_ai.head_ct_sim import simulate_head
+
+    t0 = time.time()
+    for name in names:
+        first, count, kernels, photons, slices, neg = SETS[name]
+        (DATA / name).mkdir(parents=True, exist_ok=True)
+        for seed in range(first, first + count):
+            path = case_path(name, seed)
+            if path.exists():
+                continue
+            c = simulate_head(seed, kernels=kernels, photon_range=photons, slice_choices=slices, p_negative=neg)
+            tmp = path.with_suffix(".tmp.npz")
+            np.savez_compressed(tmp, hu=c.hu.astype(np.float16), types=c.types, instances=c.instances,
+                                brain=c.brain, spacing=np.asarray(c.spacing), origin=np.asarray(c.origin_lps),
+                                meta=json.dumps({"kernel": c.kernel, "photons": c.photons, "seed": seed,
+                                                 "findings": c.findings}))
+            tmp.replace(path)
+            print(f"{name} seed {seed}: {len(c.findings)} finding(s), {c.kernel}, {c.photons:.0f} photons, "
+                  f"{c.spacing[2]:g} mm slices ({time.time() - t0:.0f} s)", flush=True)
+
+
+def load_set(name: str) -> list[dict]:
+    first, count = SETS[name][:2]
+    cases = []
+    for seed in range(first, first + count):
+        p = case_path(name, seed)
+        if p.exists():
+            z = np.load(p)
+            cases.append({k: z[k] for k in z.files if k != "meta"} | {"meta": json.loads(str(z["meta"]))})
+    return cases
+
+
+def to_training_case(case: dict) -> dict:
+    """A stored case on the engine's working grid: features [2, k, j, i], types and instances (nearest)."""
+    from engines.radiology_ai import haemorrhage as H
+
+    spacing = tuple(float(v) for v in case["spacing"])
+    hu = np.asarray(case["hu"], np.float32)
+    work, _ = H.to_work_grid(hu, spacing)
+    types = H.labels_to_work_grid(case["types"], work.shape)
+    inst = H.labels_to_work_grid(case["instances"], work.shape)
+    crop = H.head_crop(work)
+    work, types, inst = work[crop], types[crop], inst[crop]
+    return {"x": H.features(work), "types": types, "instances": inst,
+            "case_types": sorted({int(f["type"]) for f in case["meta"]["findings"]}), "meta": case["meta"]}
+
+
+def sample_patch(c: dict, rng, size: int, centre=None):
+    x, y = c["x"], c["types"]
+    shape = np.array(y.shape)
+    if centre is None:
+        centre = np.array([rng.integers(0, s) for s in shape])
+    lo = np.clip(np.asarray(centre) - size // 2 + rng.integers(-size // 4, size // 4 + 1, 3), 0,
+                 np.maximum(shape - size, 0))
+    sl = tuple(slice(int(a), int(a) + size) for a in lo)
+    px, py = x[(slice(None),) + sl], y[sl]
+    pad = [(0, size - s) for s in py.shape]
+    px = np.pad(px, [(0, 0)] + pad, constant_values=0.0)
+    py = np.pad(py, pad)
+    if rng.random() < 0.5:  # left-right mirror (i axis)
+        px, py = px[..., ::-1], py[..., ::-1]
+    return np.ascontiguousarray(px), np.ascontiguousarray(py)
+
+
+def strong_batch(cases, rng, batch: int, size: int):
+    xs, ys = [], []
+    for _ in range(batch):
+        c = cases[rng.integers(len(cases))]
+        fg = c["fg_idx"]
+        u = rng.random()
+        if len(fg) and u < 0.55:
+            centre = fg[rng.integers(len(fg))]
+        elif u < 0.8 and len(c["rim_idx"]):  # hard negatives: the skull's inner table (partial volume ~50-90 HU)
+            centre = c["rim_idx"][rng.integers(len(c["rim_idx"]))]
+        else:
+            centre = c["head_idx"][rng.integers(len(c["head_idx"]))]
+        px, py = sample_patch(c, rng, size, centre)
+        xs.append(px)
+        ys.append(py)
+    return np.stack(xs), np.stack(ys)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["data", "train"])
+    ap.add_argument("--sets", default="strong,weak,val,test")
+    ap.add_argument("--minutes", type=float, default=12.0)
+    ap.add_argument("--strong-share", type=float, default=0.6, help="share of the budget for strong labels")
+    ap.add_argument("--batch", type=int, default=6)
+    ap.add_argument("--patch", type=int, default=32)
+    ap.add_argument("--width", type=int, default=12)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=56)
+    ap.add_argument("--out", type=Path, default=ROOT / "resources/models/radiology_ai")
+    ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    args = ap.parse_args(argv)
+    if args.what == "data":
+        make_data(args.sets.split(","))
+        return 0
+    return train(args)
+
+
+def train(args) -> int:
+    import torch
+    import torch.nn.functional as F
+
+    from engines.radiology_ai import haemorrhage as H
+
+    torch.set_num_threads(1)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    t_load = time.time()
+    strong = [to_training_case(c) for c in load_set("strong")]
+    weak = [to_training_case(c) for c in load_set("weak")]
+    for c in strong + weak:
+        c["fg_idx"] = np.argwhere(c["types"] > 0)
+        c["head_idx"] = np.argwhere(c["x"][0] > -0.9)[::7]
+        c["rim_idx"] = np.argwhere(c["x"][1] > 0.3)[::11]
+    print(f"loaded {len(strong)} strong, {len(weak)} weak cases in {time.time() - t_load:.0f} s", flush=True)
+    model = H.make_net(width=args.width)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    OUT.mkdir(parents=True, exist_ok=True)
+    ckpt = OUT / "checkpoint.pt"
+    state = {"step": 0, "elapsed": 0.0, "phase": "strong", "log": []}
+    if ckpt.exists() and not args.fresh:
+        saved = torch.load(ckpt, weights_only=True)
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        state = json.loads(saved["state"])
+        print(f"resumed at step {state['step']} ({state['elapsed']:.0f} s, {state['phase']})", flush=True)
+    budget = args.minutes * 60
+    class_w = torch.tensor([0.3, 1.0, 1.0, 1.0, 1.5, 1.0, 2.0])
+    t0 = time.time() - state["elapsed"]
+    last_log, last_step = time.time(), state["step"]
+
+    def save():
+        state["elapsed"] = time.time() - t0
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": json.dumps(state)},
+                   str(ckpt) + ".tmp")
+        Path(str(ckpt) + ".tmp").replace(ckpt)
+
+    model.train()
+    while time.time() - t0 < budget:
+        frac = (time.time() - t0) / budget
+        for g in opt.param_groups:
+            g["lr"] = args.lr * (0.5 * (1 + np.cos(np.pi * frac)) * 0.95 + 0.05)
+        if frac >= args.strong_share and state["phase"] == "strong":
+            state["phase"] = "weak"
+            print(f"step {state['step']}: strong-label pre-training done; weak-label MIL fine-tuning", flush=True)
+        if state["phase"] == "strong" or rng.random() < 0.25:  # keep some strong batches against drift
+            x, y = strong_batch(strong, rng, args.batch, args.patch)
+            xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
+            logits = model(xt)
+            prob = logits.softmax(1)
+            fg_p, fg_t = 1 - prob[:, 0], (yt > 0).float()
+            dice = 1 - (2 * (fg_p * fg_t).sum() + 1) / (fg_p.sum() + fg_t.sum() + 1)
+            loss = F.cross_entropy(logits, yt, weight=class_w) + dice
+        else:
+            loss = mil_loss(model, weak, rng, args.patch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        state["step"] += 1
+        state["log"].append(round(float(loss.item()), 4))
+        if time.time() - last_log > 30:
+            rate = (state["step"] - last_step) / (time.time() - last_log)
+            print(f"step {state['step']} {state['phase']} loss {np.mean(state['log'][-20:]):.4f} "
+                  f"{rate:.2f} steps/s {time.time() - t0:.0f}/{budget:.0f} s", flush=True)
+            last_log, last_step = time.time(), state["step"]
+            save()
+    save()
+    train_s = time.time() - t0
+    model.eval()
+    print(f"trained {state['step']} steps in {train_s:.0f} s; calibrating", flush=True)
+    from scripts.radiology_ai.eval_haemorrhage import calibrate, evaluate_sets
+
+    temperature = calibrate(model, load_set("val"))
+    print(f"temperature {temperature:.3f}", flush=True)
+    metrics = evaluate_sets(model, temperature, load_set("test"))
+    print(json.dumps(metrics["table"], indent=1), flush=True)
+    card = H.model_card(args, temperature=temperature, metrics=metrics, steps=state["step"], train_s=train_s,
+                        sets=SETS)
+    from engines.core.weights import WeightsStore
+
+    WeightsStore.save(args.out, H.WEIGHTS_NAME, model.state_dict(), card)
+    (OUT / "eval.json").write_text(json.dumps(metrics, indent=1, default=str))
+    print(f"saved {H.WEIGHTS_NAME}", flush=True)
+    return 0
+
+
+def mil_loss(model, weak, rng, size: int, candidates: int = 8, top: int = 2):
+    """Multiple-instance loss of one weakly labelled case: a bag of ``candidates`` patches from the head; per
+    finding type the bag's score is the maximum voxel probability over its patches. Without grad the patches
+    are ranked, the ``top`` most suspicious are run with grad; present types: -log(max p), absent types:
+    -log(1 - max p); a case without findings also pushes every voxel of its hard patches to background."""
+    import torch
+    import torch.nn.functional as F
+
+    c = weak[rng.integers(len(weak))]
+    patches = np.stack([sample_patch(c, rng, size, c["head_idx"][rng.integers(len(c["head_idx"]))])[0]
+                        for _ in range(candidates)])
+    with torch.no_grad():
+        p = model(torch.from_numpy(patches)).softmax(1)
+        susp = (1 - p[:, 0]).flatten(1).max(1).values
+    order = torch.argsort(susp, descending=True)[:top].numpy()
+    logits = model(torch.from_numpy(patches[order]))
+    prob = logits.softmax(1)
+    present = set(c["case_types"])
+    loss = logits.new_zeros(())
+    for t in range(1, prob.shape[1]):
+        s = prob[:, t].max().clamp(1e-5, 1 - 1e-5)
+        loss = loss + (-torch.log(s) if t in present else -torch.log(1 - s))
+    if not present:
+        loss = loss + F.cross_entropy(logits, torch.zeros(logits.shape[:1] + logits.shape[2:], dtype=torch.long))
+    return loss / 3.0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
