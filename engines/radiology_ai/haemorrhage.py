@@ -2,7 +2,7 @@
 
 ``HaemorrhageDetectorEngine`` ("head-ct-haemorrhage"): a small 3-D convolutional network (a two-level 3-D
 U-Net, ~250 k parameters) that labels every voxel of the head, resampled to a 2 x 2 x 2.5 mm working grid, as
-background or one of six finding types. It was trained on 32^3 patches of simulated head CTs
+background or one of six finding types. It was trained on 24^3-32^3 patches of simulated head CTs
 (engines.radiology_ai.head_ct_sim): first with voxel masks (strong labels), then fine-tuned with only the case's
 finding types (weak labels, multiple-instance learning over a case's patches), as the seed describes.
 Connected regions of the voxel probabilities become findings: a box in patient coordinates (LPS mm), the
@@ -429,7 +429,7 @@ class HaemorrhageDetectorEngine(_HeadCtFindingsEngine):
             outputs="findings (box in LPS mm, type, calibrated score, mask): .json boxes, .dcm DICOM SR (TID 1500) "
                     "with a DICOM SEG beside it, or a label map (.nii.gz/.mha/.nrrd)",
             labels=CLASSES, weights=WEIGHTS_NAME,
-            description="Seed 5.6: 3-D convolutional network on 32^3 patches at 2 x 2 x 2.5 mm, pre-trained with "
+            description="A 3-D convolutional network on small patches at 2 x 2 x 2.5 mm, pre-trained with "
                         "voxel masks, fine-tuned with case-level labels (multiple-instance learning), on simulated "
                         "head CTs (MNI152 anatomy, CT physics with several kernels and doses). Research use only, "
                         "not for diagnosis.",
