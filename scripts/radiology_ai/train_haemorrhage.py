@@ -107,15 +107,15 @@ def sample_patch(c: dict, rng, size: int, centre=None):
     return np.ascontiguousarray(px), np.ascontiguousarray(py)
 
 
-def strong_batch(cases, rng, batch: int, size: int):
+def strong_batch(cases, rng, batch: int, size: int, rim_share: float = 0.0):
     xs, ys = [], []
     for _ in range(batch):
         c = cases[rng.integers(len(cases))]
         fg = c["fg_idx"]
         u = rng.random()
-        if len(fg) and u < 0.55:
+        if len(fg) and u < 0.6 - rim_share / 2:
             centre = fg[rng.integers(len(fg))]
-        elif u < 0.8 and len(c["rim_idx"]):  # hard negatives: the skull's inner table (partial volume ~50-90 HU)
+        elif u < 0.6 + rim_share / 2 and len(c["rim_idx"]):  # hard negatives: the skull's inner table
             centre = c["rim_idx"][rng.integers(len(c["rim_idx"]))]
         else:
             centre = c["head_idx"][rng.integers(len(c["head_idx"]))]
@@ -138,6 +138,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=56)
     ap.add_argument("--out", type=Path, default=ROOT / "resources/models/radiology_ai")
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    ap.add_argument("--rim-share", type=float, default=0.0,
+                    help="share of strong patches centred on the skull (hard negatives); the shipped model used 0")
     args = ap.parse_args(argv)
     if args.what == "data":
         make_data(args.sets.split(","))
@@ -193,7 +195,7 @@ def train(args) -> int:
             state["phase"] = "weak"
             print(f"step {state['step']}: strong-label pre-training done; weak-label MIL fine-tuning", flush=True)
         if state["phase"] == "strong" or rng.random() < 0.25:  # keep some strong batches against drift
-            x, y = strong_batch(strong, rng, args.batch, args.patch)
+            x, y = strong_batch(strong, rng, args.batch, args.patch, args.rim_share)
             xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
             logits = model(xt)
             prob = logits.softmax(1)
