@@ -25,9 +25,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 class _Bar:
-    def __init__(self, stream=sys.stderr, width: int = 30) -> None:
-        self.stream, self.width = stream, width
-        self.tty = stream.isatty()
+    def __init__(self, stream=None, width: int = 30) -> None:
+        self.stream, self.width = stream or sys.stderr, width
+        self.tty = self.stream.isatty()
 
     def __call__(self, item, finished: int, total: int) -> None:
         name = Path(item.input).name

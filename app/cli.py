@@ -281,7 +281,8 @@ def _workspace_for_kind(kind: str) -> str | None:
 class TerminalProgress:
     """A progress bar on a terminal; plain lines (at most every 10 %) when stderr is not a terminal."""
 
-    def __init__(self, stream=sys.stderr, width: int = 30) -> None:
+    def __init__(self, stream=None, width: int = 30) -> None:
+        stream = stream or sys.stderr  # the stderr of now, not of import time
         self.stream, self.width = stream, width
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self._last_decile = -1

@@ -23,6 +23,19 @@ class SafeTextFormatter(logging.Formatter):
         return super().format(record).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now, not the stream it was created with (which may be closed since:
+    a redirected or captured stderr)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # noqa: ARG002 - the current stderr is always used
+        pass
+
+
 def configure_logging(verbose: bool = False, console: bool = True) -> None:
     """File log always; warnings on stderr only when ``console`` (headless commands print their own lines).
 
@@ -46,7 +59,7 @@ def configure_logging(verbose: bool = False, console: bool = True) -> None:
         file_handler.setFormatter(SafeTextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root.addHandler(file_handler)
     if console:
-        stream = logging.StreamHandler(sys.stderr)
+        stream = _StderrHandler()
         stream.setLevel(logging.DEBUG if verbose else logging.WARNING)
         stream.setFormatter(SafeTextFormatter("%(levelname)s: %(message)s"))
         root.addHandler(stream)

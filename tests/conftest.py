@@ -38,3 +38,21 @@ def window(qtbot):
     win.show()
     yield win
     win.close()  # views shut down (autosave, tile loaders), tasks are cancelled and waited for
+
+
+@pytest.fixture(autouse=True)
+def isolated_logging():
+    """Logging set up by one test (a GUI start, a CLI call) never leaks handlers into the next test."""
+    import logging
+
+    from app import logsetup
+
+    root = logging.getLogger()
+    handlers, level, configured = list(root.handlers), root.level, logsetup._configured
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+            handler.close()
+    root.setLevel(level)
+    logsetup._configured = configured
