@@ -7,6 +7,8 @@ MANIFEST = WorkspaceManifest(
     view="app.workspaces.music.view:MusicWorkspace",
     opens={"audio": 10, "audio-folder": 10, "midi": 10, "score": 10},
     sample="chorale-audio",
+    samples=(("chorale-audio", "Bach chorale BWV 153.1 on piano, with its reference chords"),
+             ("real-song", "A real rock song: 40 s of Sectoid's 'Feelings' (Frets on Fire, MIT)")),
     order=30,
     icon="music.svg",
     will_hold=(
