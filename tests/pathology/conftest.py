@@ -27,13 +27,8 @@ def small_pyramid(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    """Real OpenSlide fixtures: tests/data/openslide-fixtures when copied into the checkout, else ../shared/data."""
-    tests_dir = Path(__file__).resolve().parents[1]
-    shared = tests_dir.parents[1] / "shared" / "data"
-    for d in (tests_dir / "data" / FIXTURES, shared / FIXTURES):
-        if d.exists():
-            return d
-    pytest.skip(f"{FIXTURES} is present neither in tests/data nor in {shared}")
+    """Real OpenSlide fixtures, committed with the suite in tests/data/openslide-fixtures (with their licence)."""
+    return Path(__file__).resolve().parents[1] / "data" / FIXTURES
 
 
 def bbox_of_dark_blue(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
