@@ -59,6 +59,8 @@ class ModelCard:
     format: str = CARD_FORMAT
     # tensor name -> shape, recorded by WeightsStore.save; checked against the file's header when present
     tensor_shapes: dict[str, list[int]] = field(default_factory=dict)
+    # temperature, reliability bins and out-of-distribution score percentiles (engines.core.calibration)
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, text: str) -> "ModelCard":
