@@ -20,7 +20,9 @@ def run_engine(engine: Engine, request: Mapping[str, Any], *, device: str,
     A GPU out-of-memory error frees the cache, reloads the engine on the CPU, says so through ``notice``
     (and the log) and runs again: the user gets a result, slower, and knows why.
     """
-    cancel = cancel or CancelToken()
+    from engines.core.model_engine import as_token
+
+    cancel = as_token(cancel)
     if engine.device != device:
         if engine.loaded:
             engine.unload()
