@@ -1,43 +1,15 @@
 """The one shape every engine has (MONAI Label's InferTask idea), plus cancellation and progress."""
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-#: progress(fraction in [0, 1] or None when unknown, message)
-ProgressFn = Callable[[float | None, str], None]
+# The error types, cancellation and progress live in the leaf module errors.py (samples.py and weights.py
+# need them and engine.py imports those two); they stay importable from here.
+from engines.core.errors import Cancelled, CancelToken, EngineError, ProgressFn, no_progress
 
-
-def no_progress(fraction: float | None, message: str = "") -> None:  # noqa: ARG001 - the default sink
-    """A progress sink that drops everything."""
-
-
-class Cancelled(Exception):
-    """Raised inside engine code when the user cancelled the job."""
-
-
-class EngineError(Exception):
-    """An error whose message is already written for the user (plain language, no traceback)."""
-
-
-class CancelToken:
-    """Cooperative cancellation: the GUI sets it, engine code checks it between chunks."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-
-    def cancel(self) -> None:
-        self._event.set()
-
-    @property
-    def cancelled(self) -> bool:
-        return self._event.is_set()
-
-    def raise_if_cancelled(self) -> None:
-        if self._event.is_set():
-            raise Cancelled("cancelled by the user")
+__all__ = ["Cancelled", "CancelToken", "Engine", "EngineError", "EngineInfo", "ProgressFn", "no_progress"]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """Describe a file or folder for `csi-workstation inspect` and for the shell's file routing.
 
 Each kind has a describer, imported only when needed. A domain package may override or add describers
-with a ``DESCRIBERS`` dict (kind -> "module:function") in ``engines/<domain>/describers.py``; a describer takes a Path and returns a JSON-able dict with
-optional "findings" (list of plain-language problems) and raises ``EngineError`` for unreadable input.
+through its manifest (``DomainManifest.describers`` names a dict kind -> "module:function"; see
+engines.core.domains); a describer takes a Path and returns a JSON-able dict with optional "findings"
+(list of plain-language problems) and raises ``EngineError`` for unreadable input.
+:func:`open_path` opens a file with the reader a domain registered for its kind.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from engines.core.engine import EngineError
+from engines.core.errors import EngineError
 from engines.core.filetypes import classify
 
 DESCRIBERS: dict[str, str] = {
@@ -28,23 +30,39 @@ DESCRIBERS: dict[str, str] = {
 }
 
 
-DOMAINS = ("radiology", "pathology", "music", "textvqa", "radiology_ai", "music_lab")
+def all_describers() -> dict[str, str]:
+    """The core's describers with those of every registered domain over them (kind -> "module:function")."""
+    from engines.core.domains import domains
+
+    return {**DESCRIBERS, **domains().describers()}
 
 
 def _describer(kind: str):
-    target = DESCRIBERS.get(kind)
-    for domain in DOMAINS:
-        try:
-            module = importlib.import_module(f"engines.{domain}.describers")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"engines.{domain}.describers":
-                raise
-            continue
-        target = getattr(module, "DESCRIBERS", {}).get(kind, target)
+    target = all_describers().get(kind)
     if not target:
         return None
     module, _, attr = target.partition(":")
     return getattr(importlib.import_module(module), attr)
+
+
+def open_path(path: str | Path, *, domain: str | None = None, **options: Any) -> Any:
+    """Open ``path`` with the reader a domain registered for its kind (``domain`` picks one when several read
+    it: an image is a slide to pathology and a picture to text/VQA); ``options`` go to the reader.
+    Raises EngineError for a missing, empty or unreadable file, or a kind no domain reads."""
+    from engines.core.domains import domains
+
+    path = Path(path).expanduser()
+    kind = classify(path)
+    if kind in ("missing", "empty"):
+        raise EngineError(f"{path}: " + ("no such file or folder" if kind == "missing" else "the file is empty"))
+    try:
+        reader = domains().reader(kind, domain)
+    except ValueError as exc:
+        raise EngineError(f"{path.name}: {exc}") from None
+    if reader is None:
+        where = f" in the {domain} domain" if domain else ""
+        raise EngineError(f"{path.name}: no reader{where} opens '{kind}' files")
+    return reader(path, **options)
 
 
 def inspect_path(path: str | Path, workspace_for_kind=None) -> dict[str, Any]:

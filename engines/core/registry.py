@@ -1,7 +1,8 @@
 """Engine registry: discovered through the ``csi_workstation.engines`` entry-point group.
 
 An entry point's value is an Engine subclass or a list/tuple of them. A plugin that fails to import is
-reported (``errors``) and skipped; it never takes the others down.
+reported (``errors``) and skipped; it never takes the others down. What a domain contributes besides its
+engines (samples, describers, readers) is registered in ``engines.core.domains``, re-exported here.
 """
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import logging
 from importlib.metadata import entry_points
 from typing import Iterable
 
+from engines.core.domains import DOMAIN_GROUP, DomainManifest, DomainRegistry, domains, load_plugins
 from engines.core.engine import Engine
 
 log = logging.getLogger(__name__)
 GROUP = "csi_workstation.engines"
+
+__all__ = ["DOMAIN_GROUP", "DomainManifest", "DomainRegistry", "EngineRegistry", "GROUP", "domains"]
 
 
 class EngineRegistry:
@@ -25,16 +29,13 @@ class EngineRegistry:
     @classmethod
     def discover(cls, group: str = GROUP) -> "EngineRegistry":
         registry = cls()
-        for ep in sorted(entry_points(group=group), key=lambda e: e.name):
-            try:
-                obj = ep.load()
-            except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the app
-                registry.errors[ep.name] = f"{type(exc).__name__}: {exc}"
-                log.error("engine plugin %s failed to load: %s", ep.name, exc)
-                continue
+
+        def register(obj) -> None:
             items: Iterable = obj if isinstance(obj, (list, tuple)) else [obj]
             for item in items:
                 registry.register(item)
+
+        load_plugins(entry_points(group=group), register, registry.errors, "engine plugin")
         return registry
 
     def register(self, engine_cls: type[Engine]) -> None:
@@ -70,3 +71,4 @@ class EngineRegistry:
 
     def for_workspace(self, workspace: str) -> list[Engine]:
         return [self.get(i) for i in self.ids() if self.get(i).info().workspace == workspace]
+

@@ -4,8 +4,8 @@
 path to open (file or folder). Generation happens once, into the user data folder, and is marked complete
 only after it succeeded, so a crash mid-way never leaves a half sample behind.
 
-Domain packages add their own samples in ``engines/<domain>/samples.py`` as a ``SAMPLES`` dict of the same
-form (id -> "module:function"); ids must be unique across domains.
+Domain packages add their own samples through their manifest (``DomainManifest.samples`` names a dict of the
+same form, id -> "module:function"; see engines.core.domains); ids must be unique across domains.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 
 from engines.core.atomic import atomic_write_text
-from engines.core.engine import EngineError
+from engines.core.errors import EngineError
 from engines.core.paths import samples_dir
 
 SAMPLES: dict[str, str] = {
@@ -36,21 +36,11 @@ def make_ct_slice(dest: Path) -> Path:
     return target
 
 
-DOMAINS = ("radiology", "pathology", "music", "textvqa", "radiology_ai", "music_lab")
-
-
 def all_samples() -> dict[str, str]:
-    """Core samples plus every domain's ``engines.<domain>.samples.SAMPLES``."""
-    found = dict(SAMPLES)
-    for domain in DOMAINS:
-        try:
-            module = importlib.import_module(f"engines.{domain}.samples")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"engines.{domain}.samples":
-                raise
-            continue
-        found.update(getattr(module, "SAMPLES", {}))
-    return found
+    """Core samples plus those every registered domain offers (a domain's id never replaces a core one)."""
+    from engines.core.domains import domains
+
+    return {**domains().samples(), **SAMPLES}
 
 
 def sample_path(sample_id: str) -> Path:

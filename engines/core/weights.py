@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from engines.core.atomic import atomic_path, atomic_write_text
-from engines.core.engine import EngineError
+from engines.core.errors import EngineError
 from engines.core.paths import resources_dir, user_models_dir
 
 CARD_FORMAT = "csi-workstation/model-card@1"
