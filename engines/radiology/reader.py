@@ -1254,7 +1254,12 @@ def _window_for(real: np.ndarray, ds, modality: str) -> tuple[float, float]:
         return (win[1], win[0])
     if modality == "CT":
         return (400.0, 40.0)
-    lo, hi = np.percentile(real[:: max(1, real.shape[0] // 128), :: max(1, real.shape[1] // 128)], [1, 99])
+    return percentile_window(real[:: max(1, real.shape[0] // 128), :: max(1, real.shape[1] // 128)])
+
+
+def percentile_window(real: np.ndarray) -> tuple[float, float]:
+    """(width, level) spanning the 1st to 99th percentile of ``real`` (the 'Auto' window); the caller subsamples."""
+    lo, hi = np.percentile(real, [1, 99]) if np.size(real) else (0.0, 1.0)
     return (max(1.0, float(hi - lo)), float(hi + lo) / 2)
 
 

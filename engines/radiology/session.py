@@ -1,0 +1,627 @@
+"""The radiology session: everything the workspace knows about the open study, Qt-free and evented (psygnal).
+
+A :class:`RadiologySession` holds the open volume (with its geometry) and study scan, the cursor (a slice
+index per plane), the window/level, the label and box layers, the comparison image, the measurements, the
+brush's undo/redo history and which layers hold unexported edits (``dirty``). Views subscribe to its signals
+and forward user actions to its methods; a test, a script or a batch job drives it the same way with no
+screen. Opening another volume resets all of it (the view asks first while ``dirty``).
+
+Its methods are quick (a slice, a brush disc); what touches whole volumes is a module function that a worker
+runs - :func:`engines.radiology.resample.place_labels`, :func:`~engines.radiology.resample.comparison_on_grid`,
+:func:`measure_roi`, :func:`engines.radiology.opening.auto_window`, :func:`write_autosave`,
+:func:`load_autosave_layers` - and whose result the session then takes (``add_placed_layer``,
+``set_comparison``, ``measurements.add``, ``open_volume(auto_window=...)``, ``restore_layers``). The
+``add_label_layer``/``add_comparison`` conveniences do both steps in the caller's thread (batch use).
+The session itself is not thread-safe: call it from one thread (the GUI thread in the app).
+"""
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from psygnal import Signal
+
+from engines.radiology.brush import paint_segment
+from engines.radiology.labelstats import empty_layer_problem
+from engines.radiology.layers import BoxLayer, LabelLayer, to_boxes
+from engines.radiology.measurements import PLANE_AXES, Measurement, MeasurementSet, make_roi, make_ruler
+from engines.radiology.resample import PlacedLabels, comparison_on_grid, is_on_grid, place_labels
+
+PLANES = ("axial", "coronal", "sagittal")
+NORMAL_AXIS = {plane: axes[0] for plane, axes in PLANE_AXES.items()}  # plane -> voxel axis (0 i, 1 j, 2 k)
+UNDO_DEPTH = 20  # strokes; each keeps two copies of one slice
+AUTOSAVE_KIND = "radiology"
+AUTOSAVE_SCHEMA = 1
+RESTORED_SUFFIX = " (autosaved edits)"
+
+
+@dataclass
+class Comparison:
+    """An image compared with the shown one: real values on the display grid."""
+
+    name: str
+    image: np.ndarray  # float32 [k, j, i]
+
+    def __getitem__(self, n: int):  # (name, image), as the view's callers have read it
+        return (self.name, self.image)[n]
+
+    def __len__(self) -> int:
+        return 2
+
+
+@dataclass
+class _Stroke:
+    layer: LabelLayer
+    plane: str
+    index: int
+    before: np.ndarray
+    after: np.ndarray | None = None
+
+
+def plane_slice(array: np.ndarray, plane: str, cursor) -> np.ndarray:
+    """The 2-D slice of ``array`` ``[k, j, i]`` that ``plane`` shows at ``cursor`` (i, j, k): a view, not a copy
+    (rows along the view's vertical axis)."""
+    i, j, k = cursor
+    if plane == "axial":
+        return array[k]
+    if plane == "coronal":
+        return array[:, j, :]
+    return array[:, :, i]
+
+
+class RadiologySession:
+    """The open study and everything drawn over it (see the module docstring)."""
+
+    volume_changed = Signal(object)  # the new Volume (None when closed)
+    cursor_changed = Signal(tuple, tuple)  # (i, j, k), which of the three axes changed
+    window_changed = Signal(float, float)  # width, level in real units
+    invert_changed = Signal(bool)
+    layers_changed = Signal()  # a label or box layer was added, or one's drawing changed
+    labels_edited = Signal(object)  # the LabelLayer whose voxels changed (brush, undo, redo)
+    comparison_changed = Signal()
+    compare_mode_changed = Signal(str)
+    history_changed = Signal(bool, bool)  # can undo, can redo
+    dirty_changed = Signal(bool)
+    notice = Signal(str, str)  # level ("info" | "warning"), a sentence for the user
+
+    def __init__(self) -> None:
+        self.volume = None
+        self.scan = None
+        self.cursor: list[int] = [0, 0, 0]  # i, j, k
+        self.window: tuple[float, float] = (400.0, 40.0)  # width, level (real units)
+        self.auto_window_values: tuple[float, float] | None = None
+        self.invert = False
+        self.layers: list[LabelLayer] = []
+        self.box_layers: list[BoxLayer] = []
+        self.current: LabelLayer | None = None  # the layer the brush paints and the label list shows
+        self.comparison: Comparison | None = None
+        self.compare_mode = "off"  # off | swipe | flicker | difference | side
+        self.swipe = 0.5
+        self.measurements = MeasurementSet()
+        self._undo: list[_Stroke] = []
+        self._redo: list[_Stroke] = []
+        self._stroke: _Stroke | None = None
+        self._last_dab: tuple[float, float] | None = None
+        self._pending_autosave = False  # edits since the last autosave snapshot
+        self._was_dirty = False
+
+    # ============================================================================================ study
+    def open_volume(self, volume, *, scan=None, auto_window: tuple[float, float] | None = None) -> None:
+        """Show ``volume`` (a reader Volume): layers, comparison, measurements, undo start afresh; the cursor
+        goes to the centre, the window to the volume's own (``auto_window``: precomputed 'Auto' values, else
+        computed here when needed)."""
+        from engines.radiology.opening import initial_window
+
+        self.volume, self.scan = volume, scan
+        self.layers.clear()
+        self.box_layers.clear()
+        self.current = None
+        self.comparison = None
+        self.compare_mode = "off"
+        self.measurements.clear()
+        self._undo.clear()
+        self._redo.clear()
+        self._stroke = None
+        self._pending_autosave = False
+        nk, nj, ni = volume.shape
+        self.cursor = [ni // 2, nj // 2, nk // 2]
+        self.auto_window_values = auto_window
+        self.window = initial_window(volume, auto_window)
+        if auto_window is None and not volume.meta.get("window") and volume.modality != "CT":
+            self.auto_window_values = self.window
+        self.invert = bool(volume.invert)
+        self.volume_changed.emit(volume)
+        self.history_changed.emit(False, False)
+        self._update_dirty()
+
+    def close(self) -> None:
+        """Forget the study (nothing of it stays referenced)."""
+        self.volume = self.scan = self.comparison = self.current = None
+        self.layers.clear()
+        self.box_layers.clear()
+        self.measurements.clear()
+        self._undo.clear()
+        self._redo.clear()
+        self.volume_changed.emit(None)
+
+    def series_title(self) -> str:
+        if self.volume is None:
+            return ""
+        if self.volume.series is not None:
+            return self.volume.series.title()
+        return str(self.volume.meta.get("series_description", "volume"))
+
+    # ============================================================================================ cursor
+    def set_cursor(self, i: int, j: int, k: int) -> tuple[bool, bool, bool]:
+        """Move the crosshair (clamped to the volume); returns which of the i, j, k axes changed."""
+        if self.volume is None:
+            return (False, False, False)
+        nk, nj, ni = self.volume.shape
+        new = [int(np.clip(i, 0, ni - 1)), int(np.clip(j, 0, nj - 1)), int(np.clip(k, 0, nk - 1))]
+        changed = tuple(a != b for a, b in zip(new, self.cursor))
+        self.cursor = new
+        if any(changed):
+            self.cursor_changed.emit(tuple(new), changed)
+        return changed  # type: ignore[return-value]
+
+    def scroll(self, plane: str, delta: int) -> None:
+        """Step ``delta`` slices through ``plane`` (coronal counts towards anterior, as it is shown)."""
+        cur = list(self.cursor)
+        axis = NORMAL_AXIS[plane]
+        cur[axis] += -delta if plane == "coronal" else delta
+        self.set_cursor(*cur)
+
+    def set_slice(self, plane: str, index: int) -> None:
+        cur = list(self.cursor)
+        cur[NORMAL_AXIS[plane]] = int(index)
+        self.set_cursor(*cur)
+
+    def slice_index(self, plane: str) -> tuple[int, int]:
+        """(index, count) of the slice ``plane`` shows."""
+        axis = NORMAL_AXIS[plane]
+        return self.cursor[axis], self.volume.shape[2 - axis]
+
+    def slice_of(self, array: np.ndarray, plane: str) -> np.ndarray:
+        return plane_slice(array, plane, self.cursor)
+
+    def voxel_at(self, plane: str, h_mm: float, v_mm: float) -> list[int]:
+        """The (i, j, k) voxel under a point of a plane's view (view millimetres), keeping the cursor on the
+        plane's normal axis (not clamped)."""
+        _normal, h, v = PLANE_AXES[plane]
+        sp = self.volume.geometry.spacing
+        cur = list(self.cursor)
+        cur[h] = int(np.floor(h_mm / sp[h]))
+        cur[v] = int(np.floor(v_mm / sp[v]))
+        return cur
+
+    def contains(self, ijk) -> bool:
+        nk, nj, ni = self.volume.shape
+        return 0 <= ijk[0] < ni and 0 <= ijk[1] < nj and 0 <= ijk[2] < nk
+
+    def go_to_lps(self, lps) -> None:
+        i, j, k = np.rint(self.volume.geometry.lps_to_index(lps)).astype(int)
+        self.set_cursor(i, j, k)
+
+    def readout_text(self, i: int, j: int, k: int) -> str:
+        """Position, value and the labels under voxel (i, j, k), as the status line shows them."""
+        vol = self.volume
+        x, y, z = vol.geometry.index_to_lps([i, j, k])
+        unit = vol.unit()
+        text = (f"({x:.1f}, {y:.1f}, {z:.1f}) mm LPS   voxel [{i}, {j}, {k}]   "
+                f"value {vol.value_at(k, j, i):.0f}{(' ' + unit) if unit else ''}")
+        for layer in self.layers:
+            if layer.visible:
+                lab = int(layer.labels[k, j, i])
+                if lab:
+                    text += f"   {layer.name}: {layer.names.get(lab, lab)}"
+        if self.comparison is not None:
+            text += f"   {self.comparison.name}: {float(self.comparison.image[k, j, i]):.0f}"
+        return text
+
+    # ============================================================================================ window
+    def set_window(self, width: float, level: float) -> None:
+        self.window = (max(1.0, float(width)), float(level))
+        self.window_changed.emit(*self.window)
+
+    def auto_window(self) -> None:
+        """The 1-99 % window (computed once per volume: precomputed by the opener, else here)."""
+        if self.volume is None:
+            return
+        if self.auto_window_values is None:
+            from engines.radiology.opening import auto_window
+
+            self.auto_window_values = auto_window(self.volume)
+        self.set_window(*self.auto_window_values)
+
+    def drag_window(self, start_window: tuple[float, float], dx: float, dy: float) -> None:
+        """A right-drag of (dx, dy) screen pixels from ``start_window``: right widens, up raises the level."""
+        w0, l0 = start_window
+        scale = max(0.5, w0 / 256.0)
+        self.set_window(w0 + dx * scale, l0 - dy * scale)
+
+    def levels(self) -> tuple[float, float]:
+        """The window's (low, high) in stored units (what the image items are given)."""
+        width, level = self.window
+        lo, hi = level - width / 2, level + width / 2
+        vol = self.volume
+        return (vol.stored(lo), vol.stored(hi)) if vol is not None else (lo, hi)
+
+    def set_invert(self, on: bool) -> None:
+        self.invert = bool(on)
+        self.invert_changed.emit(self.invert)
+
+    # ============================================================================================ layers
+    def placed(self, labels, geometry=None, names: Mapping[int, str] | None = None) -> PlacedLabels:
+        """``labels`` put on the display grid (in the caller's thread; a worker calls ``place_labels``)."""
+        return place_labels(labels, geometry, names, self.volume.geometry, self.volume.shape)
+
+    def needs_placing(self, labels, geometry=None) -> bool:
+        """Whether ``labels`` must be converted or resampled before it can be shown (then do it in a worker)."""
+        if not isinstance(labels, np.ndarray) or self.volume is None:
+            return True
+        shape = labels.shape if labels.ndim == 3 else (1, *labels.shape)
+        return not is_on_grid(shape, geometry, self.volume.geometry, self.volume.shape)
+
+    def add_label_layer(self, labels, geometry=None, names: Mapping[int, str] | None = None, name: str = "",
+                        user_created: bool = False) -> LabelLayer:
+        """Place (in this thread) and add a label map: an ndarray ``[k, j, i]`` with its geometry (None: the
+        display grid), a SimpleITK image or a LabelMap."""
+        return self.add_placed_layer(self.placed(labels, geometry, names), name=name, user_created=user_created)
+
+    def add_placed_layer(self, placed: PlacedLabels, name: str = "", user_created: bool = False) -> LabelLayer:
+        """Add a label map already on the display grid; an empty one that should not be is reported through
+        ``notice``. The new layer becomes the current one."""
+        if self.volume is None:
+            raise ValueError("open an image before adding a label layer")
+        grid = placed.grid
+        if tuple(grid.labels.shape) != tuple(self.volume.shape):
+            raise ValueError(f"labels {grid.labels.shape} are not on the shown grid {self.volume.shape}")
+        layer = LabelLayer(name=name or placed.source.source or f"labels {len(self.layers) + 1}", labels=grid.labels,
+                           names=dict(grid.names), colours=dict(grid.colours), source=placed.source)
+        layer._max_label = placed.max_label
+        problem = empty_layer_problem(layer.name, placed.source_has_labels, placed.shown_has_labels, user_created)
+        if problem:
+            self.notice.emit("warning", problem)
+        elif not user_created:
+            self.notice.emit("info", f"{layer.name}: shown as a label layer over {self.series_title()} "
+                                     f"({len(layer.names)} label(s); counts, volumes and means in the Layers tab)")
+        self.layers.append(layer)
+        self.current = layer
+        self.layers_changed.emit()
+        return layer
+
+    def new_correction_layer(self) -> LabelLayer:
+        """An empty layer to paint on (made by the first brush stroke when there is none)."""
+        empty = np.zeros(self.volume.shape, np.uint8)
+        return self.add_placed_layer(self.placed(empty, None, {1: "correction"}), name="corrections",
+                                     user_created=True)
+
+    def current_layer(self) -> LabelLayer | None:
+        if self.current is not None and self.current in self.layers:
+            return self.current
+        return self.layers[-1] if self.layers else None
+
+    def select_layer(self, layer: LabelLayer | None) -> None:
+        self.current = layer
+
+    def set_layer_visible(self, layer: LabelLayer, visible: bool) -> None:
+        layer.visible = bool(visible)
+        self.layers_changed.emit()
+
+    def set_layer_style(self, layer: LabelLayer, *, opacity: float | None = None, outline: bool | None = None) -> None:
+        if opacity is not None:
+            layer.opacity = float(opacity)
+        if outline is not None:
+            layer.outline = bool(outline)
+        self.layers_changed.emit()
+
+    def set_label_hidden(self, layer: LabelLayer, value: int, hidden: bool) -> None:
+        (layer.hidden_labels.add if hidden else layer.hidden_labels.discard)(int(value))
+        self.layers_changed.emit()
+
+    def add_boxes(self, boxes, name: str = "detections", threshold: float = 0.5) -> BoxLayer:
+        """Add detection boxes (see ``layers.to_boxes`` for the forms a box may take)."""
+        layer = BoxLayer(name, to_boxes(boxes, self.volume.geometry), threshold)
+        self.box_layers.append(layer)
+        self.layers_changed.emit()
+        return layer
+
+    def set_box_threshold(self, threshold: float) -> None:
+        for layer in self.box_layers:
+            layer.threshold = float(threshold)
+        self.layers_changed.emit()
+
+    def box_rects(self, plane: str, h: int, v: int) -> list[tuple[float, float, float, float]]:
+        """Every visible box that cuts the slice ``plane`` shows, in that view's millimetres."""
+        if self.volume is None:
+            return []
+        axis = NORMAL_AXIS[plane]
+        rects: list = []
+        for layer in self.box_layers:
+            rects.extend(layer.rects_on(self.volume.geometry, axis, self.cursor[axis], h, v))
+        return rects
+
+    # ============================================================================================ comparison
+    def set_comparison(self, name: str, image: np.ndarray) -> None:
+        """Compare with ``image`` (float32 real values on the display grid); swipe is the first mode."""
+        if tuple(image.shape) != tuple(self.volume.shape):
+            raise ValueError(f"comparison {image.shape} is not on the shown grid {self.volume.shape}")
+        self.comparison = Comparison(name, np.ascontiguousarray(image, dtype=np.float32))
+        self.comparison_changed.emit()
+        if self.compare_mode == "off":
+            self.set_compare_mode("swipe")
+
+    def add_comparison(self, image, geometry=None, name: str = "comparison") -> None:
+        """Resample (in this thread) and compare: an ndarray, a SimpleITK image or a Volume."""
+        self.set_comparison(name, comparison_on_grid(image, geometry, self.volume.geometry, self.volume.shape))
+
+    def set_compare_mode(self, mode: str) -> None:
+        mode = mode.lower()
+        mode = "side" if mode.startswith("side") else mode
+        if mode not in ("off", "swipe", "flicker", "difference", "side"):
+            raise ValueError(f"unknown comparison mode {mode!r}")
+        self.compare_mode = mode
+        self.compare_mode_changed.emit(mode)
+
+    def set_swipe(self, fraction: float) -> None:
+        self.swipe = float(np.clip(fraction, 0.0, 1.0))
+        self.comparison_changed.emit()
+
+    # ============================================================================================ brush
+    def paint(self, plane: str, h_mm: float, v_mm: float, *, radius_mm: float, value: int, start: bool,
+              finish: bool) -> LabelLayer:
+        """One brush dab at a point of ``plane``'s view (view millimetres) on the current layer (a new
+        'corrections' layer when there is none); ``value`` 0 erases. A stroke is the dabs from ``start`` to
+        ``finish`` on one slice (joined, so a fast drag leaves no gaps) and is one step of undo."""
+        layer = self.current_layer() or self.new_correction_layer()
+        index = self.cursor[NORMAL_AXIS[plane]]
+        target = self.slice_of(layer.labels, plane)  # a view: painting writes into the layer
+        stroke = self._stroke
+        if start or stroke is None or (stroke.layer, stroke.plane, stroke.index) != (layer, plane, index):
+            self._finish_stroke()
+            self._stroke = _Stroke(layer, plane, index, target.copy())
+            self._last_dab = None
+        _normal, h, v = PLANE_AXES[plane]
+        sp = self.volume.geometry.spacing
+        centre = (v_mm / sp[v] - 0.5, h_mm / sp[h] - 0.5)  # pixel units, pixel centres at whole numbers
+        layer.add_label(int(value))
+        if paint_segment(target, self._last_dab, centre, radius_mm, (sp[v], sp[h]), int(value)):
+            if value:
+                layer._max_label = max(layer._max_label or 0, int(value))
+            self.labels_edited.emit(layer)
+        self._last_dab = centre
+        if finish:
+            self._finish_stroke()
+        return layer
+
+    def _finish_stroke(self) -> None:
+        stroke, self._stroke = self._stroke, None
+        if stroke is None:
+            return
+        stroke.after = plane_slice(stroke.layer.labels, stroke.plane, self._cursor_on(stroke)).copy()
+        if np.array_equal(stroke.after, stroke.before):
+            return
+        self._undo.append(stroke)
+        del self._undo[:-UNDO_DEPTH]
+        self._redo.clear()
+        self._mark_edited(stroke.layer)
+
+    def _cursor_on(self, stroke: _Stroke) -> list[int]:
+        cur = list(self.cursor)
+        cur[NORMAL_AXIS[stroke.plane]] = stroke.index
+        return cur
+
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    def undo(self) -> bool:
+        """Undo the last brush/eraser stroke; False when there is none."""
+        self._finish_stroke()
+        return self._step(self._undo, self._redo, "before")
+
+    def redo(self) -> bool:
+        """Redo the last undone stroke; False when there is none."""
+        return self._step(self._redo, self._undo, "after")
+
+    def _step(self, source: list, sink: list, which: str) -> bool:
+        if not source:
+            return False
+        stroke = source.pop()
+        if stroke.layer in self.layers:
+            plane_slice(stroke.layer.labels, stroke.plane, self._cursor_on(stroke))[...] = getattr(stroke, which)
+            sink.append(stroke)
+            self.labels_edited.emit(stroke.layer)
+            self._mark_edited(stroke.layer)
+        else:
+            self.history_changed.emit(self.can_undo, self.can_redo)
+        return True
+
+    def _mark_edited(self, layer: LabelLayer) -> None:
+        layer.unsaved = True
+        self._pending_autosave = True
+        self.history_changed.emit(self.can_undo, self.can_redo)
+        self._update_dirty()
+
+    # ============================================================================================ dirty / export
+    @property
+    def dirty(self) -> bool:
+        """Whether a label layer holds edits that were never exported (opening another study asks first)."""
+        return any(layer.unsaved for layer in self.layers)
+
+    def unsaved_layer_names(self) -> list[str]:
+        return [layer.name for layer in self.layers if layer.unsaved]
+
+    def mark_exported(self, layer: LabelLayer) -> None:
+        if layer in self.layers:
+            layer.unsaved = False
+            self._pending_autosave = True  # the autosave no longer needs to keep it
+            self._update_dirty()
+
+    def _update_dirty(self) -> None:
+        dirty = self.dirty
+        if dirty != self._was_dirty:
+            self._was_dirty = dirty
+            self.dirty_changed.emit(dirty)
+
+    # ============================================================================================ measurements
+    def measure_ruler(self, plane: str, a_mm, b_mm) -> Measurement:
+        """A ruler on the slice ``plane`` shows (not yet kept: ``measurements.add`` keeps it)."""
+        return make_ruler(plane, self.slice_index(plane)[0], a_mm, b_mm, self.volume.geometry)
+
+    # ============================================================================================ autosave
+    def autosave_file(self) -> Path | None:
+        """Where this study's label edits are autosaved (the shared service's rule), or None without a key."""
+        return autosave_file(self.volume)
+
+    def autosave_due(self) -> bool:
+        return self._pending_autosave
+
+    def autosave_snapshot(self) -> dict | None:
+        """A copy of what the autosave keeps (every layer with unexported edits), or None when nothing
+        changed since the last snapshot. Copies the edited layers (one memory copy each); encoding and writing
+        are :func:`write_autosave`'s, in a worker."""
+        if self.volume is None or not self._pending_autosave:
+            return None
+        path = self.autosave_file()
+        if path is None:
+            return None
+        self._pending_autosave = False
+        layers = [{"name": layer.name.removesuffix(RESTORED_SUFFIX), "names": dict(layer.names),
+                   "colours": dict(layer.colours), "labels": layer.labels.copy()}
+                  for layer in self.layers if layer.unsaved]
+        return {"path": path, "series": self.series_title(), "geometry": self.volume.geometry, "layers": layers}
+
+    def restore_layers(self, label_maps: list) -> list[LabelLayer]:
+        """Add autosaved layers (LabelMaps on the display grid, from :func:`load_autosave_layers`) as layers
+        with unexported edits."""
+        out = []
+        for label_map in label_maps:
+            placed = PlacedLabels(label_map, label_map, True, bool(label_map.labels.any()),
+                                  int(label_map.labels.max(initial=0)))
+            layer = self.add_placed_layer(placed, name=f"{label_map.source}{RESTORED_SUFFIX}", user_created=True)
+            layer.unsaved = True
+            out.append(layer)
+        self._update_dirty()
+        return out
+
+
+# ================================================================================================ workers' side
+def measure_roi(volume, plane: str, slice_index: int, a_mm, b_mm) -> Measurement:
+    """An ROI on slice ``slice_index`` of ``plane`` with the statistics of the real values it covers (converts
+    that one slice; run it in a worker for large images)."""
+    cursor = [slice_index] * 3
+    stored = plane_slice(volume.voxels, plane, cursor)
+    return make_roi(plane, slice_index, a_mm, b_mm, volume.geometry, volume.real(stored), volume.unit())
+
+
+def autosave_file(volume) -> Path | None:
+    """The autosave of a volume's label edits: keyed by its SeriesInstanceUID (the edits follow the series
+    wherever it is opened from), else by its source file."""
+    from engines.core.autosave import array_autosave_path, autosave_path
+
+    if volume is None:
+        return None
+    uid = volume.meta.get("series_uid")
+    if uid:
+        return array_autosave_path(autosave_path(AUTOSAVE_KIND, "", content_key=f"series:{uid}"))
+    if volume.source_path:
+        return array_autosave_path(autosave_path(AUTOSAVE_KIND, volume.source_path))
+    return None
+
+
+def write_autosave(writer, snapshot: dict, *, wait: bool = True) -> Path:
+    """Compress a :meth:`RadiologySession.autosave_snapshot` and hand it to ``writer`` (an
+    ``engines.core.autosave.AutosaveWriter``); with ``wait`` return once it is on disk."""
+    arrays, layers = {}, []
+    for n, item in enumerate(snapshot["layers"]):
+        labels = np.ascontiguousarray(item["labels"])
+        arrays[f"labels_{n}"] = np.frombuffer(zlib.compress(labels.tobytes(), 1), np.uint8)
+        layers.append({"name": item["name"], "names": {str(k): v for k, v in item["names"].items()},
+                       "colours": {str(k): list(v) for k, v in item["colours"].items()},
+                       "dtype": labels.dtype.str, "shape": list(labels.shape)})
+    g = snapshot["geometry"]
+    meta = {"series": snapshot["series"], "layers": layers,
+            "geometry": {"spacing": list(g.spacing), "origin": list(g.origin), "direction": g.direction.ravel().tolist()}}
+    path = Path(snapshot["path"])
+    writer.save_arrays(path, arrays, schema=AUTOSAVE_SCHEMA, meta=meta, delay=0.0)
+    if wait:
+        writer.flush()
+    return path
+
+
+def load_autosave_layers(path: Path | None, geometry, shape, source_name: str = "") -> tuple[list, list[str]]:
+    """(LabelMaps on the display grid, sentences for the user) from a study's autosave; a damaged or newer
+    one is set aside by the shared service with a sentence. File I/O: run it in a worker."""
+    from engines.core.autosave import load_array_autosave
+    from engines.radiology.geometry import Geometry
+    from engines.radiology.overlays import LabelMap
+
+    if path is None:
+        return [], []
+
+    def validate(arrays: dict, meta: dict) -> list:
+        g = meta["geometry"]
+        saved = Geometry(tuple(g["spacing"]), tuple(g["origin"]), np.asarray(g["direction"], float).reshape(3, 3))
+        maps = []
+        for n, item in enumerate(meta["layers"]):
+            raw = zlib.decompress(arrays[f"labels_{n}"].tobytes()) if f"labels_{n}" in arrays else b""
+            dtype = np.dtype(item["dtype"])
+            if dtype.kind not in "iub":
+                raise ValueError(f"layer {n}: {dtype} is not a label type")
+            labels = np.frombuffer(raw, dtype).reshape(item["shape"]).copy()
+            names = {int(k): str(v) for k, v in item["names"].items()}
+            colours = {int(k): tuple(int(c) for c in v) for k, v in item["colours"].items()}
+            maps.append(LabelMap(labels, saved, names, colours, str(item["name"])).on_grid(geometry, shape))
+        return maps
+
+    try:
+        loaded = load_array_autosave(path, schema=AUTOSAVE_SCHEMA, validate=_zlib_safe(validate),
+                                     source_name=source_name or None)
+    except OSError as exc:
+        return [], [f"The autosaved label edits could not be read ({exc})"]
+    return list(loaded.data or []), [loaded.notice] if loaded.notice else []
+
+
+def _zlib_safe(validate):
+    """zlib's own error, and a decompressed size that does not fit the shape, count as damaged contents."""
+    def wrapped(arrays, meta):
+        try:
+            return validate(arrays, meta)
+        except zlib.error as exc:
+            raise ValueError(f"compressed labels damaged: {exc}") from exc
+    return wrapped
+
+
+class LazyEngineRequest(Mapping):
+    """The request a radiology engine gets from the workspace: ``image`` (SimpleITK, real values, display
+    geometry) is only built when the engine asks for it, in the worker thread."""
+
+    def __init__(self, volume) -> None:
+        self._volume = volume
+        self._image = None
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "image":
+            if self._image is None:
+                self._image = self._volume.to_sitk_real()
+            return self._image
+        if key == "volume":
+            return self._volume
+        if key == "image_path":
+            return self._volume.source_path
+        raise KeyError(key)
+
+    def __iter__(self):
+        return iter(("image", "volume", "image_path"))
+
+    def __len__(self) -> int:
+        return 3
