@@ -199,6 +199,8 @@ class ChordTrack:
     checks: list = field(default_factory=list, compare=False)  # engines.core.checks.Check of the input contract
     _undo: list[list[ChordSegment]] = field(default_factory=list, repr=False, compare=False)
     _redo: list[list[ChordSegment]] = field(default_factory=list, repr=False, compare=False)
+    #: bumped by every change (edit, undo, redo, transpose): a cheap key for what was derived from the track
+    revision: int = field(default=0, repr=False, compare=False)
 
     # -- queries -----------------------------------------------------------------------------------
     def index_at(self, t: float) -> int | None:
@@ -241,7 +243,15 @@ class ChordTrack:
         return [ChordSegment(s.start, s.end, self.display_label(s), s.confidence) for s in self.segments]
 
     # -- edits (each undoable) ---------------------------------------------------------------------
+    def snapshot(self) -> "ChordTrack":
+        """An independent copy of the track as it is now (segments, key, source, transpose; no undo history),
+        for a worker thread or an export while the user keeps editing."""
+        return ChordTrack([ChordSegment(s.start, s.end, s.label, s.confidence) for s in self.segments],
+                          self.duration, self.key, self.key_confidence, self.source, self.transpose,
+                          list(self.checks), revision=self.revision)
+
     def _snapshot(self) -> None:
+        self.revision += 1
         self._undo.append(copy.deepcopy(self.segments))
         self._redo.clear()
         if len(self._undo) > 200:
@@ -260,6 +270,7 @@ class ChordTrack:
             return False
         self._redo.append(copy.deepcopy(self.segments))
         self.segments = self._undo.pop()
+        self.revision += 1
         return True
 
     def redo(self) -> bool:
@@ -267,6 +278,7 @@ class ChordTrack:
             return False
         self._undo.append(copy.deepcopy(self.segments))
         self.segments = self._redo.pop()
+        self.revision += 1
         return True
 
     def rename(self, index: int, label: str) -> None:
@@ -307,6 +319,7 @@ class ChordTrack:
 
     def set_transpose(self, semitones: int) -> None:
         self.transpose = int(semitones)
+        self.revision += 1
 
     # -- files ---------------------------------------------------------------------------------------
     def to_lab(self, transposed: bool = True) -> str:
