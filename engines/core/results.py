@@ -8,6 +8,7 @@ new code should use the attributes.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping as _MappingABC
 from dataclasses import dataclass, field, fields
 from typing import Any, Iterator, Mapping
 
@@ -51,11 +52,24 @@ class EngineResult:
     def __iter__(self) -> Iterator[str]:
         return iter(self.keys())
 
+    def __len__(self) -> int:
+        return len(self.keys())
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(k, self[k]) for k in self.keys()]
+
+    def values(self) -> list[Any]:
+        return [self[k] for k in self.keys()]
+
     def warning_lines(self) -> list[str]:
         """The checks that warn or refuse, one plain line each (for the log, `run` and banners)."""
         from engines.core.checks import warning_lines
 
         return warning_lines(self)
+
+
+# views written for dict results test ``isinstance(result, Mapping)``: a typed result passes as one
+_MappingABC.register(EngineResult)
 
 
 @dataclass
