@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from engines.core.engine import CancelToken, EngineError, ProgressFn, no_progress
+from engines.core.model_engine import as_token
 from engines.pathology.results import Detections, Heatmap, SlideAnalysis
 from engines.pathology.slide import SlideReader
 
@@ -104,7 +105,7 @@ def run_tile_pipeline(reader: SlideReader, analyzer: TileAnalyzer, *, engine_id:
                       cancel: CancelToken | None = None, max_tiles: int | None = None,
                       heatmap_max_side: int = 2048) -> SlideAnalysis:
     """Tissue -> grid -> batches -> stitched heatmap + detections (level 0) + slide summary."""
-    cancel = cancel or CancelToken()
+    cancel = as_token(cancel)
     meta = reader.metadata
     class_names = class_names or ["positive"]
     mpp0 = meta.mpp

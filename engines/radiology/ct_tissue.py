@@ -12,6 +12,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
+from engines.core.model_engine import as_token
 
 LABELS = {1: "body (soft tissue)", 2: "air / lung inside the body", 3: "bone"}
 OUTPUT_SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd", ".dcm")
@@ -43,7 +44,7 @@ class CtTissueThresholdEngine(Engine):
 
         from engines.radiology.geometry import Geometry
 
-        cancel = cancel or CancelToken()
+        cancel = as_token(cancel)
         volume = request.get("volume")
         image = request.get("image") if volume is None else None  # the workspace builds "image" only on demand
         if volume is None and image is None:

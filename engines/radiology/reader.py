@@ -30,6 +30,7 @@ import numpy as np
 
 from engines.core.budget import check_allocation
 from engines.core.engine import CancelToken, EngineError, ProgressFn, no_progress
+from engines.core.model_engine import as_token
 from engines.core.filetypes import (RTSTRUCT_SOP, SEG_SOP, SR_PREFIX, VOLUME_SUFFIXES, WSI_SOP, display_name,
                                     has_suffix)
 from engines.radiology.geometry import Geometry, reorient_to_lps
@@ -520,7 +521,7 @@ def scan_dicom(path: str | Path, *, progress: ProgressFn = no_progress, cancel: 
     from pydicom.errors import InvalidDicomError
 
     path = Path(path)
-    cancel = cancel or CancelToken()
+    cancel = as_token(cancel)
     if not path.exists():
         raise EngineError(f"{path}: no such file or folder")
     files, findings = list_dicom_candidates(path)
@@ -880,7 +881,7 @@ def load_series(series: SeriesInfo, *, progress: ProgressFn = no_progress, cance
     through ``on_first_slice``) before the rest. Undecodable slices stay blank and become findings."""
     import pydicom
 
-    cancel = cancel or CancelToken()
+    cancel = as_token(cancel)
     if series.kind != "image" or not series.slices:
         raise EngineError(f"series {series.title()} holds no images ({series.kind})")
     slots = series.slots
