@@ -70,6 +70,7 @@ class MainWindow(QMainWindow):
 
         self.tasks = TaskManager(self)
         self.notifications = NotificationArea()
+        self.tasks.notifications = self.notifications.manager  # errors and notices no caller handles land in Messages
         self.context = ShellContext(tasks=self.tasks, notify=self.notify, add_recent=self.add_recent,
                                     registry=self.registry, device=lambda: self.device_string)
         self._build_central()

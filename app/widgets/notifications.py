@@ -1,33 +1,35 @@
-"""The one notification area: every error, warning and notice lands here in plain language (and in the log)."""
+"""The Messages dock: a view of the shell's ``NotificationManager`` (engines/core/notifications.py).
+
+Every error, warning and notice lands in the manager (from any thread) and in the log; this widget shows the
+newest first. Posts from a worker thread reach the list through a queued signal, posts from the GUI thread
+are shown at once (so the dock title is right as soon as ``post`` returns).
+"""
 from __future__ import annotations
 
-import logging
+import threading
 import time
-from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QStyle,
                                QVBoxLayout, QWidget)
 
-log = logging.getLogger("csi.notifications")
-LEVELS = ("info", "warning", "error")
+from engines.core.notifications import LEVELS, Notification, NotificationManager
 
+__all__ = ["LEVELS", "Notification", "NotificationArea"]
 
-@dataclass(frozen=True)
-class Notification:
-    level: str
-    message: str
-    detail: str = ""
-    when: float = 0.0
+_ICONS = {"info": QStyle.SP_MessageBoxInformation, "warning": QStyle.SP_MessageBoxWarning,
+          "error": QStyle.SP_MessageBoxCritical}
 
 
 class NotificationArea(QWidget):
-    posted = Signal(object)  # Notification
+    posted = Signal(object)  # Notification, emitted in the GUI thread once it is shown
     count_changed = Signal(int, int)  # errors, total
+    _changed = Signal(str, object)  # a manager event from another thread, delivered in the GUI thread
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, manager: NotificationManager | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.items: list[Notification] = []
+        self._gui_thread = threading.get_ident()  # widgets are made in the GUI thread
+        self.manager = manager if manager is not None else NotificationManager()
         self.list = QListWidget()
         self.list.setWordWrap(True)
         self.list.setAlternatingRowColors(True)
@@ -43,32 +45,53 @@ class NotificationArea(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(top)
         layout.addWidget(self.list)
+        self._changed.connect(self._apply, Qt.QueuedConnection)
+        for note in self.manager.items:
+            self._show(note)
+        unsubscribe = self._unsubscribe = self.manager.subscribe(self._on_manager)
+        self.destroyed.connect(lambda *_: unsubscribe())  # the manager may outlive this view
 
-    def post(self, level: str, message: str, detail: str = "") -> Notification:
-        level = level if level in LEVELS else "info"
-        note = Notification(level, message, detail, time.time())
-        self.items.append(note)
-        getattr(log, {"info": "info", "warning": "warning", "error": "error"}[level])(
-            "%s%s", message, f"\n{detail}" if detail else "")
-        icon = self.style().standardIcon({
-            "info": QStyle.SP_MessageBoxInformation,
-            "warning": QStyle.SP_MessageBoxWarning,
-            "error": QStyle.SP_MessageBoxCritical}[level])
-        item = QListWidgetItem(icon, f"{time.strftime('%H:%M:%S', time.localtime(note.when))}  {message}")
-        item.setData(Qt.UserRole, level)
-        if detail:
-            item.setToolTip(detail[-4000:])
-        self.list.insertItem(0, item)
-        self.empty.setVisible(False)
-        self.posted.emit(note)
-        self.count_changed.emit(self.error_count(), len(self.items))
-        return note
+    # ------------------------------------------------------------------ the model's API, kept for callers
+    @property
+    def items(self) -> list[Notification]:
+        return self.manager.items
+
+    def post(self, level: str, message: str, detail: str = "", source: str = "") -> Notification:
+        return self.manager.post(level, message, detail, source)
 
     def error_count(self) -> int:
-        return sum(1 for n in self.items if n.level == "error")
+        return self.manager.error_count()
 
     def clear(self) -> None:
-        self.items.clear()
-        self.list.clear()
-        self.empty.setVisible(True)
-        self.count_changed.emit(0, 0)
+        self.manager.clear()
+
+    # ------------------------------------------------------------------ the view
+    def _on_manager(self, event: str, note: Notification | None) -> None:  # any thread
+        try:
+            if threading.get_ident() == self._gui_thread:
+                self._apply(event, note)
+            else:
+                self._changed.emit(event, note)
+        except RuntimeError:  # the widget is gone (window closed); the manager keeps the message
+            self._unsubscribe()
+
+    def _apply(self, event: str, note: Notification | None) -> None:
+        if event == "cleared":
+            self.list.clear()
+        elif note is not None:
+            self._show(note)
+            while self.list.count() > self.manager.maxlen:  # the oldest row fell off the model
+                self.list.takeItem(self.list.count() - 1)
+            self.posted.emit(note)
+        self.empty.setVisible(self.list.count() == 0)
+        self.count_changed.emit(self.manager.error_count(), len(self.manager))
+
+    def _show(self, note: Notification) -> None:
+        icon = self.style().standardIcon(_ICONS[note.level])
+        source = f"[{note.source}] " if note.source else ""
+        item = QListWidgetItem(icon, f"{time.strftime('%H:%M:%S', time.localtime(note.when))}  {source}{note.message}")
+        item.setData(Qt.UserRole, note.level)
+        if note.detail:
+            item.setToolTip(note.detail[-4000:])
+        self.list.insertItem(0, item)
+        self.empty.setVisible(False)
