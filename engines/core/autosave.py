@@ -2,12 +2,14 @@
 
 * :func:`autosave_path` - one keying rule: ``<user data dir>/autosave/<kind>/<sha256 of the key>.json``, the key
   being the resolved source path, or ``content_key`` when the edits belong to content rather than to a file.
-* :func:`load_autosave` - reads ``{"schema": n, "data": {...}}``; a damaged file, one written by a newer
-  version, or data that the caller's ``validate`` refuses is renamed ``<name>.damaged-<timestamp>`` and
-  described in one plain sentence, and the source opens without it.
+* :func:`load_autosave` - reads ``{"schema": n, "data": {...}}``; a damaged file, or data that the caller's
+  ``validate`` refuses, is renamed ``<name>.damaged-<timestamp>``; one written by a newer version of the
+  workstation is renamed ``<name>.newer-<timestamp>`` (kept for that version, not damaged). Either way the
+  caller gets one plain sentence to show and the source opens without the autosave; reading never raises.
 * :class:`AutosaveWriter` - one background thread, debounced per path; writes go through a temporary file,
-  fsync and a rename, so a killed process leaves the previous autosave or the new one, never half of one.
-  A per-path sequence number keeps a stale write from ever replacing a newer one.
+  fsync, a rename and an fsync of the folder, so a killed process leaves the previous autosave or the new
+  one, never half of one. A per-path sequence number keeps a stale write from ever replacing a newer one.
+* :func:`autosave_dir` - the same key as a folder, for a workspace whose edits are several files.
 
 Qt-free: views call ``save`` from the GUI thread (it only serialises and queues) and read ``errors`` or pass
 ``on_error`` to hear about failed writes.
@@ -34,9 +36,9 @@ log = logging.getLogger(__name__)
 AUTOSAVE_SCHEMA_KEY = "schema"
 AUTOSAVE_DATA_KEY = "data"
 
-__all__ = ["AUTOSAVE_SCHEMA_KEY", "AutosaveWriter", "LoadedAutosave", "autosave_path", "autosave_root",
-           "array_autosave_path", "clean_stale_temps", "encode_array_autosave", "load_array_autosave",
-           "load_autosave"]
+__all__ = ["AUTOSAVE_SCHEMA_KEY", "AutosaveWriter", "LoadedAutosave", "autosave_dir", "autosave_path",
+           "autosave_root", "array_autosave_path", "clean_stale_temps", "encode_array_autosave",
+           "load_array_autosave", "load_autosave"]
 
 
 def autosave_root() -> Path:
@@ -61,6 +63,13 @@ def autosave_path(kind: str, source: str | os.PathLike, *, content_key: str | No
     return autosave_root() / kind / f"{hashlib.sha256(key).hexdigest()}.json"
 
 
+def autosave_dir(kind: str, source: str | os.PathLike, *, content_key: str | None = None) -> Path:
+    """The folder for a workspace whose autosave is several files (one per label layer, say): the same key as
+    :func:`autosave_path`, without the suffix (the folder is not created). Write each file in it with
+    :meth:`AutosaveWriter.save` or :meth:`AutosaveWriter.save_arrays` so each carries its schema."""
+    return autosave_path(kind, source, content_key=content_key).with_suffix("")
+
+
 @dataclass(frozen=True)
 class LoadedAutosave:
     """What :func:`load_autosave` found: the cleaned data (or None), a sentence for the user, the set-aside file."""
@@ -70,10 +79,14 @@ class LoadedAutosave:
     set_aside: Path | None
 
 
-def _set_aside(path: Path) -> Path | None:
+NEWER_TAG = "newer"
+DAMAGED_TAG = "damaged"
+
+
+def _set_aside(path: Path, tag: str = DAMAGED_TAG) -> Path | None:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for n in itertools.count(1):
-        target = path.with_name(f"{path.name}.damaged-{stamp}" + (f"-{n}" if n > 1 else ""))
+        target = path.with_name(f"{path.name}.{tag}-{stamp}" + (f"-{n}" if n > 1 else ""))
         if not target.exists():
             break
     try:
@@ -84,15 +97,34 @@ def _set_aside(path: Path) -> Path | None:
     return target
 
 
-def load_autosave(path: str | os.PathLike, *, schema: int, validate: Callable[[dict], Any],
-                  source_name: str | None = None) -> LoadedAutosave:
-    """Read the autosave at ``path``; ``validate(payload)`` returns the cleaned data or raises.
+class _Refused(Exception):
+    """Why an autosave is set aside: the sentence's reason, a detail for the log, and the tag of its new name."""
 
-    A missing file gives ``LoadedAutosave(None, None, None)``. Unreadable JSON, a file that is not an
-    autosave, a schema newer than ``schema``, or ``validate`` raising ValueError/TypeError/KeyError set the file
-    aside as ``<name>.damaged-<YYYYmmdd-HHMMSS>`` and return a plain sentence naming ``source_name`` (the file the
-    edits belong to; the autosave's own name when not given). Runs file I/O: call it off the GUI thread.
-    """
+    def __init__(self, reason: str, detail: str = "", tag: str = DAMAGED_TAG):
+        super().__init__(reason)
+        self.reason, self.detail, self.tag = reason, detail, tag
+
+
+def _check_schema(found: Any, schema: int) -> None:
+    if not isinstance(found, int) or isinstance(found, bool) or found < 0:
+        raise _Refused("it is not an autosave this workstation wrote", f"schema: {str(found)[:80]}")
+    if found > schema:
+        raise _Refused(f"it was written by a newer version of the workstation (format {found}, this one reads "
+                       f"{schema}); it was kept for that version", tag=NEWER_TAG)
+
+
+def _validated(validate: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return validate(*args)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise _Refused("its contents are damaged", f"{type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever a validator trips over, the source still opens
+        log.exception("the autosave validator %r failed", validate)
+        raise _Refused("its contents could not be checked", f"{type(exc).__name__}: {exc}") from None
+
+
+def _load(path: str | os.PathLike, source_name: str | None, parse: Callable[[bytes], Any]) -> LoadedAutosave:
+    """Read ``path`` and ``parse`` its bytes (raising :class:`_Refused`); a refused file is set aside."""
     path = Path(path)
     name = source_name or path.name
     try:
@@ -103,34 +135,42 @@ def load_autosave(path: str | os.PathLike, *, schema: int, validate: Callable[[d
         log.warning("could not read the autosave %s: %s", path, exc)
         return LoadedAutosave(None, f"The saved edits for {name} could not be read "
                                     f"({exc.strerror or exc}); the file opens without them.", None)
-    reason: str | None = None
-    data: Any = None
     try:
-        envelope = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-        reason, detail = "the file is damaged", f"not JSON: {exc!r}"
-    else:
-        detail = ""
-        found = envelope.get(AUTOSAVE_SCHEMA_KEY) if isinstance(envelope, dict) else None
-        if (not isinstance(envelope, dict) or not isinstance(found, int) or isinstance(found, bool)
-                or not isinstance(envelope.get(AUTOSAVE_DATA_KEY), dict)):
-            reason, detail = "it is not an autosave this workstation wrote", f"envelope: {str(envelope)[:200]}"
-        elif found > schema:
-            reason = f"it was written by a newer version of the workstation (format {found}, this one reads {schema})"
-        else:
-            try:
-                data = validate(envelope[AUTOSAVE_DATA_KEY])
-            except (ValueError, TypeError, KeyError) as exc:
-                reason, detail = "its contents are damaged", f"{type(exc).__name__}: {exc}"
-    if reason is None:
-        return LoadedAutosave(data, None, None)
-    moved = _set_aside(path)
+        return LoadedAutosave(parse(raw), None, None)
+    except _Refused as refused:
+        reason, detail, tag = refused.reason, refused.detail, refused.tag
+    del raw
+    moved = _set_aside(path, tag)
     log.warning("autosave %s for %s refused (%s) %s; set aside as %s", path, name, reason, detail, moved)
     if moved is None:
         return LoadedAutosave(None, f"The saved edits for {name} could not be read ({reason}) and could not be "
                                     f"set aside; the file opens without them.", None)
     return LoadedAutosave(None, f"The saved edits for {name} could not be read ({reason}); they were set aside "
                                 f"as {moved.name} and the file opens without them.", moved)
+
+
+def load_autosave(path: str | os.PathLike, *, schema: int, validate: Callable[[dict], Any],
+                  source_name: str | None = None) -> LoadedAutosave:
+    """Read the autosave at ``path``; ``validate(payload)`` returns the cleaned data or raises.
+
+    A missing file gives ``LoadedAutosave(None, None, None)``. Unreadable JSON, a file that is not an
+    autosave, or ``validate`` raising set the file aside as ``<name>.damaged-<YYYYmmdd-HHMMSS>``; a schema newer
+    than ``schema`` sets it aside as ``<name>.newer-<YYYYmmdd-HHMMSS>``. Either way a plain sentence naming
+    ``source_name`` (the file the edits belong to; the autosave's own name when not given) comes back in
+    ``notice``; this never raises for what the file holds. An older schema is handed to ``validate`` (it may
+    migrate). Runs file I/O: call it off the GUI thread.
+    """
+    def parse(raw: bytes) -> Any:
+        try:
+            envelope = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+            raise _Refused("the file is damaged", f"not JSON: {exc!r}") from None
+        if not isinstance(envelope, dict) or not isinstance(envelope.get(AUTOSAVE_DATA_KEY), dict):
+            raise _Refused("it is not an autosave this workstation wrote", f"envelope: {str(envelope)[:200]}")
+        _check_schema(envelope.get(AUTOSAVE_SCHEMA_KEY), schema)
+        return _validated(validate, envelope[AUTOSAVE_DATA_KEY])
+
+    return _load(path, source_name, parse)
 
 
 # Sequence numbers are process-wide, so two writers of one path (two views of one file) still cannot let an
@@ -196,29 +236,17 @@ class AutosaveWriter:
         """Queue ``payload`` to be written to ``path`` as ``{"schema": schema, "data": payload}`` after ``delay`` s."""
         if not isinstance(payload, dict):
             raise TypeError(f"an autosave payload must be a dict, not {type(payload).__name__}")
-        path = Path(path)
         blob = json.dumps({AUTOSAVE_SCHEMA_KEY: int(schema), AUTOSAVE_DATA_KEY: payload},
                           ensure_ascii=False, allow_nan=False, indent=1).encode("utf-8")
-        seq = _take_seq(path)
-        now = time.monotonic()
-        with self._cond:
-            if self._closed:
-                raise RuntimeError("this AutosaveWriter is closed")
-            old = self._pending.get(path)
-            first = old.first_queued if old else now
-            due = min(now + max(delay, 0.0), first + max(2.0, 4 * delay))
-            self._pending[path] = _Pending(seq, blob, due, first)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="autosave-writer", daemon=True)
-                self._thread.start()
-            self._cond.notify_all()
+        self._queue(Path(path), blob, delay)
 
     def save_arrays(self, path: str | os.PathLike, arrays: dict, *, schema: int, meta: dict | None = None,
                     delay: float = 0.5) -> None:
         """Queue numpy ``arrays`` (and JSON-able ``meta``) to be written to ``path`` as an .npz read back by
         :func:`load_array_autosave`; same debouncing and ordering as :meth:`save` (for data too large for JSON)."""
-        path = Path(path)
-        blob = encode_array_autosave(arrays, schema=schema, meta=meta)
+        self._queue(Path(path), encode_array_autosave(arrays, schema=schema, meta=meta), delay)
+
+    def _queue(self, path: Path, blob: bytes, delay: float) -> None:
         seq = _take_seq(path)
         now = time.monotonic()
         with self._cond:
@@ -324,51 +352,24 @@ def load_array_autosave(path: str | os.PathLike, *, schema: int, validate: Calla
                         source_name: str | None = None) -> LoadedAutosave:
     """Read an .npz written by :meth:`AutosaveWriter.save_arrays`; ``validate(arrays, meta)`` returns the data or
     raises. The same rules as :func:`load_autosave`: missing gives ``LoadedAutosave(None, None, None)``; a
-    damaged file, a newer schema or refused contents are set aside as ``<name>.damaged-<time>`` with one
-    sentence. Never unpickles. Runs file I/O: call it off the GUI thread."""
+    damaged file or refused contents are set aside as ``<name>.damaged-<time>``, a newer schema as
+    ``<name>.newer-<time>``, with one sentence. Never unpickles. Runs file I/O: call it off the GUI thread."""
+    import io
     import zipfile
 
     import numpy as np
 
-    import io
+    def parse(raw: bytes) -> Any:
+        try:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            header = json.loads(arrays.pop(ARRAY_HEADER).tobytes().decode("utf-8"))
+            if not isinstance(header, dict) or not isinstance(header.get("meta"), dict):
+                raise KeyError("no header")
+        except (OSError, KeyError, ValueError, TypeError, EOFError, AttributeError, RecursionError,
+                zipfile.BadZipFile) as exc:
+            raise _Refused("the file is damaged", f"{type(exc).__name__}: {exc}") from None
+        _check_schema(header.get(AUTOSAVE_SCHEMA_KEY), schema)
+        return _validated(validate, arrays, header["meta"])
 
-    path = Path(path)
-    name = source_name or path.name
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return LoadedAutosave(None, None, None)
-    except OSError as exc:
-        log.warning("could not read the autosave %s: %s", path, exc)
-        return LoadedAutosave(None, f"The saved edits for {name} could not be read "
-                                    f"({exc.strerror or exc}); the file opens without them.", None)
-    reason: str | None = None
-    detail = ""
-    data: Any = None
-    try:
-        with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-        del raw
-        header = json.loads(arrays.pop(ARRAY_HEADER).tobytes().decode("utf-8"))
-        found = header.get(AUTOSAVE_SCHEMA_KEY) if isinstance(header, dict) else None
-        if not isinstance(found, int) or isinstance(found, bool) or not isinstance(header.get("meta"), dict):
-            raise KeyError("no schema")
-    except (OSError, KeyError, ValueError, TypeError, EOFError, AttributeError, zipfile.BadZipFile) as exc:
-        reason, detail = "the file is damaged", f"{type(exc).__name__}: {exc}"
-    else:
-        if found > schema:
-            reason = f"it was written by a newer version of the workstation (format {found}, this one reads {schema})"
-        else:
-            try:
-                data = validate(arrays, header["meta"])
-            except (ValueError, TypeError, KeyError) as exc:
-                reason, detail = "its contents are damaged", f"{type(exc).__name__}: {exc}"
-    if reason is None:
-        return LoadedAutosave(data, None, None)
-    moved = _set_aside(path)
-    log.warning("autosave %s for %s refused (%s) %s; set aside as %s", path, name, reason, detail, moved)
-    if moved is None:
-        return LoadedAutosave(None, f"The saved edits for {name} could not be read ({reason}) and could not be "
-                                    f"set aside; the file opens without them.", None)
-    return LoadedAutosave(None, f"The saved edits for {name} could not be read ({reason}); they were set aside "
-                                f"as {moved.name} and the file opens without them.", moved)
+    return _load(path, source_name, parse)

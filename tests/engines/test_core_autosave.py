@@ -16,12 +16,14 @@ import pytest
 
 from engines.core import autosave as autosave_mod
 from engines.core.atomic import TEMP_MARKER, atomic_path, clean_stale_temps
-from engines.core.autosave import AUTOSAVE_SCHEMA_KEY, AutosaveWriter, autosave_path, load_autosave
+from engines.core.autosave import AUTOSAVE_SCHEMA_KEY, AutosaveWriter, autosave_dir, autosave_path, load_autosave
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _items(payload: dict) -> list:
+    if "boom" in payload:
+        raise AttributeError("a validator bug, not a damaged file")
     items = payload["items"]
     if not isinstance(items, list):
         raise TypeError("items is not a list")
@@ -39,6 +41,8 @@ def test_autosave_path_is_one_rule_for_every_kind(tmp_path, isolated_home):
     (tmp_path / "sub").mkdir()
     assert autosave_path("radiology", tmp_path / "sub" / ".." / "scan.nii.gz") == p
     assert autosave_path("pathology", src).name == p.name and autosave_path("pathology", src) != p
+    # a workspace whose autosave is several files gets the same key as a folder
+    assert autosave_dir("radiology", src) == p.with_suffix("")
     by_content = autosave_path("textvqa", src, content_key="abc")
     assert by_content != autosave_path("textvqa", src) and by_content == autosave_path("textvqa", "x", content_key="abc")
     # a non-UTF-8 file name still gets a key
@@ -70,25 +74,27 @@ def test_written_autosave_reads_back_through_validate(tmp_path):
     assert load_autosave(target, schema=3, validate=_items).data == [1, 2, 3]
 
 
-@pytest.mark.parametrize("content, reason", [
-    (b'{"schema": 1, "data": {"items": [1, 2', "damaged"),
-    (b"\xff\xfe not text", "damaged"),
-    (b"[1, 2, 3]", "not an autosave"),
-    (b'{"schema": true, "data": {}}', "not an autosave"),
-    (b'{"schema": 1, "data": [1]}', "not an autosave"),
-    (b'{"schema": 9, "data": {"items": []}}', "newer version"),
-    (b'{"schema": 1, "data": {"items": 5}}', "contents are damaged"),
-    (b'{"schema": 1, "data": {"other": []}}', "contents are damaged"),
+@pytest.mark.parametrize("content, reason, tag", [
+    (b'{"schema": 1, "data": {"items": [1, 2', "damaged", "damaged"),
+    (b"\xff\xfe not text", "damaged", "damaged"),
+    (b"[1, 2, 3]", "not an autosave", "damaged"),
+    (b'{"schema": true, "data": {}}', "not an autosave", "damaged"),
+    (b'{"schema": -1, "data": {"items": []}}', "not an autosave", "damaged"),
+    (b'{"schema": 1, "data": [1]}', "not an autosave", "damaged"),
+    (b'{"schema": 9, "data": {"items": []}}', "newer version", "newer"),
+    (b'{"schema": 1, "data": {"items": 5}}', "contents are damaged", "damaged"),
+    (b'{"schema": 1, "data": {"other": []}}', "contents are damaged", "damaged"),
+    (b'{"schema": 1, "data": {"items": [1], "boom": 1}}', "could not be checked", "damaged"),
 ])
-def test_damaged_autosave_is_set_aside_with_one_plain_sentence(tmp_path, content, reason):
+def test_damaged_autosave_is_set_aside_with_one_plain_sentence(tmp_path, content, reason, tag):
     target = tmp_path / "edits.json"
     target.write_bytes(content)
     loaded = load_autosave(target, schema=1, validate=_items, source_name="scan.nii.gz")
     assert loaded.data is None
     assert not target.exists()
     assert loaded.set_aside is not None and loaded.set_aside.read_bytes() == content
-    assert loaded.set_aside.name.startswith("edits.json.damaged-")
-    stamp = loaded.set_aside.name.removeprefix("edits.json.damaged-")
+    assert loaded.set_aside.name.startswith(f"edits.json.{tag}-")
+    stamp = loaded.set_aside.name.removeprefix(f"edits.json.{tag}-")
     assert len(stamp) == 15 and stamp[8] == "-" and stamp.replace("-", "").isdigit()
     assert loaded.notice.startswith("The saved edits for scan.nii.gz could not be read (")
     assert reason in loaded.notice
@@ -98,6 +104,35 @@ def test_damaged_autosave_is_set_aside_with_one_plain_sentence(tmp_path, content
     target.write_bytes(content)
     again = load_autosave(target, schema=1, validate=_items)
     assert again.set_aside != loaded.set_aside and loaded.set_aside.exists() and again.set_aside.exists()
+    # and the next autosave of the source is written and read back normally
+    writer = AutosaveWriter()
+    writer.save(target, {"items": [7]}, schema=1, delay=0)
+    assert writer.close()
+    assert load_autosave(target, schema=1, validate=_items).data == [7]
+
+
+@pytest.mark.parametrize("content, tag", [
+    (b"PK\x03\x04 not really a zip", "damaged"),
+    (None, "newer"),
+])
+def test_a_damaged_or_newer_array_autosave_is_set_aside_too(tmp_path, content, tag):
+    import numpy as np
+
+    from engines.core.autosave import encode_array_autosave, load_array_autosave
+
+    target = tmp_path / "layers.npz"
+    target.write_bytes(content if content is not None else
+                       encode_array_autosave({"labels": np.zeros((2, 3), np.uint8)}, schema=5, meta={"n": 1}))
+    loaded = load_array_autosave(target, schema=1, validate=lambda arrays, meta: arrays, source_name="ct.nrrd")
+    assert loaded.data is None and not target.exists() and loaded.set_aside.name.startswith(f"layers.npz.{tag}-")
+    assert "ct.nrrd" in loaded.notice and loaded.set_aside.name in loaded.notice
+    # a good one round-trips its arrays and meta, without pickle
+    writer = AutosaveWriter()
+    writer.save_arrays(target, {"labels": np.arange(6, dtype=np.uint8).reshape(2, 3)}, schema=1, meta={"n": 2},
+                       delay=0)
+    assert writer.close()
+    back = load_array_autosave(target, schema=1, validate=lambda arrays, meta: (arrays["labels"].tolist(), meta))
+    assert back.notice is None and back.data == ([[0, 1, 2], [3, 4, 5]], {"n": 2})
 
 
 # -- writing ------------------------------------------------------------------------------------------------
@@ -226,61 +261,94 @@ def test_atomic_temporaries_carry_the_marker(tmp_path):
 
 
 # -- durability: SIGKILL at random points --------------------------------------------------------------------
-_WRITER = textwrap.dedent("""
-    import hashlib, sys
+# The payload of version n: its size changes with n, so a torn or mixed file cannot pass for a written one.
+_PAYLOAD = textwrap.dedent("""
+    import hashlib
+
+    def payload(n):
+        chunk = hashlib.sha256(str(n).encode()).hexdigest()
+        return {"n": n, "body": chunk * (2000 + n * 7919 % 4000)}
+""")
+
+# One harness process imports the service once, then forks a writer for each run: the writer saves
+# versions start+1, start+2, ... through an AutosaveWriter as fast as it can until the test SIGKILLs it.
+# A writer whose harness is gone stops by itself, so a failed test leaves no process behind.
+_HARNESS = _PAYLOAD + textwrap.dedent("""
+    import os, sys
     from engines.core.autosave import AutosaveWriter
-    target, start = sys.argv[1], int(sys.argv[2])
-    writer = AutosaveWriter()
-    blob = "x" * 400_000
-    print("ready", flush=True)
-    n = start
-    while True:
-        n += 1
-        body = f"{n}:{blob}"
-        writer.save(target, {"n": n, "body": body, "sha": hashlib.sha256(body.encode()).hexdigest()},
-                    schema=1, delay=0.0)
-        writer.flush()
+
+    target = sys.argv[1]
+    harness = os.getpid()
+    for line in sys.stdin:
+        start = int(line)
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(ready_r)
+            writer = AutosaveWriter()
+            os.write(ready_w, b"x")
+            n = start
+            while os.getppid() == harness and n < start + 100000:
+                n += 1
+                writer.save(target, payload(n), schema=1, delay=0)
+                writer.flush()
+            os._exit(0)
+        os.close(ready_w)
+        os.read(ready_r, 1)
+        os.close(ready_r)
+        print(pid, flush=True)
+        os.waitpid(pid, 0)
+        print("reaped", flush=True)
 """)
 
 
-@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
+@pytest.mark.skipif(not hasattr(os, "fork") or not hasattr(signal, "SIGKILL"), reason="needs POSIX fork and SIGKILL")
 def test_a_writer_killed_at_random_points_leaves_the_old_or_the_new_autosave(tmp_path):
-    import hashlib
+    scope: dict = {}
+    exec(_PAYLOAD, scope)
+    payload = scope["payload"]
 
     def validate(d: dict) -> int:
-        if hashlib.sha256(d["body"].encode()).hexdigest() != d["sha"] or not d["body"].startswith(f"{d['n']}:"):
-            raise ValueError("torn write")
+        if d != payload(d["n"]):
+            raise ValueError("not one of the written versions")
         return d["n"]
 
     target = tmp_path / "autosave" / "k.json"
-    script = tmp_path / "writer.py"
-    script.write_text(_WRITER)
-    writer = AutosaveWriter()
-    writer.save(target, {"n": 0, "body": "0:", "sha": hashlib.sha256(b"0:").hexdigest()}, schema=1, delay=0)
-    writer.close()
-    rng = random.Random(1234)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    last, kills, t0 = 0, 0, time.monotonic()
-    while kills < 12 and time.monotonic() - t0 < 8.0:
-        proc = subprocess.Popen([sys.executable, str(script), str(target), str(last)],
-                                stdout=subprocess.PIPE, env=env, cwd=REPO)
-        try:
-            assert proc.stdout.readline().strip() == b"ready"
-            time.sleep(rng.uniform(0.0, 0.12))
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-            proc.stdout.close()
-        kills += 1
-        loaded = load_autosave(target, schema=1, validate=validate)
-        assert loaded.notice is None and loaded.set_aside is None, loaded.notice
-        assert loaded.data is not None and loaded.data >= last  # the previous autosave, or a newer one
-        last = loaded.data
-    assert kills >= 5
-    assert last > 0, "no write ever completed before a kill; the test did not exercise anything"
-    # temporaries of the killed writes are recognised and removed, the autosave itself stays
-    clean_stale_temps(target.parent, older_than=0)
-    assert [p.name for p in target.parent.iterdir()] == ["k.json"]
+    script = tmp_path / "harness.py"
+    script.write_text(_HARNESS)
+    first = AutosaveWriter()
+    first.save(target, payload(0), schema=1, delay=0)
+    assert first.close()
+    rng = random.Random(20240614)
+    harness = subprocess.Popen([sys.executable, str(script), str(target)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO,
+                               text=True)
+    last, advanced, torn_writes, pid = 0, 0, 0, None
+    try:
+        for _run in range(40):
+            harness.stdin.write(f"{last}\n")
+            harness.stdin.flush()
+            pid = int(harness.stdout.readline())
+            time.sleep(rng.uniform(0.0, 0.06))
+            os.kill(pid, signal.SIGKILL)
+            assert harness.stdout.readline().strip() == "reaped"
+            pid = None
+            loaded = load_autosave(target, schema=1, validate=validate)
+            # the previous autosave or a newer one, whole: parseable, the schema, exactly a written version
+            assert loaded.notice is None and loaded.set_aside is None, loaded.notice
+            assert loaded.data is not None and loaded.data >= last
+            advanced += loaded.data > last
+            last = loaded.data
+            # a temporary left behind means the kill landed in the middle of a write
+            torn_writes += len(clean_stale_temps(target.parent, older_than=0))
+            assert [p.name for p in target.parent.iterdir()] == ["k.json"]
+    finally:
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+        harness.stdin.close()
+        harness.wait(10)
+        harness.stdout.close()
+    # the runs exercised both sides: writes that completed before a kill, and kills in the middle of one
+    assert advanced >= 5, advanced
+    assert torn_writes >= 1, torn_writes
+    print(f"40 kills: {advanced} advanced the autosave, {torn_writes} interrupted a write; last version {last}")

@@ -31,7 +31,7 @@ def test_a_damaged_autosave_is_set_aside_and_the_slide_opens(window, qtbot, smal
     target.write_bytes(content)
     view, notes = _open(window, qtbot, small_pyramid)
     assert view.slide_path == small_pyramid and view.store.items == []
-    aside = list(target.parent.glob(target.name + ".damaged-*"))
+    aside = list(target.parent.glob(target.name + (".newer-*" if "newer" in reason else ".damaged-*")))
     assert len(aside) == 1 and aside[0].read_bytes() == content and not target.exists()
     warnings = [n for n in notes if n.level == "warning"]
     assert len(warnings) == 1 and reason in warnings[0].message
