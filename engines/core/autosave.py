@@ -38,7 +38,7 @@ AUTOSAVE_DATA_KEY = "data"
 
 __all__ = ["AUTOSAVE_SCHEMA_KEY", "AutosaveWriter", "LoadedAutosave", "autosave_dir", "autosave_path",
            "autosave_root", "array_autosave_path", "clean_stale_temps", "encode_array_autosave",
-           "load_array_autosave", "load_autosave"]
+           "load_array_autosave", "load_autosave", "set_aside"]
 
 
 def autosave_root() -> Path:
@@ -83,7 +83,8 @@ NEWER_TAG = "newer"
 DAMAGED_TAG = "damaged"
 
 
-def _set_aside(path: Path, tag: str = DAMAGED_TAG) -> Path | None:
+def set_aside(path: Path, tag: str = DAMAGED_TAG) -> Path | None:
+    """Rename ``path`` to ``<name>.<tag>-<YYYYmmdd-HHMMSS>`` (never over an earlier one); None when it cannot be."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     for n in itertools.count(1):
         target = path.with_name(f"{path.name}.{tag}-{stamp}" + (f"-{n}" if n > 1 else ""))
@@ -92,7 +93,7 @@ def _set_aside(path: Path, tag: str = DAMAGED_TAG) -> Path | None:
     try:
         os.replace(path, target)
     except OSError as exc:
-        log.warning("could not set aside the damaged autosave %s: %s", path, exc)
+        log.warning("could not set aside %s: %s", path, exc)
         return None
     return target
 
@@ -140,7 +141,7 @@ def _load(path: str | os.PathLike, source_name: str | None, parse: Callable[[byt
     except _Refused as refused:
         reason, detail, tag = refused.reason, refused.detail, refused.tag
     del raw
-    moved = _set_aside(path, tag)
+    moved = set_aside(path, tag)
     log.warning("autosave %s for %s refused (%s) %s; set aside as %s", path, name, reason, detail, moved)
     if moved is None:
         return LoadedAutosave(None, f"The saved edits for {name} could not be read ({reason}) and could not be "
@@ -203,7 +204,7 @@ def _write_in_order(path: Path, seq: int, blob: bytes) -> bool:
 @dataclass
 class _Pending:
     seq: int
-    blob: bytes
+    blob: bytes | Callable[[], bytes]  # the bytes, or what makes them on the writer thread
     due: float
     first_queued: float
 
@@ -241,12 +242,19 @@ class AutosaveWriter:
         self._queue(Path(path), blob, delay)
 
     def save_arrays(self, path: str | os.PathLike, arrays: dict, *, schema: int, meta: dict | None = None,
-                    delay: float = 0.5) -> None:
+                    delay: float = 0.5, copy: bool = True) -> None:
         """Queue numpy ``arrays`` (and JSON-able ``meta``) to be written to ``path`` as an .npz read back by
-        :func:`load_array_autosave`; same debouncing and ordering as :meth:`save` (for data too large for JSON)."""
-        self._queue(Path(path), encode_array_autosave(arrays, schema=schema, meta=meta), delay)
+        :func:`load_array_autosave`; same debouncing and ordering as :meth:`save` (for data too large for JSON).
 
-    def _queue(self, path: Path, blob: bytes, delay: float) -> None:
+        The arrays are checked and copied now (pass ``copy=False`` when they already are a snapshot nobody
+        edits) and packed into the .npz on the writer thread, so a large layer costs the caller one memcpy."""
+        import numpy as np
+
+        snapshot = {name: (np.array(a, copy=True) if copy else np.asarray(a)) for name, a in arrays.items()}
+        header = _array_header(snapshot, schema, meta)
+        self._queue(Path(path), lambda: _pack_arrays(snapshot, header), delay)
+
+    def _queue(self, path: Path, blob: bytes | Callable[[], bytes], delay: float) -> None:
         seq = _take_seq(path)
         now = time.monotonic()
         with self._cond:
@@ -313,10 +321,13 @@ class AutosaveWriter:
             try:
                 for path, item in batch:
                     try:
-                        _write_in_order(path, item.seq, item.blob)
+                        _write_in_order(path, item.seq, item.blob() if callable(item.blob) else item.blob)
                     except OSError as exc:
                         self._report(f"Your edits could not be autosaved to {path} "
                                      f"({exc.strerror or exc}); they are still open, but not saved.", repr(exc))
+                    except Exception as exc:  # noqa: BLE001 - packing failed: report it, keep the thread alive
+                        self._report(f"Your edits could not be autosaved to {path} ({type(exc).__name__}); "
+                                     f"they are still open, but not saved.", repr(exc))
             finally:
                 with self._cond:
                     self._busy -= 1
@@ -332,20 +343,35 @@ def array_autosave_path(path: str | os.PathLike) -> Path:
     return Path(path).with_suffix(".npz")
 
 
-def encode_array_autosave(arrays: dict, *, schema: int, meta: dict | None = None) -> bytes:
-    """An uncompressed .npz of ``arrays`` (no object arrays: it is read without pickle) with the schema and
-    ``meta`` as a JSON header array."""
+def _array_header(arrays: dict, schema: int, meta: dict | None) -> bytes:
+    if ARRAY_HEADER in arrays:
+        raise ValueError(f"{ARRAY_HEADER} is a reserved array name")
+    for name, a in arrays.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"array names must be non-empty strings, not {name!r}")
+        if a.dtype.hasobject:
+            raise TypeError(f"array {name!r} holds Python objects; an autosave is read back without pickle")
+    return json.dumps({AUTOSAVE_SCHEMA_KEY: int(schema), "meta": meta or {}}, ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def _pack_arrays(arrays: dict, header: bytes) -> bytes:
     import io
 
     import numpy as np
 
-    if ARRAY_HEADER in arrays:
-        raise ValueError(f"{ARRAY_HEADER} is a reserved array name")
-    header = json.dumps({AUTOSAVE_SCHEMA_KEY: int(schema), "meta": meta or {}}, ensure_ascii=False,
-                        allow_nan=False).encode("utf-8")
     buf = io.BytesIO()
     np.savez(buf, **{ARRAY_HEADER: np.frombuffer(header, np.uint8)}, **arrays)
     return buf.getvalue()
+
+
+def encode_array_autosave(arrays: dict, *, schema: int, meta: dict | None = None) -> bytes:
+    """An uncompressed .npz of ``arrays`` (no object arrays: it is read without pickle) with the schema and
+    ``meta`` as a JSON header array."""
+    import numpy as np
+
+    arrays = {name: np.asarray(a) for name, a in arrays.items()}
+    return _pack_arrays(arrays, _array_header(arrays, schema, meta))
 
 
 def load_array_autosave(path: str | os.PathLike, *, schema: int, validate: Callable[[dict, dict], Any],

@@ -126,10 +126,13 @@ def test_a_damaged_or_newer_array_autosave_is_set_aside_too(tmp_path, content, t
     loaded = load_array_autosave(target, schema=1, validate=lambda arrays, meta: arrays, source_name="ct.nrrd")
     assert loaded.data is None and not target.exists() and loaded.set_aside.name.startswith(f"layers.npz.{tag}-")
     assert "ct.nrrd" in loaded.notice and loaded.set_aside.name in loaded.notice
-    # a good one round-trips its arrays and meta, without pickle
+    # a good one round-trips its arrays and meta, without pickle; the arrays are the ones of save time
     writer = AutosaveWriter()
-    writer.save_arrays(target, {"labels": np.arange(6, dtype=np.uint8).reshape(2, 3)}, schema=1, meta={"n": 2},
-                       delay=0)
+    labels = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    writer.save_arrays(target, {"labels": labels}, schema=1, meta={"n": 2}, delay=30)
+    labels[:] = 9  # an edit after the save belongs to the next autosave
+    with pytest.raises(TypeError, match="without pickle"):
+        writer.save_arrays(target, {"labels": np.array([object()])}, schema=1)
     assert writer.close()
     back = load_array_autosave(target, schema=1, validate=lambda arrays, meta: (arrays["labels"].tolist(), meta))
     assert back.notice is None and back.data == ([[0, 1, 2], [3, 4, 5]], {"n": 2})
