@@ -72,12 +72,16 @@ class AudioPlayer:
 
     # -- buffer and position (work without a device) -------------------------------------------------
     def set_buffer(self, samples: np.ndarray, sr: int) -> None:
+        stale = None
         with self._lock:
             self._buffer = np.ascontiguousarray(samples, dtype=np.float32)
             if sr != self.sr and self._stream is not None:
-                self._close_stream()
+                stale, self._stream = self._stream, None
+                self.playing = False
             self.sr = int(sr)
             self._pos = min(self._pos, len(self._buffer))
+        if stale is not None:  # outside the lock: closing waits for the callback, which takes the lock
+            _stop_and_close(stale)
 
     @property
     def duration(self) -> float:
@@ -134,9 +138,25 @@ class AudioPlayer:
                 pass
         self.playing = False
 
-    def close(self) -> None:
-        self.pause()
-        self._close_stream()
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop playback and release the output stream. With ``timeout`` (seconds) the stream is stopped on a
+        helper thread and waited for at most that long, so a sound driver that hangs in stop/close cannot hang
+        the caller (a window that closes); True when the stream was released in time. Without a stream (no
+        sound card, never played) this returns at once."""
+        stream, self._stream = self._stream, None
+        self.playing = False
+        if stream is None:
+            return True
+        if timeout is None:
+            _stop_and_close(stream)
+            return True
+        worker = threading.Thread(target=_stop_and_close, args=(stream,), name="audio-close", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            log.warning("the sound output did not close within %.1f s; left to finish on its own", timeout)
+            return False
+        return True
 
     def _close_stream(self) -> None:
         if self._stream is not None:
@@ -162,6 +182,15 @@ class AudioPlayer:
                 out[filled:filled + n] = self._buffer[self._pos:self._pos + n]
                 self._pos += n
                 filled += n
+
+
+def _stop_and_close(stream) -> None:
+    """Stop then close a sounddevice stream, ignoring a vanished device (never called under the player's lock)."""
+    for step in (stream.stop, stream.close):
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - PortAudioError and others: nothing left to release
+            pass
 
 
 def mix(audio: np.ndarray | None, chords: np.ndarray | None, mode: str, chord_gain: float = 1.0) -> np.ndarray:

@@ -181,7 +181,7 @@ class _Player:
 
     def close(self) -> None:
         if self.player is not None:
-            self.player.close()
+            self.player.close(timeout=2.0)  # bounded even when the sound output hangs
 
 
 # ======================================================================================================
