@@ -85,11 +85,9 @@ class VqaPanel(QWidget):
     def __init__(self, view: "TextVqaWorkspace") -> None:
         super().__init__()
         self.view = view
-        self.path: Path | None = None
-        self.image: np.ndarray | None = None
-        self.history: dict[str, list[dict]] = {}  # resolved image path -> its questions
-        self._image_key = ""  # the open image's resolved path (resolved in the reading task)
-        self.last: dict | None = None
+        from engines.textvqa.session import TextVqaSession
+
+        self.session = TextVqaSession()  # the open image, its questions and the last answer (Qt-free)
         self.ask_first_when_loaded = False
 
         self.canvas = SceneCanvas()
@@ -188,24 +186,22 @@ class VqaPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
-        self._fill_suggestions(None)
+        self._fill_suggestions()
         from engines.core.autosave import AutosaveWriter
 
-        self.history_file: Path | None = None  # the autosave of the open image's question history
         self.writer = AutosaveWriter(on_error=self.autosave_failed.emit)  # emitted on the writer thread
         self.autosave_failed.connect(lambda message: self.view.context.notify("error", message, ""))
 
+    # -- the session's state under the names the panel has always had ---------------------------------
+    path = property(lambda self: self.session.path)
+    image = property(lambda self: self.session.image)
+    last = property(lambda self: self.session.last)
+    history = property(lambda self: self.session.history)  # resolved image path -> its questions
+    history_file = property(lambda self: self.session.history_file)  # the open image's history autosave
+
     # -- history (one autosave per image through engines.core.autosave, written off the GUI thread) ------
-    def _key(self) -> str:
-        return self._image_key
-
     def _save_history(self) -> None:
-        from engines.textvqa.history import HISTORY_SCHEMA, history_payload
-
-        if self.path is None or self.history_file is None:
-            return
-        self.writer.save(self.history_file, history_payload(self.history.get(self._key(), [])),
-                         schema=HISTORY_SCHEMA)
+        self.session.save_autosave(self.writer)
 
     def shutdown(self) -> None:
         """Write the pending history now and stop the autosave thread."""
@@ -218,25 +214,20 @@ class VqaPanel(QWidget):
             self.view.open_path(Path(name))
 
     def load_image(self, path: Path) -> None:
-        from engines.textvqa.history import load_history
-        from engines.textvqa.scenes import read_sidecar
-        from engines.textvqa.vqa_engine import read_image
+        from engines.textvqa.session import read_image_for_session
 
         def job(progress, cancel):  # noqa: ARG001
-            return read_image(path), read_sidecar(path), str(Path(path).resolve()), load_history(path)
+            return read_image_for_session(path)
 
-        def done(result) -> None:
-            image, sidecar, key, (history_file, entries, notice) = result
-            self.path, self.image, self._image_key = Path(path), image, key
-            self.history_file = history_file
-            self.history.setdefault(self._key(), entries)  # this session's questions win over the saved ones
-            if notice:
-                self.view.context.notify("warning", notice, "")
-            self.canvas.set_image(image)
-            h, w = image.shape[:2]
-            known = "generated scene (answers known)" if sidecar else "your image (no known answers)"
+        def done(opened) -> None:
+            self.session.open(opened)  # this session's questions win over the saved ones
+            if opened.notice:
+                self.view.context.notify("warning", opened.notice, "")
+            self.canvas.set_image(opened.image)
+            h, w = opened.image.shape[:2]
+            known = "generated scene (answers known)" if opened.sidecar else "your image (no known answers)"
             self.image_label.setText(f"<b>{Path(path).name}</b> — {w}×{h}, {known}")
-            self._fill_suggestions(sidecar)
+            self._fill_suggestions()
             self._fill_history()
             self.answer.setText("<i>Ask a question to see the ensemble's answer.</i>")
             self.members.setRowCount(0)
@@ -249,19 +240,14 @@ class VqaPanel(QWidget):
         self.view.context.tasks.submit(job, title=f"Reading {Path(path).name}", owner="textvqa:image",
                                        on_result=done, on_error=self.view.error)
 
-    def _fill_suggestions(self, sidecar: dict | None) -> None:
-        from engines.textvqa.vqa_engine import suggested_questions
-
+    def _fill_suggestions(self) -> None:
         self.suggested.clear()
-        texts = [q["text"] for q in sidecar["questions"]] if sidecar else suggested_questions()
-        for t in texts:
+        for t in self.session.suggestions():
             self.suggested.addItem(t)
 
     def _fill_history(self) -> None:
         self.history_list.clear()
-        if self.path is None:
-            return
-        for h in reversed(self.history.get(self._key(), [])):
+        for h in reversed(self.session.entries()):
             mark = "" if h["truth"] is None else ("  ✓" if h["correct"] else f"  ✗ (truth: {h['truth']})")
             item = QListWidgetItem(f"{h['question']}  →  {h['answer']}{mark}")
             item.setData(Qt.UserRole, h["question"])
@@ -276,17 +262,15 @@ class VqaPanel(QWidget):
         self.ask()
 
     def ask(self) -> None:
-        if self.path is None:
-            self.view.context.notify("warning", "Open an image first (or the sample scene).", "")
-            return
         question = self.question.text()
-        if not question.strip():
-            self.view.context.notify("warning", "Type a question first.", "")
+        problem = self.session.question_problem(question)
+        if problem:
+            self.view.context.notify("warning", problem, "")
             return
         engine = self.view.context.registry().get("vqa-mclkd")
         self.answer.setText("<i>asking the five models…</i>")
         self.view.context.tasks.submit_engine(
-            engine, {"image_path": self.path, "question": question}, title="Answering the question",
+            engine, self.session.request(question), title="Answering the question",
             owner="textvqa:vqa", on_result=self.show_result, on_error=self._failed)
 
     def _failed(self, message: str, detail: str) -> None:
@@ -294,7 +278,6 @@ class VqaPanel(QWidget):
         self.view.error(message, detail)
 
     def show_result(self, r: dict) -> None:
-        self.last = r
         truth = ""
         if r["truth"] is not None:
             ok = "✓ correct" if r["correct"] else f"✗ wrong — the scene says <b>{r['truth']}</b>"
@@ -327,9 +310,7 @@ class VqaPanel(QWidget):
             self.members.setItem(i, 2, _item(f"{m['confidence'] * 100:.1f}%", True))
             self.members.setItem(i, 3, _item("specialist" if m["specialist"] else "—"))
             self.members.setItem(i, 4, _item(f"{m['share_of_family'] * 100:.0f}%", True))
-        entry = {"question": r["question"], "answer": r["answer"], "truth": r["truth"], "correct": r["correct"]}
-        hist = self.history.setdefault(self._key(), [])
-        hist[:] = [h for h in hist if h["question"] != r["question"]] + [entry]
+        self.session.record_answer(r)
         self._fill_history()
         self._save_history()
         if self.att_model.currentIndex() == 0:
