@@ -2,12 +2,13 @@
 
 ``read_path`` dispatches on the kind of file and returns a plain dict the session applies:
 
-* ``{"kind": "volume", "volume": Volume, "label_maps": [...], "auto_window": (w, l)}`` - a NIfTI/MHA/NRRD
-  volume or a volume folder (its label maps already on the volume's grid);
+* ``{"kind": "volume", "volume": Volume, "placed": [PlacedLabels], "auto_window": (w, l)}`` - a NIfTI/MHA/NRRD
+  volume or a volume folder (its label maps put on the volume's grid);
 * ``{"kind": "scan", "scan": StudyScan, "thumbs": {...}, "volume": Volume | None, "auto_window": ...}`` - DICOM;
-* ``{"kind": "labels", "label_map": LabelMap, "problems": [...]}`` - an RT structure set or a label volume,
-  already on the shown image's grid (``target``);
-* ``{"kind": "seg", "label_map": LabelMap, "ref_uid": str}`` - a DICOM SEG (on ``target`` when given);
+* ``{"kind": "labels", "placed": PlacedLabels, "problems": [...]}`` - an RT structure set or a label volume,
+  put on the shown image's grid (``target``);
+* ``{"kind": "seg", "label_map": LabelMap, "placed": PlacedLabels | None, "ref_uid": str}`` - a DICOM SEG (placed
+  on ``target`` when given);
 * ``{"kind": "sr", "lines": [...]}`` - a structured report's content.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engines.core.engine import CancelToken, EngineError
-from engines.radiology.geometry import Geometry
+from engines.radiology.resample import place_labels
 
 
 
@@ -61,16 +62,15 @@ def read_path(path: str | Path, target=None, *, progress: Callable = lambda f, m
             raise EngineError(f"{path.name} is an RT structure set: open its image series first, the "
                               f"contours are drawn on it")
         label_map, problems = read_rtstruct(path, *target)
-        return {"kind": "labels", "label_map": label_map, "problems": problems}
+        return {"kind": "labels", "placed": place_labels(label_map, None, None, *target), "problems": problems}
     if kind == "dicom-sr":
         from engines.radiology.overlays import read_sr_text
 
         return {"kind": "sr", "lines": read_sr_text(path)}
     if kind == "dicom-seg":
         label_map, ref_uid = read_seg(path)
-        if target is not None:
-            label_map = label_map.on_grid(*target)
-        return {"kind": "seg", "label_map": label_map, "ref_uid": ref_uid}
+        placed = place_labels(label_map, None, None, *target) if target is not None else None
+        return {"kind": "seg", "label_map": label_map, "placed": placed, "ref_uid": ref_uid}
     if reader.is_volume_file(path):
         volume = reader.load_volume_file(path, progress=progress)
         if target is not None and reader.looks_like_label_map(volume):
@@ -78,12 +78,12 @@ def read_path(path: str | Path, target=None, *, progress: Callable = lambda f, m
 
             label_map = LabelMap(np.ascontiguousarray(volume.voxels), volume.geometry,
                                  _read_names_sidecar(path), source=path.name)
-            return {"kind": "labels", "label_map": label_map.on_grid(*target)}
-        return {"kind": "volume", "volume": volume, "label_maps": [], "auto_window": auto_window(volume)}
+            return {"kind": "labels", "placed": place_labels(label_map, None, None, *target), "problems": []}
+        return {"kind": "volume", "volume": volume, "placed": [], "auto_window": auto_window(volume)}
     if kind == "volume-folder":
         volume, label_maps = reader.load_volume_folder(path, progress=progress, cancel=cancel)
-        label_maps = [lm.on_grid(volume.geometry, volume.shape) for lm in label_maps]
-        return {"kind": "volume", "volume": volume, "label_maps": label_maps, "auto_window": auto_window(volume)}
+        placed = [place_labels(lm, None, None, volume.geometry, volume.shape) for lm in label_maps]
+        return {"kind": "volume", "volume": volume, "placed": placed, "auto_window": auto_window(volume)}
     if on_preview is not None:
         preview = reader.quick_preview(path)
         if preview is not None:

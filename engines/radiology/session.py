@@ -81,7 +81,9 @@ class RadiologySession:
     window_changed = Signal(float, float)  # width, level in real units
     invert_changed = Signal(bool)
     layers_changed = Signal()  # a label or box layer was added, or one's drawing changed
-    labels_edited = Signal(object)  # the LabelLayer whose voxels changed (brush, undo, redo)
+    layer_added = Signal(object)  # a new LabelLayer (its statistics are due)
+    labels_edited = Signal(object)  # the LabelLayer whose voxels changed (each brush dab, undo, redo)
+    edits_committed = Signal(object)  # a stroke ended, or an undo/redo: the layer's statistics and autosave are due
     comparison_changed = Signal()
     compare_mode_changed = Signal(str)
     history_changed = Signal(bool, bool)  # can undo, can redo
@@ -291,6 +293,7 @@ class RadiologySession:
                                      f"({len(layer.names)} label(s); counts, volumes and means in the Layers tab)")
         self.layers.append(layer)
         self.current = layer
+        self.layer_added.emit(layer)
         self.layers_changed.emit()
         return layer
 
@@ -416,6 +419,16 @@ class RadiologySession:
         return cur
 
     @property
+    def painting_plane(self) -> str | None:
+        """The plane a brush stroke is being painted on (between its start and finish), else None."""
+        return self._stroke.plane if self._stroke is not None else None
+
+    def set_auto_window(self, values: tuple[float, float]) -> None:
+        """Take the 'Auto' window computed in a worker (``opening.auto_window``) and use it."""
+        self.auto_window_values = (float(values[0]), float(values[1]))
+        self.set_window(*self.auto_window_values)
+
+    @property
     def can_undo(self) -> bool:
         return bool(self._undo)
 
@@ -450,6 +463,7 @@ class RadiologySession:
         self._pending_autosave = True
         self.history_changed.emit(self.can_undo, self.can_redo)
         self._update_dirty()
+        self.edits_committed.emit(layer)
 
     # ============================================================================================ dirty / export
     @property
@@ -485,11 +499,11 @@ class RadiologySession:
     def autosave_due(self) -> bool:
         return self._pending_autosave
 
-    def autosave_snapshot(self) -> dict | None:
+    def autosave_snapshot(self, *, force: bool = False) -> dict | None:
         """A copy of what the autosave keeps (every layer with unexported edits), or None when nothing
-        changed since the last snapshot. Copies the edited layers (one memory copy each); encoding and writing
-        are :func:`write_autosave`'s, in a worker."""
-        if self.volume is None or not self._pending_autosave:
+        changed since the last snapshot (``force``: whenever there is something to keep, e.g. at shutdown).
+        Copies the edited layers (one memory copy each); encoding and writing are :func:`write_autosave`'s."""
+        if self.volume is None or not (self._pending_autosave or (force and self.dirty)):
             return None
         path = self.autosave_file()
         if path is None:

@@ -30,9 +30,8 @@ def opened():
                  "comparison_changed", "history_changed", "dirty_changed", "notice"):
         getattr(session, name).connect(lambda *args, name=name: events.append((name, args)))
     session.open_volume(result["volume"], auto_window=result["auto_window"])
-    for label_map in result["label_maps"]:
-        session.add_placed_layer(place_labels(label_map, None, None, session.volume.geometry, session.volume.shape),
-                                 name=label_map.source)
+    for placed in result["placed"]:
+        session.add_placed_layer(placed, name=placed.source.source)
     return session, events
 
 

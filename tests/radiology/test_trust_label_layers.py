@@ -32,6 +32,7 @@ def test_a_label_map_that_misses_the_image_still_warns(window, qtbot, tmp_path):
     far = Geometry(g.spacing, (g.origin[0] + 5000.0, g.origin[1], g.origin[2]), g.direction)
     labels = np.ones(view.volume.shape, np.uint8)
     view.add_label_layer(LabelMap(labels, far, {1: "elsewhere"}), name="far away")
+    qtbot.waitUntil(lambda: len(view.layers) == 1, timeout=10000)  # placed in a worker
     assert any("'far away' is empty on this image" in m for m in messages(window, "warning"))
     assert empty_layer_problem("x", False, False, user_created=False) == "Label layer 'x' has no labelled voxels"
     assert empty_layer_problem("x", False, False, user_created=True) is None

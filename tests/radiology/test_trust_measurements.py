@@ -121,6 +121,7 @@ def test_an_roi_is_shown_listed_and_measured_only_on_its_slice(window, qtbot, tm
     view.set_cursor(32, 32, 15)
     view.tool_box.setCurrentText("ROI")
     axial.tool_drag(QPointF(100, 110), QPointF(200, 170), True)  # not on pixel edges: snapped to 16..34, 18..29
+    qtbot.waitUntil(lambda: len(view.measurements) == 1, timeout=10000)  # measured in a worker
     roi = view.measurements.items[-1]
     assert (roi.plane, roi.slice_index) == ("axial", 15)
     region = view.volume.real(view.volume.voxels[15, 18:29, 16:34])

@@ -33,7 +33,7 @@ def test_a_result_the_view_cannot_show_is_a_message_not_a_crash(window, qtbot, t
     small_series(tmp_path / "ct", n=4)
     view = window.switch_to("radiology")
 
-    def fails(volume):
+    def fails(volume, **_options):
         raise ValueError("operands could not be broadcast together with shapes (3,64,64) (64,64)")
 
     monkeypatch.setattr(view, "set_volume", fails)

@@ -47,7 +47,7 @@ def test_a_new_study_resets_layers_comparison_measurements_undo_and_layout(windo
     assert view.layout_mode == "three" and view.layout_box.currentIndex() == 0 and not view.compare_view.isVisible()
     assert len(view.measurements) == 0 and view.measure_panel.tree.topLevelItemCount() == 0
     assert all(v.drawn == [] for v in view.views.values())
-    assert not view.undo_button.isEnabled() and view._undo == []
+    assert not view.undo_button.isEnabled() and not view.session.can_undo
     view.undo_edit()  # nothing of study a can come back through undo
     assert view.layers == []
 

@@ -14,8 +14,8 @@ def test_the_preset_box_shows_the_current_window(window, qtbot, tmp_path):
     assert view.window == (400, 40) and box.currentText().startswith("6 Abdomen")  # the series' own window
     box.activated.emit(box.findText("4 Lung", Qt.MatchStartsWith))
     assert view.window == (1500, -600) and box.currentText().startswith("4 Lung")
-    view._window_drag(0, 0, True, False)
-    view._window_drag(30, 10, False, True)
+    view.toolbar.window_drag(0, 0, True, False)
+    view.toolbar.window_drag(30, 10, False, True)
     assert box.currentText() == "Custom"
     view.wl_label.setText("W 350 L 50")
     view.wl_label.editingFinished.emit()

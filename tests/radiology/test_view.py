@@ -53,12 +53,12 @@ def test_scroll_window_level_presets_and_invert(window, qtbot, ct_folder):
     view.views["axial"].slider.setValue(4)  # the slider scrolls too
     assert view.cursor[2] == 4
     lung = view.preset_box.findText("4 Lung", Qt.MatchStartsWith)
-    view._preset_chosen(lung)
+    view.toolbar.preset_chosen(lung)
     assert view.window == (1500, -600)
     assert tuple(view.views["axial"].image.levels) == pytest.approx((-1350 + 1024, 150 + 1024))  # stored units
     assert view.wl_label.text() == "W 1500  L -600 HU"
-    view._window_drag(0, 0, True, False)
-    view._window_drag(50, -20, False, True)
+    view.toolbar.window_drag(0, 0, True, False)
+    view.toolbar.window_drag(50, -20, False, True)
     width, level = view.window
     assert width > 1500 and level > -600
     view.wl_label.setText("W 80 L 35")
@@ -98,7 +98,8 @@ def test_ruler_and_roi_measure_in_mm_and_hu(window, qtbot, ct_folder):
     assert ruler.length_mm == pytest.approx(50.0) and ruler.slice_index == 10 and ruler.plane == "axial"
     assert "Ruler 1 50.0 mm" in view.measure_label.text()
     view.tool_box.setCurrentText("ROI")
-    axial.tool_drag(QPointF(120, 120), QPointF(240, 240), True)
+    axial.tool_drag(QPointF(120, 120), QPointF(240, 240), True)  # measured in a worker
+    qtbot.waitUntil(lambda: len(view.measurements) == 2, timeout=10000)
     stats = view.measurements.items[-1].stats
     region = view.volume.real(view.volume.voxels[10, 20:40, 20:40])
     assert stats.n == region.size and stats.mean == pytest.approx(float(region.mean()), abs=0.01)
@@ -115,7 +116,9 @@ def test_label_layer_given_on_another_grid_lands_in_place(window, qtbot, ct_fold
     g = vol.geometry
     far = g.index_to_lps([vol.shape[2] - 1, 0, vol.shape[0] - 1])
     flipped = Geometry(g.spacing, (far[0], g.origin[1], far[2]), np.diag([-1.0, 1.0, -1.0]))
-    layer = view.add_label_layer(labels[::-1, :, ::-1].copy(), flipped, {2: "marker"}, name="flipped input")
+    assert view.add_label_layer(labels[::-1, :, ::-1].copy(), flipped, {2: "marker"}, name="flipped input") is None
+    qtbot.waitUntil(lambda: len(view.layers) == 1, timeout=10000)  # resampled in a worker, never in the GUI
+    layer = view.layers[0]
     assert np.array_equal(layer.labels, labels)
     assert view.layer_list.count() == 1 and view.label_tree.topLevelItem(0).text(0) == "marker"
     view.set_cursor(50, 6, 10)
@@ -135,7 +138,7 @@ def test_boxes_threshold_list_and_jump(window, qtbot, ct_folder):
     assert view.box_list.count() == 1
     view.threshold.setValue(10)
     assert view.box_list.count() == 2
-    view._box_activated(view.box_list.item(0))
+    view.layers_panel.box_activated(view.box_list.item(0))
     assert view.cursor == [7, 7, 4]
     assert not view.views["axial"].boxes_item.path().isEmpty()
     view.scroll("axial", 8)
@@ -151,7 +154,7 @@ def test_comparison_modes(window, qtbot, ct_folder):
     view.compare_box.setCurrentText("Difference")
     assert np.allclose(view.views["axial"].image.image, -100.0)
     view.compare_box.setCurrentText("Flicker")
-    view._flicker_tick()
+    view.planes.flicker_tick()
     assert view.views["axial"].compare_image.isVisible()
     view.compare_box.setCurrentText("Side by side")
     assert view.layout_mode == "side" and view.compare_view.isVisible()
@@ -252,7 +255,7 @@ def test_series_browser_tags_and_findings(window, qtbot, tmp_path):
     assert any("not DICOM" in view.findings_list.item(n).text() for n in range(view.findings_list.count()))
     second = next(view.series_list.item(n) for n in range(2) if "second" in view.series_list.item(n).text())
     assert not second.icon().isNull()
-    view._series_activated(second)
+    view.series_browser.activated(second)
     qtbot.waitUntil(lambda: view.volume.shape == (5, 32, 32), timeout=20000)
     assert any("missing" in f for f in view.volume.findings)
     view.tabs.setCurrentWidget(view.tag_tree)
@@ -362,7 +365,7 @@ def test_seg_in_the_study_folder_loads_from_the_browser(window, qtbot, tmp_path)
     view = open_in(window, qtbot, tmp_path / "st")
     seg_item = next(view.series_list.item(n) for n in range(view.series_list.count())
                     if "SEG" in view.series_list.item(n).text())
-    view._series_activated(seg_item)
+    view.series_browser.activated(seg_item)
     qtbot.waitUntil(lambda: len(view.layers) == 1, timeout=20000)
     assert np.array_equal(view.layers[0].labels, labels) and view.layers[0].names == {1: "lesion"}
 

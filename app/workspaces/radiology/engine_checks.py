@@ -31,7 +31,7 @@ class EngineContracts:
         except Exception:  # noqa: BLE001 - the menu reports a broken registry itself
             self.pending = False
             return
-        from app.workspaces.radiology.view import _LazyEngineRequest
+        from engines.radiology.session import LazyEngineRequest
 
         volume_ref = weakref.ref(volume)
 
@@ -40,7 +40,7 @@ class EngineContracts:
             found: dict[str, list] = {}
             if vol is None:
                 return found
-            request = _LazyEngineRequest(vol)
+            request = LazyEngineRequest(vol)
             for engine in engines:
                 cancel.raise_if_cancelled()
                 try:

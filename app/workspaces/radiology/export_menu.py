@@ -125,7 +125,7 @@ class ExportActions:
 
         def done(out) -> None:
             if layer() is not None:
-                layer().unsaved = False
+                self.session.mark_exported(layer())
             self.context.notify("info", f"Saved {written(out)}", "")
 
         return self.context.tasks.submit(job, title=f"Exporting {Path(path).name}",

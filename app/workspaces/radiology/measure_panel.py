@@ -1,8 +1,8 @@
-"""The Measurements tab and the glue between the slice views and the workspace's ``MeasurementSet``.
+"""The Measurements tab and the glue between the slice views and the session's ``MeasurementSet``.
 
 A ruler or ROI dragged on a view is measured by ``engines.radiology.measurements`` (patient millimetres,
-pixel-exact ROI statistics) and kept with the plane and slice it was drawn on; each view draws only the
-measurements of the slice it shows.
+pixel-exact ROI statistics, computed in a worker when the drag ends) and kept with the plane and slice it was
+drawn on; each view draws only the measurements of the slice it shows.
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QHBoxLayout, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from engines.radiology.measurements import PLANE_AXES, MeasurementSet, make_roi, make_ruler
+from engines.radiology.measurements import PLANE_AXES
+from engines.radiology.session import measure_roi
 
 if TYPE_CHECKING:
     from app.workspaces.radiology.view import RadiologyWorkspace
@@ -25,7 +26,7 @@ class MeasurementsPanel(QWidget):
     def __init__(self, workspace: "RadiologyWorkspace", parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.workspace = workspace
-        self.measurements = MeasurementSet()
+        self.measurements = workspace.session.measurements
         self.measurements.subscribe(self._changed)
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Name", "Plane", "Slice", "Value"])
@@ -59,18 +60,29 @@ class MeasurementsPanel(QWidget):
             return
         view = ws.views[plane]
         index = ws.cursor[PLANE_AXES[plane][0]]
-        geometry = ws.volume.geometry
+        where = f"{plane} slice {index + 1}: "
         if kind == "ruler":
-            m = make_ruler(plane, index, (h0, v0), (h1, v1), geometry)
-        else:
-            real = ws.volume.real(ws._slice(ws.volume.voxels, plane))
-            m = make_roi(plane, index, (h0, v0), (h1, v1), geometry, real, ws.volume.unit())
-        if finished:
-            view.show_measure_text("", None)
-            self.measurements.add(m)
-        else:
-            view.show_measure_text(m.value_text() if kind == "ruler" else "", QPointF(h1, v1))
-        ws.measure_label.setText(f"{plane} slice {index + 1}: {m.name + ' ' if m.name else ''}{m.value_text()}")
+            m = ws.session.measure_ruler(plane, (h0, v0), (h1, v1))
+            if finished:
+                view.show_measure_text("", None)
+                self.measurements.add(m)
+            else:
+                view.show_measure_text(m.value_text(), QPointF(h1, v1))
+            ws.measure_label.setText(f"{where}{m.name + ' ' if m.name else ''}{m.value_text()}")
+            return
+        view.show_measure_text("", None)
+        if not finished:
+            ws.measure_label.setText(f"{where}ROI {abs(h1 - h0):.1f} × {abs(v1 - v0):.1f} mm (release to measure)")
+            return
+        volume = ws.volume
+
+        def done(m) -> None:
+            if ws.volume is volume:
+                self.measurements.add(m)
+                ws.measure_label.setText(f"{where}{m.name} {m.value_text()}")
+
+        ws.context.tasks.submit(lambda progress, cancel: measure_roi(volume, plane, index, (h0, v0), (h1, v1)),
+                                title="Measuring the ROI", on_result=done, on_error=ws._error)
 
     # -- drawing ----------------------------------------------------------------------------------------
     def draw(self, plane: str) -> None:

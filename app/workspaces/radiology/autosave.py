@@ -1,0 +1,101 @@
+"""Autosave of the radiology workspace's label edits on the shared service (engines/core/autosave.py).
+
+The session says what to keep (``autosave_snapshot``: every layer with unexported edits) and where
+(``autosave_file``: the shared keying rule); this wiring debounces (1 s after the last stroke), compresses and
+writes in a worker task through one ``AutosaveWriter``, and restores a study's autosave in a worker when it
+opens. At shutdown the last snapshot is written before the window closes.
+"""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QTimer
+
+from engines.core.autosave import AutosaveWriter
+from engines.radiology.session import load_autosave_layers, write_autosave
+
+if TYPE_CHECKING:
+    from app.workspaces.radiology.view import RadiologyWorkspace
+
+log = logging.getLogger(__name__)
+
+
+class LabelAutosave:
+    """Debounced, off-the-GUI-thread autosave and restore of one workspace's label edits."""
+
+    def __init__(self, workspace: "RadiologyWorkspace", delay_ms: int = 1000) -> None:
+        self.ws = workspace
+        self.session = workspace.session
+        self.writer = AutosaveWriter()
+        self.timer = QTimer(workspace)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(delay_ms)
+        self.timer.timeout.connect(self.save_now)
+
+    def schedule(self) -> None:
+        self.timer.start()
+
+    def save_now(self):
+        """Write what changed since the last autosave, in a task; returns it (None when there is nothing)."""
+        self.timer.stop()
+        snapshot = self.session.autosave_snapshot()
+        if snapshot is None:
+            return None
+        writer = self.writer
+
+        def job(progress, cancel):
+            before = len(writer.errors)
+            path = write_autosave(writer, snapshot)
+            failed = writer.errors[before:]
+            if failed:
+                raise OSError(failed[-1])
+            return path
+
+        ws = self.ws
+        return ws.context.tasks.submit(job, title="Autosaving label edits", owner=f"{ws.manifest.id}:autosave",
+                                       on_error=ws._error)
+
+    def flush_before_change(self) -> None:
+        """Another study is about to open: queue the pending edits of this one (written in a task)."""
+        if self.timer.isActive() or self.session.autosave_due():
+            self.save_now()
+
+    def restore(self) -> None:
+        """Read the open study's autosave (in a worker) and add its layers."""
+        session, ws = self.session, self.ws
+        volume = session.volume
+        path = session.autosave_file()
+        if path is None or not path.exists():
+            return
+        target = (volume.geometry, volume.shape)
+        title = session.series_title()
+
+        def job(progress, cancel):
+            return load_autosave_layers(path, *target, source_name=title)
+
+        def done(result) -> None:
+            maps, notices = result
+            if session.volume is not volume:
+                return
+            for notice in notices:
+                ws.context.notify("warning", notice, "")
+            if maps:
+                session.restore_layers(maps)
+                ws.context.notify("info", f"Restored {len(maps)} label layer(s) with your unsaved corrections "
+                                          f"(autosaved in {path})", "")
+
+        ws.context.tasks.submit(job, title="Restoring autosaved label edits", owner=f"{ws.manifest.id}:restore",
+                                on_result=done, on_error=ws._error)
+
+    def shutdown(self) -> None:
+        """The window closes: write the last edits now (tasks are being cancelled) and stop the writer."""
+        self.timer.stop()
+        snapshot = self.session.autosave_snapshot(force=True)  # an autosave task may be cancelled unstarted
+        try:
+            if snapshot is not None:
+                write_autosave(self.writer, snapshot, wait=False)
+        except (OSError, RuntimeError, ValueError) as exc:
+            log.warning("could not autosave label edits at shutdown: %s", exc)
+        if not self.writer.close(timeout=10.0):
+            log.warning("the label autosave did not finish writing within 10 s")
