@@ -31,6 +31,16 @@ def recognized():
     return engine.predict({"clip": clip, "features": compute_features(clip, use_cache=False)})
 
 
+def save_and_flush(session) -> None:
+    """Autosave a session through a real background writer and wait until it is on disk."""
+    writer = AutosaveWriter()
+    try:
+        assert session.save_autosave(writer) and not session.dirty
+        assert writer.flush()
+    finally:
+        writer.close()
+
+
 def open_chorale(session: MusicSession, **kw) -> OpenedRecording:
     opened = read_recording(CHORALE, features=False, **kw)
     session.open(opened)
@@ -103,12 +113,7 @@ def test_autosave_then_reopen_restores_edits_and_transpose(recognized):
     session.set_track(recognized.snapshot())
     session.set_transpose(-3)
     session.rename(3, "Bb7")
-    writer = AutosaveWriter()
-    try:
-        assert session.save_autosave(writer) and not session.dirty
-        assert writer.flush()
-    finally:
-        writer.close()
+    save_and_flush(session)
     stored = json.loads(session.autosave_file.read_text(encoding="utf-8"))
     assert stored["schema"] == 1 and stored["data"]["transpose"] == -3
 

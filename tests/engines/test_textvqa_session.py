@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from engines.core.autosave import AutosaveWriter
 from engines.textvqa import scenes as S
 from engines.textvqa.history import history_autosave_path
 from engines.textvqa.session import TextVqaSession, read_image_for_session
+from tests.engines.test_music_session import save_and_flush
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,12 +53,7 @@ def test_ask_keep_history_autosave_and_reopen(tmp_path, engine):
     assert [e["question"] for e in session.entries()] == [scene_questions[1], scene_questions[0]]
     assert histories[-1] == session.entries() and session.dirty
 
-    writer = AutosaveWriter()
-    try:
-        assert session.save_autosave(writer) and not session.dirty
-        assert writer.flush()
-    finally:
-        writer.close()
+    save_and_flush(session)
     stored = json.loads(history_autosave_path(png).read_text(encoding="utf-8"))
     assert stored["schema"] == 1 and [q["question"] for q in stored["data"]["questions"]] == \
         [scene_questions[1], scene_questions[0]]
@@ -106,6 +101,7 @@ from pathlib import Path
 from engines.core.autosave import AutosaveWriter
 from engines.textvqa import scenes as S
 from engines.textvqa.session import TextVqaSession, read_image_for_session
+from tests.engines.test_music_session import save_and_flush
 from engines.textvqa.vqa_engine import VqaMclKdEngine
 png = S.write_scene(Path(sys.argv[1]), "test", 4)
 session = TextVqaSession(); session.open(read_image_for_session(png))
