@@ -1,17 +1,40 @@
 """Otsu threshold segmentation: a classical baseline label map for any 2-D or 3-D image."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from engines.core.atomic import atomic_path
-from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
+from engines.core.engine import CancelToken, EngineError, EngineInfo, ProgressFn
+from engines.core.model_engine import PipelineEngine
+from engines.core.results import SegmentationResult
 
 OUTPUT_SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd", ".png")
 
 
-class OtsuSegmentationEngine(Engine):
-    """Foreground/background by Otsu's threshold, small islands removed; keeps the image geometry."""
+@dataclass
+class OtsuResult(SegmentationResult):
+    """The Otsu label map: ``mask`` (SimpleITK, the input's geometry), its threshold and the reader's findings."""
+
+    mask: Any = None
+    threshold: float = 0.0
+    foreground_fraction: float = 0.0
+    components: int = 0
+    findings: list[str] = field(default_factory=list)
+
+
+# the radiology view and batch runs still test results with isinstance(result, Mapping); this one answers
+# result["key"] / result.get("key") like a mapping (engines.core.results)
+Mapping.register(OtsuResult)
+
+
+class OtsuSegmentationEngine(PipelineEngine):
+    """Foreground/background by Otsu's threshold, small islands removed; keeps the image geometry.
+
+    prepare reads the image (through the radiology reader for volumes and DICOM, keeping its findings),
+    infer thresholds and removes small islands, finish returns an ``OtsuResult``."""
 
     id = "otsu-segmentation"
 
@@ -29,17 +52,18 @@ class OtsuSegmentationEngine(Engine):
     input_noun = "input image"
     sample_id = "ct-slice"
 
-    def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
-                cancel: CancelToken | None = None) -> dict[str, Any]:
-        import SimpleITK as sitk
-
-        cancel = cancel or CancelToken()
+    def prepare(self, request: Mapping[str, Any], *, progress: ProgressFn, cancel: CancelToken):
         image = request.get("image")
         findings: list[str] = []
         if image is None:
             progress(0.05, "reading image")
             image, findings = read_image_with_findings(Path(request["image_path"]))
-        cancel.raise_if_cancelled()
+        return image, findings, int(request.get("min_voxels", 20))
+
+    def infer(self, inputs, *, progress: ProgressFn, cancel: CancelToken):
+        import SimpleITK as sitk
+
+        image, _, min_voxels = inputs
         progress(0.3, "computing Otsu threshold")
         scalar = sitk.Cast(image, sitk.sitkFloat32) if image.GetNumberOfComponentsPerPixel() == 1 else \
             sitk.Cast(sitk.VectorMagnitude(image), sitk.sitkFloat32)
@@ -49,16 +73,23 @@ class OtsuSegmentationEngine(Engine):
         mask = otsu.Execute(scalar)
         cancel.raise_if_cancelled()
         progress(0.7, "removing small islands")
-        min_voxels = int(request.get("min_voxels", 20))
-        components = sitk.ConnectedComponent(mask)
-        relabel = sitk.RelabelComponent(components, minimumObjectSize=min_voxels)
+        relabel = sitk.RelabelComponent(sitk.ConnectedComponent(mask), minimumObjectSize=min_voxels)
+        progress(1.0, "done")
+        return relabel, float(otsu.GetThreshold())
+
+    def finish(self, outputs, inputs, request: Mapping[str, Any]) -> OtsuResult:
+        import SimpleITK as sitk
+
+        relabel, threshold = outputs
+        image, findings, _ = inputs
         mask = sitk.Cast(relabel > 0, sitk.sitkUInt8)
         mask.CopyInformation(image)
-        arr = sitk.GetArrayViewFromImage(mask)
-        progress(1.0, "done")
-        return {"mask": mask, "threshold": float(otsu.GetThreshold()),
-                "foreground_fraction": float(arr.mean()), "components": int(relabel_count(relabel)),
-                "findings": findings}
+        fraction = float(sitk.GetArrayViewFromImage(mask).mean())
+        n = int(relabel_count(relabel))
+        return OtsuResult(engine=self.id, device="cpu", mask=mask, threshold=threshold,
+                          foreground_fraction=fraction, components=n, findings=findings,
+                          label_names={1: "foreground"}, counts={"components": n}, source=image,
+                          scores={"threshold": threshold})
 
     def write_result(self, result: Mapping[str, Any], out: Path) -> list[Path]:
         import SimpleITK as sitk

@@ -1,11 +1,13 @@
 """C4d peritubular-capillary engines (seed 5.1): the plain colour-deconvolution threshold, and the CNN.
 
-Both run through the tile pipeline and return a ``SlideAnalysis`` (positivity heatmap, detections with
-scores and outlines, slide summary) so that a pathologist can compare them side by side.
+Both run through the tile pipeline on the engine template (prepare: open the slide and check the stain
+contract; infer: the tile pipeline; finish: a typed ``SlideAnalysis`` with positivity heatmap, detections with
+scores and outlines, slide summary, checks and scores) so that a pathologist can compare them side by side.
 """
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -13,8 +15,8 @@ import numpy as np
 
 from engines.core.atomic import atomic_path, atomic_write_text
 from engines.core.checks import Checks
-from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
-from engines.core.weights import load_state_checked
+from engines.core.engine import CancelToken, EngineError, EngineInfo, ProgressFn
+from engines.core.model_engine import ModelEngine, PipelineEngine
 from engines.pathology.results import SlideAnalysis
 from engines.pathology.stain import DAB_THRESHOLD, MIN_AREA_UM2
 
@@ -43,37 +45,71 @@ class _DeconvolutionAnalyzer:
         return out
 
 
+def binary_logits(z: np.ndarray) -> np.ndarray:
+    """A one-logit (positive vs not) head as two symmetric class logits (-z/2, z/2) on a new first axis: the
+    same softmax as sigmoid(z), and an energy that is low where the network is sure either way."""
+    z = np.asarray(z, np.float64)
+    return np.stack([-z / 2, z / 2])
+
+
 class _CnnAnalyzer:
+    """The tile pipeline's analyser for the C4d CNN: tiles through the engine's ``forward_batches`` (device,
+    batching, out-of-memory fallback), calibrated probabilities out, the energy score summed on the way."""
+
     detects = True
 
-    def __init__(self, model, device: str, tile: int = 512, margin: int = 32, batch_size: int = 2):
-        self.model, self.device = model, device
-        self.target_mpp, self.tile, self.margin, self.batch_size = WORKING_MPP, tile, margin, batch_size
+    def __init__(self, engine: "C4dCnnEngine", tile: int = 512, margin: int = 32, keep_logits: bool = False,
+                 cancel: CancelToken | None = None):
+        self.engine, self.cancel = engine, cancel
+        self.target_mpp, self.tile, self.margin, self.batch_size = WORKING_MPP, tile, margin, engine.batch_size()
+        self.temperature = engine.temperature
+        self.energy_sum, self.pixels = 0.0, 0
+        self.logits: list[np.ndarray] | None = [] if keep_logits else None
 
     def analyze(self, batch: np.ndarray, mpp: float) -> np.ndarray:
-        import torch
+        from engines.core.calibration import energy_score
 
-        with torch.inference_mode():
-            x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-            return torch.sigmoid(self.model(x)).float().cpu().numpy()
+        items = [np.ascontiguousarray(rgb.transpose(2, 0, 1), np.float32) / 255.0 for rgb in batch]
+        z = np.stack(self.engine.forward_batches(items, cancel=self.cancel, batch=len(items)))
+        energy = energy_score(binary_logits(z), self.temperature, axis=0)
+        self.energy_sum += float(energy.sum())
+        self.pixels += int(energy.size)
+        if self.logits is not None:
+            self.logits.extend(z)
+        return (1.0 / (1.0 + np.exp(-z / self.temperature))).astype(np.float32)
+
+    @property
+    def energy(self) -> float:
+        return self.energy_sum / self.pixels if self.pixels else float("nan")
 
 
-class _C4dBase(Engine):
+@dataclass
+class SlideInputs:
+    """What ``prepare`` hands to ``infer``: the open slide (closed by ``infer``), its checks, the options."""
+
+    reader: Any
+    own_reader: bool
+    checks: Checks
+    threshold: float
+    min_area_um2: float
+    max_tiles: int | None
+    request: Mapping[str, Any]
+
+
+class _C4dBase(PipelineEngine):
     title = ""
 
     input_key = "slide_path"
     input_noun = "slide"
     sample_id = "ihc-slide"
 
-    def _analyzer(self, request: Mapping[str, Any]):
+    def _analyzer(self, request: Mapping[str, Any], cancel: CancelToken):
         raise NotImplementedError
 
-    def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
-                cancel: CancelToken | None = None) -> SlideAnalysis:
+    def prepare(self, request: Mapping[str, Any], *, progress: ProgressFn, cancel: CancelToken) -> SlideInputs:
+        """Open the slide and check the input contract (stain, resolution): H&E is refused before inference."""
         from engines.pathology.slide import open_slide
-        from engines.pathology.tiles import require_tissue, run_tile_pipeline
 
-        cancel = cancel or CancelToken()
         progress(0.0, "opening the slide")
         reader = request.get("reader")
         own = reader is None
@@ -81,18 +117,38 @@ class _C4dBase(Engine):
             reader = open_slide(request["slide_path"])
         try:
             checks = self.check_input(reader)
-            cancel.raise_if_cancelled()
-            analysis = run_tile_pipeline(
-                reader, self._analyzer(request), engine_id=self.id, class_names=["C4d-positive"],
-                threshold=float(request.get("threshold", 0.5)),
-                min_area_um2=float(request.get("min_area_um2", MIN_AREA_UM2)),
-                progress=progress, cancel=cancel,
-                max_tiles=int(request["max_tiles"]) if request.get("max_tiles") else None)
-        finally:
+        except BaseException:
             if own:
                 reader.close()
+            raise
+        return SlideInputs(reader, own, checks, float(request.get("threshold", 0.5)),
+                           float(request.get("min_area_um2", MIN_AREA_UM2)),
+                           int(request["max_tiles"]) if request.get("max_tiles") else None, request)
+
+    def infer(self, inputs: SlideInputs, *, progress: ProgressFn, cancel: CancelToken) -> tuple[SlideAnalysis, Any]:
+        from engines.pathology.tiles import run_tile_pipeline
+
+        analyzer = self._analyzer(inputs.request, cancel)
+        try:
+            analysis = run_tile_pipeline(
+                inputs.reader, analyzer, engine_id=self.id, class_names=["C4d-positive"],
+                threshold=inputs.threshold, min_area_um2=inputs.min_area_um2, progress=progress, cancel=cancel,
+                max_tiles=inputs.max_tiles)
+        finally:
+            if inputs.own_reader:
+                inputs.reader.close()
+        return analysis, analyzer
+
+    def finish(self, outputs: tuple[SlideAnalysis, Any], inputs: SlideInputs,
+               request: Mapping[str, Any]) -> SlideAnalysis:
+        from engines.pathology.tiles import require_tissue
+
+        analysis, analyzer = outputs
         require_tissue(analysis)
-        analysis.checks = checks.items
+        analysis.checks = inputs.checks.items
+        analysis.device = str(self.device or "cpu")
+        if len(analysis.detections):
+            analysis.scores["confidence"] = round(float(analysis.detections.scores.mean()), 4)
         return analysis
 
     @staticmethod
@@ -131,19 +187,26 @@ class C4dDeconvolutionEngine(_C4dBase):
                         f"{WORKING_MPP} µm/px, connected structures >= {MIN_AREA_UM2} µm².",
             extra={"self_test_out": "c4d-deconvolution.geojson"})
 
-    def _analyzer(self, request):
+    def _analyzer(self, request, cancel):
         return _DeconvolutionAnalyzer(threshold=float(request.get("dab_threshold", DAB_THRESHOLD)))
 
 
-class C4dCnnEngine(_C4dBase):
-    """The CNN segmenter trained on AI-assisted labels (deconvolution proposals, enlarged masks)."""
+class C4dCnnEngine(_C4dBase, ModelEngine):
+    """The CNN segmenter trained on AI-assisted labels (deconvolution proposals, enlarged masks).
+
+    On the engine template: the tiles go through ``forward_batches``; the heatmap and the detection scores are
+    calibrated probabilities (sigmoid of logit / the card's temperature: the 0.5 threshold, hence every mask
+    and count, is unchanged), and the mean pixel energy of the analysed tiles is the slide's OOD score.
+    ``keep_logits`` in the request keeps the raw tile logits in ``extra["tile_logits"]`` (for calibration).
+    """
 
     id = "c4d-cnn"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.model = None
-        self.card = None
+    weights_name = WEIGHTS_NAME
+    architecture = "c4d-unet-tiny"
+    model_noun = "the C4d CNN"
+    fallback_hint = "The 'c4d-deconvolution' engine needs no weights."
+    cpu_batch = 2
+    gpu_batch = 16
 
     def info(self) -> EngineInfo:
         return EngineInfo(
@@ -156,28 +219,34 @@ class C4dCnnEngine(_C4dBase):
                         "deconvolution. Research use only.",
             extra={"self_test_out": "c4d-cnn.geojson"})
 
-    def load(self, device: str) -> None:
-        from engines.core.weights import WeightsError, WeightsStore
-        from engines.pathology.c4d_model import ARCHITECTURE, TinyUNet
+    def build_network(self, card):
+        from engines.pathology.c4d_model import TinyUNet
 
-        try:
-            tensors, card = WeightsStore.default().load(WEIGHTS_NAME, "cpu", expect_architecture=ARCHITECTURE)
-        except WeightsError as exc:
-            raise EngineError(f"the C4d CNN cannot load its weights: {exc}") from None
-        model = TinyUNet(**card.arch_args)
-        load_state_checked(model, tensors, "the C4d CNN's weights")
-        self.model = model.to(device).eval()
-        self.card = card
-        super().load(device)
+        return TinyUNet(**card.arch_args)
 
-    def unload(self) -> None:
-        self.model = None
-        super().unload()
+    @property
+    def model(self):
+        """The network on the current device (None when not loaded)."""
+        return self._networks.get(self.device or "") if self.loaded else None
 
-    def _analyzer(self, request):
-        if self.model is None:
-            raise EngineError("the C4d CNN is not loaded")
-        return _CnnAnalyzer(self.model, self.device or "cpu")
+    def _analyzer(self, request, cancel):
+        return _CnnAnalyzer(self, keep_logits=bool(request.get("keep_logits")), cancel=cancel)
+
+    def finish(self, outputs, inputs, request) -> SlideAnalysis:
+        analysis = super().finish(outputs, inputs, request)
+        analyzer = outputs[1]
+        analysis.weights = self.weights_name
+        name = Path(str(analysis.slide_path)).name
+        ref = (getattr(self.card, "calibration", None) or {}).get("ood") or {}
+        analysis.scores["temperature"] = self.temperature
+        analysis.scores["ood"] = {"name": "energy", "score": round(analyzer.energy, 4),
+                                  **{k: ref[k] for k in ("p95", "p99") if k in ref}}
+        check = self.ood_check(analyzer.energy, what=name)
+        if check is not None:
+            analysis.checks = [*analysis.checks, check]
+        if analyzer.logits is not None:
+            analysis.extra["tile_logits"] = analyzer.logits
+        return analysis
 
 
 def write_analysis(result: SlideAnalysis, out: Path) -> list[Path]:

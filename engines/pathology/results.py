@@ -1,10 +1,13 @@
-"""What a slide analysis returns: a heatmap and detections in level-0 coordinates, plus a slide summary."""
+"""What a slide analysis returns: a heatmap and detections in level-0 coordinates, a slide summary, the input
+checks and the scores (a typed result, engines.core.results)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from engines.core.results import DetectionResult
 
 
 @dataclass
@@ -61,17 +64,35 @@ class Detections:
                    class_names, polys, areas)
 
 
-@dataclass
-class SlideAnalysis:
-    """The result of one engine on one slide, ready for a view to draw and a pathologist to read."""
+@dataclass(init=False, eq=False)
+class SlideAnalysis(DetectionResult):
+    """The result of one engine on one slide, ready for a view to draw and a pathologist to read.
 
-    engine_id: str
-    slide_path: str
-    dimensions: tuple[int, int]
-    mpp: float | None
-    heatmap: Heatmap
-    detections: Detections
-    tissue_mask: np.ndarray  # bool, thumbnail grid
-    tissue_cell: float  # level-0 pixels per tissue-mask pixel
+    A typed engine result (engines.core.results.DetectionResult): besides the slide's heatmap, detections and
+    summary it carries the input checks, the scores (``confidence``: the mean calibrated score of the
+    detections; ``ood``: the network's out-of-distribution score against its card) and where it ran.
+    The detections live in ``detections`` (level-0 pixels); ``findings`` stays for the reader's findings.
+    """
+
+    engine_id: str = ""
+    slide_path: str = ""
+    dimensions: tuple[int, int] = (0, 0)
+    mpp: float | None = None
+    heatmap: Heatmap | None = None
+    detections: Detections | None = None
+    tissue_mask: np.ndarray | None = None  # bool, thumbnail grid
+    tissue_cell: float = 1.0  # level-0 pixels per tissue-mask pixel
     summary: dict[str, Any] = field(default_factory=dict)
-    checks: list = field(default_factory=list)  # engines.core.checks.Check: the input contract's checks
+
+    def __init__(self, engine_id: str, slide_path: str, dimensions: tuple[int, int], mpp: float | None,
+                 heatmap: Heatmap, detections: Detections, tissue_mask: np.ndarray, tissue_cell: float,
+                 summary: dict[str, Any] | None = None, checks: list | None = None, *, weights: str | None = None,
+                 device: str = "cpu", scores: dict[str, Any] | None = None, extra: dict[str, Any] | None = None,
+                 findings: list | None = None, source: Any = None) -> None:
+        DetectionResult.__init__(self, engine=engine_id, weights=weights, device=device, checks=list(checks or []),
+                                 scores=dict(scores or {}), extra=dict(extra or {}), findings=list(findings or []),
+                                 source=source)
+        self.engine_id, self.slide_path, self.dimensions, self.mpp = engine_id, slide_path, dimensions, mpp
+        self.heatmap, self.detections, self.tissue_mask, self.tissue_cell = heatmap, detections, tissue_mask, \
+            tissue_cell
+        self.summary = dict(summary or {})
