@@ -16,7 +16,6 @@ The session itself is not thread-safe: call it from one thread (the GUI thread i
 """
 from __future__ import annotations
 
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 from psygnal import Signal
 
 from engines.radiology.brush import paint_segment
+from engines.radiology.label_autosave import autosave_file, load_autosave_layers, write_autosave  # noqa: F401
 from engines.radiology.labelstats import empty_layer_problem
 from engines.radiology.layers import BoxLayer, LabelLayer, to_boxes
 from engines.radiology.measurements import PLANE_AXES, Measurement, MeasurementSet, make_roi, make_ruler
@@ -34,8 +34,6 @@ from engines.radiology.resample import PlacedLabels, comparison_on_grid, is_on_g
 PLANES = ("axial", "coronal", "sagittal")
 NORMAL_AXIS = {plane: axes[0] for plane, axes in PLANE_AXES.items()}  # plane -> voxel axis (0 i, 1 j, 2 k)
 UNDO_DEPTH = 20  # strokes; each keeps two copies of one slice
-AUTOSAVE_KIND = "radiology"
-AUTOSAVE_SCHEMA = 1
 RESTORED_SUFFIX = " (autosaved edits)"
 
 
@@ -535,84 +533,6 @@ def measure_roi(volume, plane: str, slice_index: int, a_mm, b_mm) -> Measurement
     cursor = [slice_index] * 3
     stored = plane_slice(volume.voxels, plane, cursor)
     return make_roi(plane, slice_index, a_mm, b_mm, volume.geometry, volume.real(stored), volume.unit())
-
-
-def autosave_file(volume) -> Path | None:
-    """The autosave of a volume's label edits: keyed by its SeriesInstanceUID (the edits follow the series
-    wherever it is opened from), else by its source file."""
-    from engines.core.autosave import array_autosave_path, autosave_path
-
-    if volume is None:
-        return None
-    uid = volume.meta.get("series_uid")
-    if uid:
-        return array_autosave_path(autosave_path(AUTOSAVE_KIND, "", content_key=f"series:{uid}"))
-    if volume.source_path:
-        return array_autosave_path(autosave_path(AUTOSAVE_KIND, volume.source_path))
-    return None
-
-
-def write_autosave(writer, snapshot: dict, *, wait: bool = True) -> Path:
-    """Compress a :meth:`RadiologySession.autosave_snapshot` and hand it to ``writer`` (an
-    ``engines.core.autosave.AutosaveWriter``); with ``wait`` return once it is on disk."""
-    arrays, layers = {}, []
-    for n, item in enumerate(snapshot["layers"]):
-        labels = np.ascontiguousarray(item["labels"])
-        arrays[f"labels_{n}"] = np.frombuffer(zlib.compress(labels.tobytes(), 1), np.uint8)
-        layers.append({"name": item["name"], "names": {str(k): v for k, v in item["names"].items()},
-                       "colours": {str(k): list(v) for k, v in item["colours"].items()},
-                       "dtype": labels.dtype.str, "shape": list(labels.shape)})
-    g = snapshot["geometry"]
-    meta = {"series": snapshot["series"], "layers": layers,
-            "geometry": {"spacing": list(g.spacing), "origin": list(g.origin), "direction": g.direction.ravel().tolist()}}
-    path = Path(snapshot["path"])
-    writer.save_arrays(path, arrays, schema=AUTOSAVE_SCHEMA, meta=meta, delay=0.0)
-    if wait:
-        writer.flush()
-    return path
-
-
-def load_autosave_layers(path: Path | None, geometry, shape, source_name: str = "") -> tuple[list, list[str]]:
-    """(LabelMaps on the display grid, sentences for the user) from a study's autosave; a damaged or newer
-    one is set aside by the shared service with a sentence. File I/O: run it in a worker."""
-    from engines.core.autosave import load_array_autosave
-    from engines.radiology.geometry import Geometry
-    from engines.radiology.overlays import LabelMap
-
-    if path is None:
-        return [], []
-
-    def validate(arrays: dict, meta: dict) -> list:
-        g = meta["geometry"]
-        saved = Geometry(tuple(g["spacing"]), tuple(g["origin"]), np.asarray(g["direction"], float).reshape(3, 3))
-        maps = []
-        for n, item in enumerate(meta["layers"]):
-            raw = zlib.decompress(arrays[f"labels_{n}"].tobytes()) if f"labels_{n}" in arrays else b""
-            dtype = np.dtype(item["dtype"])
-            if dtype.kind not in "iub":
-                raise ValueError(f"layer {n}: {dtype} is not a label type")
-            labels = np.frombuffer(raw, dtype).reshape(item["shape"]).copy()
-            names = {int(k): str(v) for k, v in item["names"].items()}
-            colours = {int(k): tuple(int(c) for c in v) for k, v in item["colours"].items()}
-            maps.append(LabelMap(labels, saved, names, colours, str(item["name"])).on_grid(geometry, shape))
-        return maps
-
-    try:
-        loaded = load_array_autosave(path, schema=AUTOSAVE_SCHEMA, validate=_zlib_safe(validate),
-                                     source_name=source_name or None)
-    except OSError as exc:
-        return [], [f"The autosaved label edits could not be read ({exc})"]
-    return list(loaded.data or []), [loaded.notice] if loaded.notice else []
-
-
-def _zlib_safe(validate):
-    """zlib's own error, and a decompressed size that does not fit the shape, count as damaged contents."""
-    def wrapped(arrays, meta):
-        try:
-            return validate(arrays, meta)
-        except zlib.error as exc:
-            raise ValueError(f"compressed labels damaged: {exc}") from exc
-    return wrapped
 
 
 class LazyEngineRequest(Mapping):

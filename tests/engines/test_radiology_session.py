@@ -230,3 +230,22 @@ def test_boxes_cut_only_their_slices(opened):
     assert len(session.box_rects("axial", 0, 1)) == 2
     session.set_cursor(0, 0, 10)
     assert session.box_rects("axial", 0, 1) == []
+
+
+def test_edits_autosaved_by_an_earlier_version_are_read_once(opened):
+    from engines.radiology.label_autosave import legacy_autosave_folder
+    from engines.radiology.overlays import LabelMap, write_label_file
+
+    session, _ = opened
+    vol = session.volume
+    folder = legacy_autosave_folder(vol)
+    folder.mkdir(parents=True)
+    labels = np.zeros(vol.shape, np.uint8)
+    labels[3, 40:50, 60:70] = 4
+    write_label_file(LabelMap(labels, vol.geometry, {4: "edit"}), folder / "layer-0a1b2c3d.nii.gz")
+    (folder / "layer-0a1b2c3d.name").write_text("my corrections", encoding="utf-8")
+    (folder / "layer-broken.nii.gz").write_bytes(b"not gzip")
+    maps, notices = load_autosave_layers(session.autosave_file(), vol.geometry, vol.shape, legacy_folder=folder)
+    restored, = session.restore_layers(maps)
+    assert restored.name == "my corrections (autosaved edits)" and np.array_equal(restored.labels, labels)
+    assert len(notices) == 1 and "layer-broken.nii.gz" in notices[0]

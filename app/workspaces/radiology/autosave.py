@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QTimer
 
 from engines.core.autosave import AutosaveWriter
-from engines.radiology.session import load_autosave_layers, write_autosave
+from engines.radiology.label_autosave import legacy_autosave_folder, load_autosave_layers, write_autosave
 
 if TYPE_CHECKING:
     from app.workspaces.radiology.view import RadiologyWorkspace
@@ -66,13 +66,14 @@ class LabelAutosave:
         session, ws = self.session, self.ws
         volume = session.volume
         path = session.autosave_file()
-        if path is None or not path.exists():
+        legacy = legacy_autosave_folder(volume)  # what versions before the shared service wrote
+        if path is None or not (path.exists() or (legacy is not None and legacy.is_dir())):
             return
         target = (volume.geometry, volume.shape)
         title = session.series_title()
 
         def job(progress, cancel):
-            return load_autosave_layers(path, *target, source_name=title)
+            return load_autosave_layers(path, *target, source_name=title, legacy_folder=legacy)
 
         def done(result) -> None:
             maps, notices = result

@@ -35,6 +35,7 @@ from app.workspaces.base import ShellContext, WorkspaceView
 from app.workspaces.manifest import WorkspaceManifest
 from app.workspaces.radiology.autosave import LabelAutosave
 from app.workspaces.radiology.dialogs import confirm_discard_edits
+from app.workspaces.radiology.engine_actions import EngineActions
 from app.workspaces.radiology.export_menu import ExportActions
 from app.workspaces.radiology.layers_panel import LabelStatistics, LayersPanel
 from app.workspaces.radiology.measure_panel import MeasurementsPanel
@@ -42,7 +43,7 @@ from app.workspaces.radiology.planes import PlaneViews
 from app.workspaces.radiology.series_panel import SeriesBrowser, TagPanel
 from app.workspaces.radiology.toolbar import CT_PRESETS, WindowToolbar
 from engines.radiology.layers import BoxLayer, LabelLayer  # noqa: F401 - re-exported for callers of the view
-from engines.radiology.session import LazyEngineRequest, RadiologySession
+from engines.radiology.session import RadiologySession
 
 log = logging.getLogger(__name__)
 READOUT_HELP = ("Click or left-drag: crosshair (C hides it) · wheel/PgUp/PgDn/slider: scroll · Ctrl+wheel: zoom · "
@@ -59,7 +60,7 @@ def _state(name: str, doc: str) -> property:
     return property(lambda self: getattr(self.session, name), doc=doc)
 
 
-class RadiologyWorkspace(WorkspaceView, ExportActions):
+class RadiologyWorkspace(WorkspaceView, ExportActions, EngineActions):
     """Axial/coronal/sagittal views with linked crosshair, W/L presets, measurements, series browser, DICOM
     tags and overlay layers (label maps, detection boxes, image comparison), drawn from a RadiologySession."""
 
@@ -480,18 +481,19 @@ class RadiologyWorkspace(WorkspaceView, ExportActions):
 
     # ================================================================================= layers: public API
     def add_label_layer(self, labels, geometry=None, names: Mapping[int, str] | None = None,
-                        name: str = "", user_created: bool = False) -> LabelLayer | None:
+                        name: str = "", user_created: bool = False, in_worker: bool = False) -> LabelLayer | None:
         """Add a label map: an ndarray ``[k, j, i]`` with its ``Geometry`` (the display grid if None), a
         SimpleITK image, or an ``engines.radiology.overlays.LabelMap``, put on the image grid through patient
         coordinates. Returns the layer when it was already on the grid; otherwise it is placed in a worker,
-        arrives with ``layers_changed``, and None is returned. ``user_created``: a layer to paint on."""
+        arrives with ``layers_changed``, and None is returned (``in_worker``: always so, for engine results).
+        ``user_created``: a layer to paint on (empty by design)."""
         from engines.radiology.resample import place_labels
 
         volume = self.volume
         if volume is None:
             self.context.notify("warning", "Open an image before adding a label layer.", "")
             return None
-        if not self.session.needs_placing(labels, geometry):
+        if not in_worker and not self.session.needs_placing(labels, geometry):
             return self.session.add_label_layer(labels, geometry, names, name=name, user_created=user_created)
 
         def done(placed) -> None:
@@ -562,100 +564,6 @@ class RadiologyWorkspace(WorkspaceView, ExportActions):
         for f in findings:
             self.findings_list.addItem(f)
         self.tabs.setTabText(3, f"Findings ({len(findings)})" if findings else "Findings")
-
-    # ================================================================================= engines
-    def _fill_engine_menu(self) -> None:
-        self.engine_menu.clear()
-        try:
-            engines = self.context.registry().for_workspace("radiology")
-        except Exception as exc:  # noqa: BLE001 - a broken registry is reported, not raised into Qt
-            self.context.notify("error", f"Engines could not be listed: {exc}", "")
-            return
-        if not engines:
-            self.engine_menu.addAction("(no radiology engines installed)").setEnabled(False)
-        for engine in engines:
-            info = engine.info()
-            status = engine.weights_status()
-            usable = status in ("ok", "none needed")
-            title = info.title if usable else f"{info.title} — weights not installed"
-            fit, reason = self.contracts.state(engine.id) if self.volume is not None else ("unknown", "")
-            if usable and fit == "refused":
-                title = f"{info.title} — not for this study"
-            elif usable and fit == "warned":
-                title = f"{info.title} (check the warning)"
-            act = self.engine_menu.addAction(title, lambda eid=engine.id: self.run_engine(eid))
-            act.setToolTip(status if not usable else (reason if fit in ("refused", "warned") else info.description))
-            act.setEnabled(self.volume is not None and usable and fit != "refused")
-        self.engine_menu.setToolTipsVisible(True)
-
-    def run_engine(self, engine_id: str):
-        """Run a registered engine on the shown volume, off the GUI thread, with progress and cancel; the
-        result is shown as an overlay. Returns the Task (or None)."""
-        if self.volume is None:
-            self.context.notify("warning", "Open an image before running an engine.", "")
-            return None
-        engine = self.context.registry().get(engine_id)
-        title = engine.info().title
-        volume = self.volume
-
-        def done(result) -> None:
-            self.cancel_button.setEnabled(False)
-            if self.volume is not volume:
-                self.context.notify("warning", f"{title}: the image changed while it ran; result discarded", "")
-                return
-            self.show_engine_result(engine, result)
-
-        def failed(message: str, detail: str) -> None:
-            self.cancel_button.setEnabled(False)
-            self.context.notify("error", message, detail)
-
-        self._engine_task = self.context.tasks.submit_engine(
-            engine, LazyEngineRequest(volume), title=title, owner=f"{self.manifest.id}:engine",
-            device=self.context.device(), on_result=done, on_error=failed)
-        self._engine_task.cancelled.connect(lambda: (self.cancel_button.setEnabled(False),
-                                                     self.context.notify("info", f"{title}: cancelled", "")))
-        self._engine_task.notice.connect(lambda msg: self.context.notify("warning", msg, ""))
-        self.cancel_button.setEnabled(True)
-        return self._engine_task
-
-    def cancel_engine(self) -> None:
-        task = getattr(self, "_engine_task", None)
-        if task is not None and task.active:
-            task.cancel()
-
-    def show_engine_result(self, engine, result) -> None:
-        """Turn an engine's result mapping into layers (see the module docstring for the keys)."""
-        from app.widgets.check_banner import show_result_checks
-
-        info = engine.info() if engine is not None else None
-        title = info.title if info else "engine"
-        show_result_checks(self.check_banner, title, result, self.context.notify)
-        if not isinstance(result, Mapping):
-            self.context.notify("warning", f"{title}: no result to show", "")
-            return
-        names = result.get("label_names")
-        if names is None and info is not None and info.labels:
-            names = {n: str(label) for n, label in enumerate(info.labels) if n > 0}
-        shown = False
-        if result.get("labels") is not None:
-            self.add_label_layer(result["labels"], result.get("geometry"), names, name=title)
-            shown = True
-        elif result.get("mask") is not None:
-            self.add_label_layer(result["mask"], None, names, name=title)
-            shown = True
-        if result.get("findings") is not None:
-            self.findings_panel.set_result(result, title)
-        if result.get("boxes") is not None:
-            self.add_boxes(result["boxes"], name=title)
-            shown = True
-        if result.get("image") is not None:
-            self.add_comparison(result["image"], result.get("geometry"), name=title)
-            shown = True
-        extra = result.get("volumes_ml")
-        if extra:
-            self.context.notify("info", f"{title}: " + ", ".join(f"{k} {v} ml" for k, v in extra.items()), "")
-        if not shown:
-            self.context.notify("warning", f"{title}: the result has nothing this workspace can draw", "")
 
     def shutdown(self) -> None:
         self.autosave.shutdown()
