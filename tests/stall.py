@@ -33,7 +33,8 @@ class StallReport:
     started_at: float = 0.0
     #: (start, end) of the worst gap, in seconds of time.perf_counter()
     worst_window: tuple[float, float] = (0.0, 0.0)
-    labels: list[tuple[float, str]] = field(default_factory=list)  # marks set during the measurement
+    #: (label, number of ticks before it) of each mark set during the measurement
+    labels: list[tuple[str, int]] = field(default_factory=list)
 
     @property
     def ticks(self) -> int:
@@ -71,13 +72,14 @@ class StallReport:
 
     @property
     def worst_label(self) -> str:
-        """The last mark set before the worst stall began (what was running when the loop froze)."""
-        start = self.worst_window[0]
-        text = ""
-        for when, label in self.labels:
-            if when <= start:
-                text = label
-        return text
+        """The step that was running when the loop froze worst: the first mark set during that stall (a step
+        marks itself, then blocks), else the last mark set before it."""
+        if not self.gaps_ms:
+            return ""
+        worst = self.gaps_ms.index(self.worst_gap_ms)  # the gap that ended with tick number ``worst``
+        before = [label for label, ticks in self.labels if ticks < worst]
+        during = [label for label, ticks in self.labels if ticks == worst]
+        return during[0] if during else (before[-1] if before else "")
 
     def summary(self) -> str:
         return (f"worst {self.worst_ms:.1f} ms, p99 {self.percentile_ms(99):.1f} ms, {self.over(50)} over 50 ms, "
@@ -114,7 +116,7 @@ class StallMeter(QObject):
 
     def mark(self, label: str) -> None:
         """Name the step that starts now (the report says which step its worst stall happened in)."""
-        self.report.labels.append((time.perf_counter(), label))
+        self.report.labels.append((label, len(self.report.gaps_ms)))
 
     def _tick(self) -> None:
         now = time.perf_counter()

@@ -30,6 +30,8 @@ def test_the_meter_sees_a_200_ms_freeze_of_the_gui_thread_and_where_it_was(qtbot
     assert spanning is not None and spanning >= 200.0  # no tick came while the GUI thread slept
     assert report.worst_ms >= 195.0 and report.over(150) >= 1
     assert report.ticks >= 2
+    if report.gap_spanning(*window) == report.worst_gap_ms:  # (another process may have stalled us longer)
+        assert report.worst_label == "freezing"
 
 
 def test_the_meter_says_no_tick_spans_a_time_the_loop_was_free(qtbot):
