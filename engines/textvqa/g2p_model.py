@@ -74,37 +74,47 @@ def loss_fn(model: CanvasG2P, graphemes, target, generator=None) -> torch.Tensor
 
 
 @torch.no_grad()
-def decode(model: CanvasG2P, graphemes: torch.Tensor, order: str = "nsgd", force: tuple | None = None):
-    """Fill an all-blank canvas one position per step.
+def decode(model: CanvasG2P, graphemes: torch.Tensor, order: str = "nsgd", force: tuple | None = None, *,
+           temperature: float = 1.0, return_logits: bool = False):
+    """Fill an all-blank canvas one position per step, on the device of ``graphemes`` (the model's).
 
     ``order='nsgd'``: the blank position whose best symbol is most probable; ``'l2r'``: left to right.
     ``force=(step, rank)`` takes the rank-th best symbol at that step (for alternatives); ``step`` may be a
-    (B,) tensor giving each word its own step.
-    Returns canvas (B, L), fill steps (B, L, 3: position, symbol, probability) and the summed log-probability.
+    (B,) tensor giving each word its own step. ``temperature`` changes only the reported probabilities
+    (softmax of logits / T, the card's calibration), never which position or symbol is chosen.
+    Returns canvas (B, L), fill steps (B, L, 3: position, symbol, probability) and the summed log-probability,
+    on the CPU; with ``return_logits`` also the logits at each step's chosen position (B, L, symbols-1).
     """
     b, l = graphemes.shape
-    canvas = torch.full((b, l), BLANK, dtype=torch.long)
-    steps = torch.zeros(b, l, 3)
-    logp = torch.zeros(b)
-    rows = torch.arange(b)
+    dev = graphemes.device
+    canvas = torch.full((b, l), BLANK, dtype=torch.long, device=dev)
+    steps = torch.zeros(b, l, 3, device=dev)
+    logp = torch.zeros(b, device=dev)
+    rows = torch.arange(b, device=dev)
+    chosen_logits = []
     for step in range(l):
-        probs = model(graphemes, canvas).softmax(-1)
+        z = model(graphemes, canvas)
+        probs = z.softmax(-1)
         conf, sym = probs.max(-1)
         if order == "nsgd":
             pos = conf.masked_fill(canvas != BLANK, -1.0).argmax(1)
         else:
-            pos = torch.full((b,), step, dtype=torch.long)
+            pos = torch.full((b,), step, dtype=torch.long, device=dev)
         chosen = sym[rows, pos]
         if force is not None:
-            hit = torch.as_tensor(force[0]) == step
+            hit = torch.as_tensor(force[0], device=dev) == step
             if bool(hit.any()):
                 alt = probs[rows, pos].topk(force[1] + 1, -1).indices[:, force[1]]
                 chosen = torch.where(hit, alt, chosen)
-        p = probs[rows, pos, chosen]
+        zc = z[rows, pos]
+        p = (zc / temperature).softmax(-1)[rows, chosen] if temperature != 1.0 else probs[rows, pos, chosen]
         canvas[rows, pos] = chosen + 1
         steps[:, step, 0], steps[:, step, 1], steps[:, step, 2] = pos.float(), (chosen + 1).float(), p
         logp += p.clamp_min(1e-12).log()
-    return canvas, steps, logp
+        if return_logits:
+            chosen_logits.append(zc.float())
+    out = (canvas.cpu(), steps.cpu(), logp.cpu())
+    return (*out, torch.stack(chosen_logits, 1).cpu()) if return_logits else out
 
 
 def canvas_end_fix(canvas: torch.Tensor) -> torch.Tensor:

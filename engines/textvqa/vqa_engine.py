@@ -1,11 +1,12 @@
 """The VQA engine: an MCL-KD specialized ensemble answers a question about a (generated) scene image.
 
-No torch at import: the model module is imported in ``load``.
+No torch at import: the model module is imported when the engine template loads the network.
 """
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -13,8 +14,9 @@ import numpy as np
 
 from engines.core.atomic import atomic_write_text
 from engines.core.checks import Checks, checks_of
-from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
-from engines.core.weights import load_state_checked
+from engines.core.engine import CancelToken, EngineError, EngineInfo, ProgressFn
+from engines.core.model_engine import ModelEngine
+from engines.core.results import TextAnswer
 from engines.textvqa import scenes as S
 
 log = logging.getLogger(__name__)
@@ -126,11 +128,29 @@ def specialists_by_family(card_metrics: Mapping[str, Any], k: int) -> dict[str, 
     return {f: [int(m) for m in np.argsort(-arr[:, i], kind="stable")[:k]] for i, f in enumerate(S.FAMILIES)}
 
 
-class VqaMclKdEngine(Engine):
-    """M=5 stacked-attention VQA models specialised with MCL-KD (k from the model card)."""
+@dataclass
+class VqaInputs:
+    """What ``prepare`` hands to ``infer``: the checked question, the 64x64 picture, its tokens and checks."""
+
+    question: str
+    image: np.ndarray
+    tokens: np.ndarray
+    checks: Checks
+    notes: list[str]
+    image_path: Any
+    sidecar: Mapping[str, Any] | None
+
+
+class VqaMclKdEngine(ModelEngine):
+    """M=5 stacked-attention VQA models specialised with MCL-KD (k from the model card).
+
+    On the engine template: prepare reads and checks the picture and the question, infer runs the ensemble,
+    finish returns a ``TextAnswer`` whose confidence is calibrated (softmax of the log mean probability over
+    the card's temperature) with the members' mean energy as OOD score; every key the view reads stays."""
 
     id = "vqa-mclkd"
     aliases = ("vqa",)
+    model_noun = "the VQA ensemble"
     #: the stacked attention ensemble is preferred; the MLP one is used when only it is installed
     weight_candidates = ("vqa-san-mclkd", "vqa-mlp-mclkd")
 
@@ -146,11 +166,6 @@ class VqaMclKdEngine(Engine):
                 return name
         return self.weight_candidates[0]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.model = None
-        self.card = None
-
     def info(self) -> EngineInfo:
         return EngineInfo(
             id=self.id, title="VQA: MCL-KD specialized ensemble (SAN, or MLP if only that is installed)", task="visual question answering",
@@ -162,48 +177,21 @@ class VqaMclKdEngine(Engine):
                         "world generated here. Prediction is the mean of the five softmaxes.",
             extra={"self_test_out": "answer.json"})
 
-    # -- life cycle ----------------------------------------------------------------------------------
-    @staticmethod
-    def _ensemble(card):
+    # -- the network ---------------------------------------------------------------------------------
+    def build_network(self, card):
         from engines.textvqa.vqa_model import Ensemble
 
         a = card.arch_args
         return Ensemble(a["kind"], int(a["members"]), vocab=a["vocab"], answers=a["answers"], channels=a["channels"],
                         embed=a["embed"], hidden=a["hidden"], hops=a["hops"])
 
-    def weights_network(self, card) -> dict:
-        """Tensor name -> shape of the ensemble the card describes, as stored in the file (members.*)."""
-        return {f"members.{k}": list(v.shape) for k, v in self._ensemble(card).members.state_dict().items()}
-
-    def load(self, device: str) -> None:
-        from engines.core.weights import WeightsError, WeightsStore
-
-        try:
-            tensors, card = WeightsStore.default().load(self.weights_name, device="cpu")
-        except WeightsError as exc:
-            raise EngineError(f"{self.id}: {exc}") from None
-        card.name = card.name or self.weights_name
-        model = self._ensemble(card)
-        load_state_checked(model.members, {k.removeprefix("members."): v for k, v in tensors.items()},
-                           "the VQA ensemble's weights")
-        model.eval()
-        self.model = model.to(device)
-        self.card = card
-        self.device = device
-
-    def unload(self) -> None:
-        self.model = None
-        self.card = None
-        super().unload()
+    @property
+    def model(self):
+        """The ensemble on the current device (None when not loaded)."""
+        return self._networks.get(self.device or "") if self.loaded else None
 
     # -- prediction ----------------------------------------------------------------------------------
-    def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
-                cancel: CancelToken | None = None) -> dict[str, Any]:
-        import torch
-
-        cancel = cancel or CancelToken()
-        if self.model is None:
-            self.load(self.device or "cpu")
+    def prepare(self, request: Mapping[str, Any], *, progress: ProgressFn, cancel: CancelToken) -> VqaInputs:
         image_path = request.get("image_path")
         sidecar = S.read_sidecar(Path(image_path)) if image_path else None
         question = request.get("question")
@@ -237,15 +225,27 @@ class VqaMclKdEngine(Engine):
             notes.append(f"words the models never saw (ignored): {', '.join(unknown)}")
         if len(S.tokenize(question)) > S.MAX_TOKENS:
             notes.append(f"only the first {S.MAX_TOKENS} words were read")
-        cancel.raise_if_cancelled()
+        return VqaInputs(question, image, tokens, checks, notes, image_path, sidecar)
+
+    def infer(self, inputs: VqaInputs, *, progress: ProgressFn, cancel: CancelToken):
+        import torch
+
         progress(0.4, "asking the five models")
         dev = self.device or "cpu"
-        img_t = torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)[None].to(dev)
-        tok_t = torch.from_numpy(tokens)[None].to(dev)
-        with torch.no_grad():
-            logits, maps = self.model(img_t, tok_t, return_attention=True)
-        probs = torch.softmax(logits[:, 0].float(), -1).cpu().numpy()  # (M, A)
-        mean = probs.mean(0)
+        img_t = torch.from_numpy(inputs.image.astype(np.float32) / 255.0).permute(2, 0, 1)[None].to(dev)
+        tok_t = torch.from_numpy(inputs.tokens)[None].to(dev)
+        logits, maps = self.network(img_t, tok_t, return_attention=True)
+        attention = [None if m is None else m[0].reshape(-1, 8, 8).float().cpu().numpy() for m in maps]
+        return logits[:, 0].float().cpu().numpy(), attention  # (M, A) logits, per member (hops, 8, 8)
+
+    def finish(self, outputs, inputs: VqaInputs, request: Mapping[str, Any]) -> TextAnswer:
+        from engines.core.calibration import energy_score, softmax
+
+        logits, attention = outputs
+        probs = softmax(logits)  # (M, A) each member's softmax
+        log_mean = np.log(np.clip(probs.mean(0), 1e-12, None))
+        mean = softmax(log_mean[None], self.temperature)[0]  # the ensemble's calibrated probabilities
+        question = inputs.question
         family = S.question_family(question)
         k = int(self.card.arch_args.get("k", 1))
         spec = specialists_by_family(self.card.metrics, k)
@@ -253,9 +253,7 @@ class VqaMclKdEngine(Engine):
         members = []
         for m, p in enumerate(probs):
             best = int(p.argmax())
-            att = None
-            if maps[m] is not None:
-                att = maps[m][0].reshape(-1, 8, 8).cpu().numpy()  # (hops, 8, 8)
+            att = attention[m]
             members.append({"model": m + 1, "answer": S.ANSWERS[best], "confidence": float(p[best]),
                             "specialist": m in spec.get(family, []),
                             "share_of_family": float(assign[m, S.FAMILIES.index(family)]),
@@ -264,29 +262,47 @@ class VqaMclKdEngine(Engine):
         top = np.argsort(-mean)[:5]
         answer = S.ANSWERS[int(top[0])]
         truth = None
-        if sidecar:
+        if inputs.sidecar:
             norm = S.normalize_question(question)
-            for q in sidecar.get("questions", []):
+            for q in inputs.sidecar.get("questions", []):
                 if S.normalize_question(q["text"]) == norm:
                     truth = q["answer"]
                     break
-        progress(1.0, "done")
-        scene_check = checks.items[0]
-        in_domain = scene_check.status == "passed"
-        return {
+        energy = float(energy_score(logits, 1.0).mean())  # the members' mean energy on this question
+        checks = list(inputs.checks.items)
+        scene_check = checks[0]
+        ood = self.ood_check(energy, what="this picture and question")
+        if ood is not None:
+            checks.append(ood)
+        warned = next((c for c in checks if c.status != "passed"), None)
+        in_domain = warned is None
+        ref = (getattr(self.card, "calibration", None) or {}).get("ood") or {}
+        image_path = inputs.image_path
+        extra = {
             # out of domain, the warning is the headline and the answer comes after it, marked unreliable
-            "headline": None if in_domain else scene_check.reason,
+            "headline": None if in_domain else warned.reason,
             "reliable": in_domain,
-            "answer_text": answer if in_domain else f"{scene_check.reason} Model's answer (unreliable): {answer}",
-            "question": question, "family": family, "answer": answer, "confidence": float(mean[top[0]]),
+            "answer_text": answer if in_domain else f"{warned.reason} Model's answer (unreliable): {answer}",
+            "question": question, "family": family, "answer": answer,
+            "raw_confidence": float(probs.mean(0)[top[0]]),
             "top": [{"answer": S.ANSWERS[int(i)], "probability": float(mean[i])} for i in top],
             "members": members, "k": k, "specialists": [m + 1 for m in spec.get(family, [])],
             "truth": truth, "correct": None if truth is None else answer == truth,
             "oracle": None if truth is None else any(mm["answer"] == truth for mm in members),
-            "notes": notes, "image_path": str(image_path) if image_path else None,
-            "suggested": [q["text"] for q in sidecar["questions"]] if sidecar else suggested_questions(),
-            "model": self.weights_name, "checks": list(checks.items),
+            "notes": inputs.notes, "image_path": str(image_path) if image_path else None,
+            "suggested": [q["text"] for q in inputs.sidecar["questions"]] if inputs.sidecar else suggested_questions(),
+            "model": self.weights_name, "scene_check": scene_check.status,
         }
+        if request.get("keep_logits"):
+            extra["member_logits"] = logits
+        confidence = float(mean[top[0]])
+        return TextAnswer(engine=self.id, weights=self.weights_name, device=str(self.device or "cpu"),
+                          checks=checks, text=answer, confidence=confidence,
+                          alternatives=[(S.ANSWERS[int(i)], float(mean[i])) for i in top[1:]],
+                          scores={"confidence": confidence, "temperature": self.temperature,
+                                  "ood": {"name": "energy", "score": round(energy, 4),
+                                          **{k_: ref[k_] for k_ in ("p95", "p99") if k_ in ref}}},
+                          extra=extra)
 
     # -- headless ------------------------------------------------------------------------------------
     def request_from_paths(self, paths: Sequence[Path]) -> Mapping[str, Any]:
@@ -298,8 +314,14 @@ class VqaMclKdEngine(Engine):
         out = Path(out)
         if out.suffix.lower() != ".json":
             raise EngineError("--out must be a .json file")
-        plain = dict(result, checks=[c.as_dict() for c in checks_of(result)])
-        atomic_write_text(out, json.dumps(plain, indent=1) + "\n")
+        plain = dict(result.extra) if isinstance(result, TextAnswer) else dict(result)
+        plain.pop("member_logits", None)
+        if isinstance(result, TextAnswer):  # the headline first, then the answer, then how sure and why
+            plain = {"headline": plain.pop("headline", None), **plain, "confidence": result.confidence,
+                     "alternatives": [list(a) for a in result.alternatives], "scores": result.scores,
+                     "engine": result.engine, "weights": result.weights, "device": result.device}
+        plain["checks"] = [c.as_dict() for c in checks_of(result)]
+        atomic_write_text(out, json.dumps(plain, indent=1, default=float) + "\n")
         return [out]
 
     def sample_paths(self) -> list[Path]:

@@ -79,7 +79,7 @@ class SceneCanvas(QWidget):
 
 
 class VqaPanel(QWidget):
-    answered = Signal(dict)
+    answered = Signal(object)  # the engine's TextAnswer (answers r["key"] like the dict it was)
     autosave_failed = Signal(str)
 
     def __init__(self, view: "TextVqaWorkspace") -> None:
@@ -335,7 +335,7 @@ class VqaPanel(QWidget):
 
 
 class G2pPanel(QWidget):
-    pronounced = Signal(dict)
+    pronounced = Signal(object)  # the engine's TextAnswer
 
     def __init__(self, view: "TextVqaWorkspace") -> None:
         super().__init__()
