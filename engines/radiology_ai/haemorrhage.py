@@ -12,20 +12,26 @@ finding type, a score calibrated by temperature scaling on validation cases, and
 inside the intracranial space (found from the skull) after a 3x3 median, grouped into connected components.
 
 Both check the input first (a CT of the head, axial, slice spacing in range): an MR or a chest CT is refused.
-Results are a dict with ``findings`` (engines.radiology.findings.Finding), ``boxes``, a ``label_map`` (value =
-finding number) for SEG export, ``checks`` and the input ``volume``.
+Both run prepare (read, contract, working grid) -> infer (the network on the engine template, or the
+threshold) -> finish (findings) and return a ``DetectionResult``: ``findings``
+(engines.radiology.findings.Finding) and ``source``, with ``boxes``, ``shown``, ``threshold``, a ``label_map``
+(value = finding number) for SEG export, the input ``volume`` and the checks readable as keys; the network's
+result also carries an out-of-distribution check from the energy score of its voxel logits.
 """
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from engines.core.checks import Checks
-from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
+from engines.core.engine import CancelToken, EngineError, EngineInfo, ProgressFn, no_progress
+from engines.core.model_engine import ModelEngine, PipelineEngine
+from engines.core.results import DetectionResult
 
 ARCH = "haemorrhage-unet3d@1"
 WEIGHTS_NAME = "head-ct-haemorrhage"
@@ -125,33 +131,42 @@ def make_net(width: int = 12, in_channels: int = 2, classes: int = len(CLASSES))
 
 
 def run_net(model, work_hu: np.ndarray, device: str = "cpu", cancel: CancelToken | None = None,
-            progress: ProgressFn = no_progress, slab: int = 48) -> np.ndarray:
+            progress: ProgressFn = no_progress, slab: int = 48, temperature: float = 1.0
+            ) -> tuple[np.ndarray, float]:
     """Class probabilities ``[C, k, j, i]`` of a working-grid HU volume (the head's box only; slabs of
-    ``slab`` slices with 8 slices of overlap, so memory stays bounded on long series)."""
+    ``slab`` slices with 8 slices of overlap, so memory stays bounded on long series), and the mean energy score
+    -T·logsumexp(logits / T) of the voxels inside the head (above -300 HU): the out-of-distribution score."""
     import torch
 
     crop = head_crop(work_hu)
     sub = work_hu[crop]
     feats = features(sub)
+    inside = sub > -300
     nk = sub.shape[0]
     prob = np.zeros((len(CLASSES),) + sub.shape, np.float32)
     prob[0] = 1.0
     over = 8
     starts = list(range(0, max(1, nk - over), slab - 2 * over)) if nk > slab else [0]
+    energy_sum, energy_n = 0.0, 0
     with torch.inference_mode():
         for n, s in enumerate(starts):
             if cancel is not None:
                 cancel.raise_if_cancelled()
             a, b = max(0, s - over if s else 0), min(nk, s + slab)
             x = torch.from_numpy(np.ascontiguousarray(feats[:, a:b]))[None].to(device)
-            p = model(x).softmax(1)[0].float().cpu().numpy()
+            logits = model(x)[0].float()
+            p = logits.softmax(0).cpu().numpy()
+            energy = (-temperature * torch.logsumexp(logits / temperature, 0)).cpu().numpy()
             keep_a = 0 if s == 0 else over
             prob[:, a + keep_a:b] = p[:, keep_a:]
+            kept = inside[a + keep_a:b]
+            energy_sum += float(energy[keep_a:][kept].sum())
+            energy_n += int(kept.sum())
             progress((n + 1) / len(starts), f"network: slab {n + 1}/{len(starts)}")
     full = np.zeros((len(CLASSES),) + work_hu.shape, np.float32)
     full[0] = 1.0
     full[(slice(None),) + crop] = prob
-    return full
+    return full, (energy_sum / energy_n if energy_n else float("nan"))
 
 
 # -- findings from probabilities ------------------------------------------------------------------------
@@ -311,7 +326,22 @@ def findings_from_regions(regions: list[dict[str, Any]], *, work_geometry, volum
     return findings, labels_in
 
 
-class _HeadCtFindingsEngine(Engine):
+@dataclass
+class HeadCtInputs:
+    """What ``prepare`` hands to ``infer`` and ``finish``."""
+
+    volume: Any
+    hu: np.ndarray
+    checks: Checks
+    threshold: float
+    work: np.ndarray
+    work_geometry: Any
+    started: float
+
+
+class _HeadCtFindings:
+    """What the detector and its threshold baseline share: input, contract, working grid, result, writing."""
+
     input_key = "image_path"
     input_noun = "head CT (a DICOM series folder or a NIfTI/MHA/NRRD volume)"
     sample_id = "head-ct-haemorrhage"
@@ -347,16 +377,23 @@ class _HeadCtFindingsEngine(Engine):
         except EngineError as exc:
             return Checks([Check("input", "refused", str(exc))])
 
-    def _read(self, request, progress, cancel):
+    def prepare(self, request: Mapping[str, Any], *, progress: ProgressFn, cancel: CancelToken) -> HeadCtInputs:
+        """Read the CT, check the head-CT contract, resample to the working grid."""
+        from engines.radiology.geometry import Geometry
         from engines.radiology_ai.common import input_volume, missing_slices
 
+        threshold = self._threshold(request)
+        started = time.perf_counter()
         progress(0.0, "reading the CT")
         volume = input_volume(request, progress=lambda f, m: progress(None, m), cancel=cancel)
         hu = np.asarray(volume.real(volume.voxels), dtype=np.float32)
         checks = head_ct_checks(volume, hu)
         if missing_slices(volume):
             raise EngineError(f"the series has {missing_slices(volume)} missing slice(s): load the complete series")
-        return volume, hu, checks
+        progress(0.1, "resampling to the working grid")
+        work, spacing = to_work_grid(hu, volume.geometry.spacing)
+        work_geometry = Geometry(spacing, volume.geometry.origin, volume.geometry.direction)
+        return HeadCtInputs(volume, hu, checks, threshold, work, work_geometry, started)
 
     def _threshold(self, request) -> float:
         raw = request.get("threshold", DEFAULT_THRESHOLD) if hasattr(request, "get") else DEFAULT_THRESHOLD
@@ -368,17 +405,22 @@ class _HeadCtFindingsEngine(Engine):
             raise EngineError(f"threshold must be between 0 and 1, not {t:g}")
         return t
 
-    def _result(self, findings, labels_in, volume, checks, threshold, seconds) -> dict[str, Any]:
+    def _result(self, findings, labels_in, inputs: HeadCtInputs, *, checks=None, scores=None,
+                extra=None) -> DetectionResult:
         from engines.radiology.overlays import Box, LabelMap
 
+        volume, threshold = inputs.volume, inputs.threshold
         names = {n: f"{f.id} {f.type}" for n, f in enumerate(findings_by_number(findings, labels_in), start=1)}
         label_map = LabelMap(labels_in, volume.geometry, names or {1: "finding"}, source=self.id)
         shown = [f for f in findings if f.score >= threshold]
         boxes = [Box(f.lo_mm, f.hi_mm, f.type, f.score) for f in shown]
-        return {"findings": findings, "shown": shown, "threshold": threshold, "boxes": boxes,
-                "label_map": label_map, "geometry": volume.geometry, "volume": volume, "source": volume,
-                "checks": checks.items, "seconds": round(seconds, 2), "engine": self.id,
-                "weights": self.info().weights}
+        return DetectionResult(
+            engine=self.id, weights=self.info().weights, device=getattr(self, "network_device", None) or "cpu",
+            checks=list(checks if checks is not None else inputs.checks.items), scores=dict(scores or {}),
+            findings=findings, source=volume,
+            extra={"shown": shown, "threshold": threshold, "boxes": boxes, "label_map": label_map,
+                   "geometry": volume.geometry, "volume": volume,
+                   "seconds": round(time.perf_counter() - inputs.started, 2), **(extra or {})})
 
     def write_result(self, result: Mapping[str, Any], out: Path) -> list[Path]:
         from engines.radiology.overlays import write_boxes_json, write_label_file
@@ -409,16 +451,14 @@ def findings_by_number(findings, labels_in) -> list:
     return [by_id[f"F{n}"] for n in range(1, len(findings) + 1) if f"F{n}" in by_id]
 
 
-class HaemorrhageDetectorEngine(_HeadCtFindingsEngine):
+class HaemorrhageDetectorEngine(_HeadCtFindings, ModelEngine):
     """Head-CT haemorrhage and fracture findings from the 3-D patch network (boxes, types, scores, masks)."""
 
     id = "head-ct-haemorrhage"
     aliases = ("haemorrhage", "hemorrhage")
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._model = None
-        self._card = None
+    weights_name = WEIGHTS_NAME
+    architecture = ARCH
+    model_noun = "the haemorrhage detector"
 
     def info(self) -> EngineInfo:
         return EngineInfo(
@@ -435,64 +475,48 @@ class HaemorrhageDetectorEngine(_HeadCtFindingsEngine):
                         "not for diagnosis.",
             extra={"self_test_out": "haemorrhage-boxes.json"})
 
-    def load(self, device: str) -> None:
-        from engines.core.weights import WeightsError, WeightsStore, load_state_checked
-
-        try:
-            tensors, card = WeightsStore.default().load(WEIGHTS_NAME, device="cpu", expect_architecture=ARCH)
-        except WeightsError as exc:
-            raise EngineError(f"cannot load the model '{WEIGHTS_NAME}': {exc}") from None
-        try:
-            model = make_net(width=int(card.arch_args["width"]), in_channels=int(card.arch_args["in_channels"]),
-                             classes=int(card.arch_args["classes"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise EngineError(f"the model card of '{WEIGHTS_NAME}' does not describe this network ({exc})") from None
-        load_state_checked(model, tensors)
-        self._model, self._card = model.to(device).eval(), card
-        self.device = device
-
-    def unload(self) -> None:
-        self._model = None
-        self.device = None
-
-    @staticmethod
-    def weights_network(card):
+    def build_network(self, card):
         a = card.arch_args
         return make_net(width=int(a["width"]), in_channels=int(a["in_channels"]), classes=int(a["classes"]))
 
     @property
     def temperature(self) -> float:
-        return float((self._card.arch_args if self._card else {}).get("temperature", 1.0))
+        """The finding scores' temperature (sigmoid(logit(raw) / T)), fitted on the validation cases."""
+        cal = getattr(self.card, "calibration", None) or {}
+        arch = getattr(self.card, "arch_args", None) or {}
+        return float(cal.get("temperature", arch.get("temperature", 1.0)))
+
+    def infer(self, inputs: HeadCtInputs, *, progress: ProgressFn, cancel: CancelToken):
+        return run_net(self.network, inputs.work, self.device or "cpu", cancel,
+                       lambda f, m: progress(0.15 + 0.7 * (f or 0), m))
+
+    def finish(self, outputs, inputs: HeadCtInputs, request: Mapping[str, Any]) -> DetectionResult:
+        prob, energy = outputs
+        regions = candidates(prob, hu=inputs.work)
+        findings, labels_in = findings_from_regions(regions, work_geometry=inputs.work_geometry,
+                                                    volume=inputs.volume, hu=inputs.hu,
+                                                    temperature=self.temperature, source=self.id)
+        checks = list(inputs.checks.items)
+        ood = self.ood_check(energy, what="this head CT")
+        if ood is not None:
+            checks.append(ood)
+        ref = (getattr(self.card, "calibration", None) or {}).get("ood") or {}
+        scores = {"temperature": round(self.temperature, 4),
+                  "confidence": max((f.score for f in findings), default=None),
+                  "ood": {"name": "energy", "score": round(float(energy), 4), "p95": ref.get("p95"),
+                          "p99": ref.get("p99")}}
+        return self._result(findings, labels_in, inputs, checks=checks, scores=scores,
+                            extra={"probability_work": prob, "work_geometry": inputs.work_geometry})
 
     def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
-                cancel: CancelToken | None = None) -> dict[str, Any]:
-        cancel = cancel or CancelToken()
-        if self._model is None:
-            raise EngineError(f"{self.id}: load the engine before predicting")
-        threshold = self._threshold(request)
-        t0 = time.perf_counter()
-        volume, hu, checks = self._read(request, progress, cancel)
-        progress(0.1, "resampling to the working grid")
-        work, spacing = to_work_grid(hu, volume.geometry.spacing)
-        from engines.radiology.geometry import Geometry
-
-        work_geometry = Geometry(spacing, volume.geometry.origin, volume.geometry.direction)
-        cancel.raise_if_cancelled()
-        prob = run_net(self._model, work, self.device or "cpu", cancel,
-                       lambda f, m: progress(0.15 + 0.7 * (f or 0), m))
-        progress(0.9, "grouping voxels into findings")
-        regions = candidates(prob, hu=work)
-        findings, labels_in = findings_from_regions(regions, work_geometry=work_geometry, volume=volume, hu=hu,
-                                                    temperature=self.temperature, source=self.id)
-        result = self._result(findings, labels_in, volume, checks, threshold, time.perf_counter() - t0)
-        result["probability_work"] = prob
-        result["work_geometry"] = work_geometry
-        progress(1.0, f"{len(result['shown'])} finding(s) at score >= {threshold:g} "
-                      f"({len(findings)} candidate(s))")
+                cancel: CancelToken | None = None) -> DetectionResult:
+        result = super().predict(request, progress=progress, cancel=cancel)
+        progress(1.0, f"{len(result['shown'])} finding(s) at score >= {result['threshold']:g} "
+                      f"({len(result.findings)} candidate(s))")
         return result
 
 
-class HaemorrhageThresholdEngine(_HeadCtFindingsEngine):
+class HaemorrhageThresholdEngine(_HeadCtFindings, PipelineEngine):
     """The classical baseline: 50-90 HU inside the intracranial space, connected components."""
 
     id = "head-ct-haemorrhage-threshold"
@@ -512,24 +536,18 @@ class HaemorrhageThresholdEngine(_HeadCtFindingsEngine):
                         "only, not for diagnosis.",
             extra={"self_test_out": "haemorrhage-threshold-boxes.json"})
 
+    def infer(self, inputs: HeadCtInputs, *, progress: ProgressFn, cancel: CancelToken) -> list[dict[str, Any]]:
+        return threshold_regions(inputs.work, inputs.work_geometry.spacing, self.LOW, self.HIGH, self.MIN_ML)
+
+    def finish(self, outputs, inputs: HeadCtInputs, request: Mapping[str, Any]) -> DetectionResult:
+        findings, labels_in = findings_from_regions(outputs, work_geometry=inputs.work_geometry,
+                                                    volume=inputs.volume, hu=inputs.hu, temperature=None,
+                                                    source=self.id)
+        return self._result(findings, labels_in, inputs)
+
     def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
-                cancel: CancelToken | None = None) -> dict[str, Any]:
-        from scipy import ndimage
-
-        from engines.radiology.geometry import Geometry
-
-        cancel = cancel or CancelToken()
-        threshold = self._threshold(request)
-        t0 = time.perf_counter()
-        volume, hu, checks = self._read(request, progress, cancel)
-        work, spacing = to_work_grid(hu, volume.geometry.spacing)
-        work_geometry = Geometry(spacing, volume.geometry.origin, volume.geometry.direction)
-        regions = threshold_regions(work, spacing, self.LOW, self.HIGH, self.MIN_ML)
-        cancel.raise_if_cancelled()
-        findings, labels_in = findings_from_regions(regions, work_geometry=work_geometry, volume=volume, hu=hu,
-                                                    temperature=None, source=self.id)
-        del ndimage
-        result = self._result(findings, labels_in, volume, checks, threshold, time.perf_counter() - t0)
+                cancel: CancelToken | None = None) -> DetectionResult:
+        result = super().predict(request, progress=progress, cancel=cancel)
         progress(1.0, f"{len(result['shown'])} region(s) of 50-90 HU")
         return result
 
@@ -602,3 +620,16 @@ def model_card(args, *, temperature: float, metrics: dict, steps: int, train_s: 
 
 def describe_findings(findings) -> str:
     return json.dumps([f.to_dict() for f in findings], indent=1)
+
+
+def sample_hit_score(engine) -> float:
+    """The highest score among ``engine``'s findings that overlap the true haemorrhage of the sample case
+    (head_ct_sim.sample_case: held-out anatomy, one intraparenchymal haemorrhage), 0 when none does: the small
+    held-out figure the model card records (``test_sample_hit_score``) and the tests reproduce."""
+    from engines.radiology.reader import Volume
+    from engines.radiology_ai.head_ct_sim import sample_case
+
+    case = sample_case()
+    result = engine.predict({"volume": Volume(case.hu, case.geometry(), modality="CT"), "threshold": 0.0})
+    truth = case.instances > 0
+    return max((f.score for f in result.findings if (f.mask.full(truth.shape) & truth).any()), default=0.0)

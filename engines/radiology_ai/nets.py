@@ -76,6 +76,14 @@ class KernelConversionNet(nn.Module):
                 break
         return outs
 
+    def convert(self, x: torch.Tensor, stage: int) -> torch.Tensor:
+        """Only the image of head ``stage`` (what inference needs): the same numbers as
+        ``forward(x, upto=stage)[stage]`` without running the heads of the earlier stages."""
+        h = F.relu(self.stem(x))
+        for n in range(stage + 1):
+            h = self.stages[n](h)
+        return x + self.heads[stage](h)
+
 
 def _conv_block(cin: int, cout: int, se: bool) -> nn.Sequential:
     layers = [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),

@@ -149,3 +149,20 @@ DWI_TAGS = {"ImageType": ["DERIVED", "PRIMARY", "DIFFUSION", "TRACEW"], "Scannin
 def make_dwi_lesions(dest: Path) -> Path:
     folder, lesions = dwi_series(Path(dest) / "dwi")
     return folder
+
+
+def dwi_volume(seed: int):
+    """Simulated DWI subject ``seed`` as an in-memory MR Volume on the same LPS grid ``dwi_series`` writes
+    (no DICOM tags, so the contract warns that it cannot confirm diffusion), with its lesion mask [k, j, i]."""
+    from engines.radiology.geometry import Geometry
+    from engines.radiology.reader import Volume
+    from engines.radiology_ai.dwi_sim import SPACING_IJK, simulate_subject
+
+    sub = simulate_subject(seed)
+    aff = sub.affine_ras
+    last = aff @ np.array([SHAPE_I - 1, SHAPE_J - 1, 0, 1.0])
+    origin_lps = (-float(last[0]), -float(last[1]), float(aff[2, 3]))
+    dwi = np.ascontiguousarray(sub.dwi[:, ::-1, ::-1]) * 1000.0
+    volume = Volume(dwi.astype(np.float32), Geometry(tuple(SPACING_IJK), origin_lps, np.eye(3)), modality="MR",
+                    meta={"series_description": f"simulated DWI b1000, subject {seed}"})
+    return volume, np.ascontiguousarray(sub.lesions[:, ::-1, ::-1])

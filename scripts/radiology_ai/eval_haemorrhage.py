@@ -1,6 +1,7 @@
 """Held-out evaluation of the head-CT haemorrhage detector beside the 50-90 HU threshold baseline.
 
-    flock /tmp/csi-training.lock .venv/bin/python scripts/radiology_ai/eval_haemorrhage.py [--update-card]
+    OMP_NUM_THREADS=1 CSI_TORCH_THREADS=1 flock /tmp/csi-training.lock timeout 900 \
+        .venv/bin/python scripts/radiology_ai/eval_haemorrhage.py [--calibrate] [--update-card] [--test-cases N]
 
 Runs both engines through their own ``predict`` (contract checks, resampling, network, grouping into
 findings, masks on the input grid) on the held-out simulated cases of train_haemorrhage.py's 'test' set
@@ -9,6 +10,12 @@ a true finding when their masks overlap on the input grid. FROC: sensitivity (tr
 0.5, 1, 2 and 4 false-positive findings per scan; case-level AUC per type (case score = the highest score of
 that type; the baseline has no types, so its case score is its highest score). Prints the Markdown table and
 writes out/haemorrhage/eval.json. The training script calls the same functions for the model card.
+
+``--calibrate``: on the validation cases, the finding-score temperature and its reliability (ECE before and
+after; a finding is correct when it hits a true finding) with engines.core.calibration.calibrate, and the
+percentiles of the engine's per-scan energy score (voxel logits inside the head) as the out-of-distribution
+reference, written into the card's ``calibration`` with ``--update-card``. The simulated cases are made on
+first use (train_haemorrhage.make_data: data only, no training).
 """
 from __future__ import annotations
 
@@ -34,14 +41,15 @@ def case_volume(case: dict):
     return Volume(np.asarray(case["hu"], np.float32), geometry, modality="CT", meta={"series_description": "sim"})
 
 
-def detector_engine(model, temperature: float):
+def detector_engine(model, temperature: float, calibration: dict | None = None):
+    """The detector engine running ``model`` (a training script's network, or the shipped one) with finding
+    temperature ``temperature``: its own prepare/infer/finish."""
+    from engines.radiology_ai.common import attach_network
     from engines.radiology_ai.haemorrhage import HaemorrhageDetectorEngine
 
-    engine = HaemorrhageDetectorEngine()
-    engine._model = model.eval()
-    engine._card = SimpleNamespace(arch_args={"temperature": float(temperature)})
-    engine.device = "cpu"
-    return engine
+    card = SimpleNamespace(arch_args={"temperature": float(temperature)},
+                           calibration=dict(calibration or {}, temperature=float(temperature)))
+    return attach_network(HaemorrhageDetectorEngine(), model, card, "cpu")
 
 
 def run_cases(engine, cases: list[dict]) -> list[dict]:
@@ -168,27 +176,77 @@ def markdown(metrics: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    import torch
+def calibration_record(model, val_cases: list[dict]) -> dict:
+    """The card's ``calibration``: finding-score temperature, reliability and the energy OOD reference, from
+    the engine's own predict on the validation cases (raw scores: temperature 1)."""
+    from engines.core.calibration import calibrate
 
-    from engines.core.weights import WeightsStore
+    engine = detector_engine(model, 1.0)
+    raw, hits, energies = [], [], []
+    for case in val_cases:
+        result = engine.predict({"volume": case_volume(case), "threshold": 0.0})
+        energies.append(result.scores["ood"]["score"])
+        inst = case["instances"]
+        for f in result.findings:
+            m = f.mask.full(inst.shape)
+            raw.append(f.score)
+            hits.append(bool((inst[m] > 0).any()))
+    r = np.clip(np.asarray(raw, float), 1e-6, 1 - 1e-6)
+    logits = np.stack([np.zeros_like(r), np.log(r / (1 - r))], 1)  # sigmoid(z / T) == softmax([0, z] / T)[1]
+    cal = calibrate(logits, np.asarray(hits, int), ood_scores=np.asarray(energies))
+    cal["ood"].update(unit="mean energy of the voxel logits inside the head (T = 1), per scan",
+                      n_volumes=len(energies))
+    cal["scope"] = ("finding scores: sigmoid(logit(raw) / T); a finding counts as correct when its mask overlaps "
+                    "a true finding")
+    cal["split"] = f"validation cases ({len(val_cases)} scans, {len(raw)} candidate findings)"
+    return cal
+
+
+def main(argv=None) -> int:
+    import argparse
+
     from engines.radiology_ai import haemorrhage as H
-    from scripts.radiology_ai.train_haemorrhage import OUT, load_set
+    from engines.radiology_ai.common import update_card
+    from scripts.radiology_ai.train_haemorrhage import OUT, SETS, load_set, make_data
 
-    torch.set_num_threads(1)
-    tensors, card = WeightsStore.default().load(H.WEIGHTS_NAME, device="cpu", expect_architecture=H.ARCH)
-    model = H.make_net(width=int(card.arch_args["width"]))
-    model.load_state_dict(dict(tensors))
-    metrics = evaluate_sets(model, float(card.arch_args.get("temperature", 1.0)), load_set("test"))
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calibrate", action="store_true")
+    ap.add_argument("--update-card", action="store_true")
+    ap.add_argument("--test-cases", type=int, default=SETS["test"][1])
+    ap.add_argument("--val-cases", type=int, default=SETS["val"][1])
+    args = ap.parse_args(argv)
+    engine = H.HaemorrhageDetectorEngine()
+    engine.load("cpu")
+    model = engine.network
+    report: dict = {}
+    if args.calibrate:
+        make_data(["val"])
+        cal = calibration_record(model, load_set("val")[:args.val_cases])
+        report["calibration"] = {k: v for k, v in cal.items() if not k.startswith("bins")}
+        print(json.dumps(report["calibration"]), flush=True)
+        if args.update_card:
+            update_card(H.WEIGHTS_NAME, calibration=cal)
+        temperature = cal["temperature"]
+    else:
+        temperature = engine.temperature
+    make_data(["test"])
+    metrics = evaluate_sets(model, temperature, load_set("test")[:args.test_cases])
     print(markdown(metrics))
     print(json.dumps(metrics["detail"], indent=1))
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "eval.json").write_text(json.dumps(metrics, indent=1))
-    if "--update-card" in sys.argv:  # the card's table is then the one this evaluation measured
-        card.metrics = dict(card.metrics, held_out=metrics["table"], detail=metrics["detail"],
-                            evaluation_command="flock /tmp/csi-training.lock .venv/bin/python "
-                                               "scripts/radiology_ai/eval_haemorrhage.py --update-card")
-        WeightsStore.save(ROOT / "resources/models/radiology_ai", H.WEIGHTS_NAME, dict(tensors), card)
+    sample = round(float(H.sample_hit_score(detector_engine(model, temperature))), 4)
+    print(f"test sample: hit score {sample}")
+    if args.update_card:  # the card's table is then the one this evaluation measured (card JSON only)
+        update_card(H.WEIGHTS_NAME, metrics={
+            "test_sample_hit_score": sample,
+            "test_sample": "head_ct_sim.sample_case (held-out anatomy, one intraparenchymal haemorrhage): the "
+                           "highest score of a finding overlapping it, through the engine",
+            "held_out": metrics["table"], "detail": metrics["detail"], "temperature": round(temperature, 4),
+            "evaluation": "through the engines' predict (scripts/radiology_ai/eval_haemorrhage.py)",
+            "evaluation_command": "OMP_NUM_THREADS=1 CSI_TORCH_THREADS=1 flock /tmp/csi-training.lock timeout "
+                                  "900 .venv/bin/python scripts/radiology_ai/eval_haemorrhage.py --calibrate "
+                                  "--update-card"})
         print("model card updated")
     return 0
 

@@ -53,11 +53,13 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("build/radiology_ai/kernel_pairs.npz"))
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--splits", nargs="+", default=["test", "train"], choices=["test", "train"],
+                    help="which splits to make (each has its own generator: the test split alone is the same)")
     args = ap.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     payload = {}
-    for split in ("test", "train"):
+    for split in [s for s in ("test", "train") if s in args.splits]:
         rng = np.random.default_rng(args.seed + (0 if split == "train" else 100))
         names, stacks, photons = [], {k: [] for k in K.KERNELS}, []
         items = list(sources(split, args.size, rng))

@@ -4,15 +4,17 @@
     .venv/bin/python scripts/radiology_ai/train_lesion_unet.py --no-se --minutes 15
 
 Subjects come from engines.radiology_ai.dwi_sim (MNI152 anatomy from the nilearn wheel): training seeds
-0..train_subjects-1, held-out seeds 1000..1000+test_subjects-1 (other poses, lesions, bias, noise). One CPU
-thread, seed 55, stops at --steps or --minutes. Both variants see the same batches in the same order.
+0..train_subjects-1, held-out seeds 1000..1000+test_subjects-1 (other poses, lesions, bias, noise). Seed 55,
+stops at --steps or --max-minutes (engines.core.training.TrainingRun: threads, seed, resumable checkpoints).
+Both variants see the same batches in the same order. The held-out figures in the card come from the engine's
+own prepare/infer/finish (engines.radiology_ai.lesion_eval: LPS->RAS flip, 2.4 mm zoom, pad to 8, calibrated
+probabilities back on the input grid), with the trained network attached to the engine; calibrate the new
+model afterwards with scripts/radiology_ai/eval_lesion_unet.py --calibrate --update-card.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -39,68 +41,46 @@ def load_subjects(seeds, cache: Path):
     return np.stack(xs).astype(np.float32), np.stack(ys)
 
 
-def predict_volume(model, vol: np.ndarray, batch: int = 8) -> np.ndarray:
-    import torch
-
-    out = np.zeros(vol.shape, dtype=np.uint8)
-    with torch.inference_mode():
-        for s in range(0, len(vol), batch):
-            logits = model(torch.from_numpy(vol[s:s + batch, None]))
-            out[s:s + batch] = logits.argmax(1).numpy().astype(np.uint8)
-    return out
-
-
-def evaluate(model, x, y) -> dict:
-    from engines.radiology_ai.dwi_sim import lesion_metrics
-
-    model.eval()
-    per = [lesion_metrics(predict_volume(model, v), t) for v, t in zip(x, y)]
-    with_les = [p for p in per if p["lesions"] > 0]
-    return {"volumes": len(per), "lesions": int(sum(p["lesions"] for p in per)),
-            "dice_mean_volumes_with_lesions": round(float(np.mean([p["dice"] for p in with_les])), 4),
-            "lesion_sensitivity": round(sum(p["found"] for p in per) / max(1, sum(p["lesions"] for p in per)), 4),
-            "false_positives_per_volume": round(float(np.mean([p["false_positives"] for p in per])), 3),
-            "per_volume": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in p.items()} for p in per]}
-
-
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from engines.core.training import TrainingRun, command_line, parser
+
+    ap = parser(__doc__.splitlines()[0], minutes=15.0, seed=55)
     ap.add_argument("--se", dest="se", action="store_true", default=True)
     ap.add_argument("--no-se", dest="se", action="store_false")
     ap.add_argument("--out", type=Path, default=ROOT / "resources/models/radiology_ai")
-    ap.add_argument("--minutes", type=float, default=15.0)
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--base", type=int, default=12)
     ap.add_argument("--train-subjects", type=int, default=40)
     ap.add_argument("--test-subjects", type=int, default=10)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--seed", type=int, default=55)
     args = ap.parse_args(argv)
 
     import torch
     import torch.nn.functional as F
 
     from engines.core.weights import ModelCard, WeightsStore
-    from engines.radiology_ai import dwi_sim
+    from engines.radiology_ai import lesion_eval
+    from engines.radiology_ai.common import attach_network
+    from engines.radiology_ai.lesion_engine import LesionSegmentationPlainEngine, LesionSegmentationSEEngine
     from engines.radiology_ai.nets import UNET_ARCH, UNet2D
 
-    torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
+    name = "lesion-unet-se" if args.se else "lesion-unet-plain"
+    run = TrainingRun.from_args(name, args)
     rng = np.random.default_rng(args.seed)
     cache = ROOT / "build/radiology_ai"
     xtr, ytr = load_subjects(range(args.train_subjects), cache / f"dwi_train_{args.train_subjects}.npz")
-    xte, yte = load_subjects(range(1000, 1000 + args.test_subjects), cache / f"dwi_test_{args.test_subjects}.npz")
     xs, ys = xtr.reshape(-1, *xtr.shape[2:]), ytr.reshape(-1, *ytr.shape[2:])
     brain = xs.reshape(len(xs), -1).max(1) > 0.3
     lesion_slices = np.flatnonzero(ys.reshape(len(ys), -1).any(1))
     other_slices = np.flatnonzero(brain & ~ys.reshape(len(ys), -1).any(1))
     model = UNet2D(base=args.base, levels=4, se=args.se)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    t0, budget, step, losses = time.time(), args.minutes * 60, 0, []
+    step = run.resume(model, opt)
+    losses = []
     model.train()
-    while step < args.steps and time.time() - t0 < budget:
-        frac = max(step / args.steps, (time.time() - t0) / budget)
+    while run.keep_going(step, args.steps):
+        frac = max(step / args.steps, run.elapsed_s / max(run.budget_s, 1e-9))
         for g in opt.param_groups:
             g["lr"] = args.lr * (0.5 * (1 + np.cos(np.pi * min(1.0, frac))) * 0.95 + 0.05)
         idx = np.where(rng.random(args.batch) < 0.6, rng.choice(lesion_slices, args.batch),
@@ -120,12 +100,9 @@ def main(argv=None) -> int:
         opt.step()
         losses.append(loss.item())
         step += 1
-        if step % 25 == 0:
-            print(f"step {step} loss {np.mean(losses[-25:]):.4f} {time.time() - t0:.0f}s/{budget:.0f}s", flush=True)
-    train_s = time.time() - t0
-    metrics = evaluate(model, xte, yte)
-    print(json.dumps({k: v for k, v in metrics.items() if k != "per_volume"}), flush=True)
-    name = "lesion-unet-se" if args.se else "lesion-unet-plain"
+        run.log_step(step, loss=float(np.mean(losses[-25:])))
+        run.checkpoint_maybe(step, model, opt)
+    train_s = run.elapsed_s
     card = ModelCard(
         name=name, architecture=UNET_ARCH,
         arch_args={"in_channels": 1, "classes": 2, "base": args.base, "levels": 4, "se": args.se},
@@ -140,15 +117,20 @@ def main(argv=None) -> int:
                        f"{args.train_subjects - 1}) x 56 axial slices of 96x96 at 2.4 mm, random pose, 0-4 "
                        f"irregular lesions (3-16 mm radii, 1.35-2.6x contrast), bias field, Rician noise. Held out: "
                        f"{args.test_subjects} subjects with seeds 1000-{999 + args.test_subjects}."),
-        training_command=f"{Path(sys.executable).name} scripts/radiology_ai/train_lesion_unet.py "
-                         f"{'--se' if args.se else '--no-se'} --minutes {args.minutes:g} --steps {args.steps} "
-                         f"--batch {args.batch} --base {args.base} --seed {args.seed}",
-        metrics={"held_out": metrics, "steps": step, "train_seconds": round(train_s), "threads": 1},
+        training_command=command_line(),
         limits=("Trained on simulated lesions on one template anatomy (a population average, smoother than any "
                 "single brain), at 2.4 mm; real DWI has ADC-dependent contrast, T2 shine-through, artefacts and "
                 "vascular-territory shapes that the simulation lacks. Scaled to ~15 minutes on one CPU thread."),
     )
+    model.eval()
+    engine_cls = LesionSegmentationSEEngine if args.se else LesionSegmentationPlainEngine
+    engine = attach_network(engine_cls(), model, card, "cpu")
+    metrics = lesion_eval.evaluate(engine, lesion_eval.TEST_SEEDS[:args.test_subjects])
+    print(json.dumps({k: v for k, v in metrics.items() if k != "per_volume"}), flush=True)
+    card.metrics = {"held_out": metrics, "steps": step, "train_seconds": round(train_s), "threads": run.threads,
+                    "evaluation": "through the engine's prepare/infer/finish (engines.radiology_ai.lesion_eval)"}
     WeightsStore.save(args.out, name, model.state_dict(), card)
+    run.done(step)
     print(f"saved {name}", flush=True)
     return 0
 

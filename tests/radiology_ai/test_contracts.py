@@ -67,7 +67,7 @@ def test_dwi_sample_passes_and_the_result_carries_its_checks(dwi_folder):
     engine.load("cpu")
     result = engine.predict({"image_path": dwi_folder})
     got = statuses(checks_of(result))
-    assert got == {"modality": "passed", "sequence": "passed", "intensity": "passed"}
+    assert got == {"modality": "passed", "sequence": "passed", "intensity": "passed", "out-of-distribution": "passed"}
     assert "b-value 1000" in {c.name: c.reason for c in checks_of(result)}["sequence"]
     assert warning_lines(result) == []
 
@@ -137,7 +137,7 @@ def test_soft_sample_sharpened_passes_and_carries_checks(ct_pair):
     engine = KernelConversionEngine()
     engine.load("cpu")
     result = engine.predict({"image_path": ct_pair, "direction": "sharpen"})
-    assert statuses(checks_of(result)) == {"hu-range": "passed", "kernel": "passed"}
+    assert statuses(checks_of(result)) == {"hu-range": "passed", "kernel": "passed", "out-of-distribution": "passed"}
     assert warning_lines(result) == []
 
 

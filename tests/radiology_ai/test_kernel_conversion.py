@@ -9,12 +9,12 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from engines.core.engine import CancelToken, Cancelled, EngineError
-from engines.core.weights import ModelCard, WeightsStore
+from engines.core.weights import ModelCard, WeightsStore, load_state_checked
 from engines.radiology.reader import load_series, scan_dicom
 from engines.radiology.samples import write_ct_series
 from engines.radiology_ai import kernels as K
 from engines.radiology_ai.baselines import fov_mask, rmse_hu, ssim_hu
-from engines.radiology_ai.common import model_from
+from engines.radiology_ai.common import network_from_card
 from engines.radiology_ai.kernel_engine import KernelConversionEngine
 from engines.radiology_ai.kernel_eval import run_net
 from engines.radiology_ai.samples import make_ct_kernel_pair
@@ -47,7 +47,9 @@ def test_shipped_network_beats_identity_on_held_out_physics_pair(held_out_scan, 
     tensors, card = WeightsStore([BUNDLED]).load(f"ct-kernel-{direction}", expect_architecture="kernel-conversion-se-resnet@1")
     assert card.arch_args["source_kernel"] == src
     assert "693_UNCI.dcm" in card.training_data  # named as held out
-    model = model_from(tensors, card, "cpu")
+    model = network_from_card(card)
+    load_state_checked(model, tensors)
+    model.eval()
     stage = card.arch_args["stage_kernels"].index(dst)
     x, y = held_out_scan[src], held_out_scan[dst]
     pred = run_net(model, x[None], stage)[0]
