@@ -12,6 +12,14 @@ connecting to the task; ``create`` + connect + ``start`` is the explicit form. O
 starting a new one for the same owner cancels the old one, and a cancelled task's late partial results are
 dropped (napari's thread_worker idea). Errors and notices that no caller listens to go to the notification
 manager, when the manager has one.
+
+Two older channels fold into this protocol. The radiology open's preview relay (a QObject with one
+``preview`` signal, emitted from the reader's ``on_first_slice``) becomes ``progress.partial(preview)`` in the
+job with ``on_partial=`` the view's preview slot: same thread crossing, and a preview of an open that a newer
+open superseded is dropped. The pathology tile pool keeps its own pool (many small prioritised reads that
+do not belong in the task panel), but its parts map one to one: a viewport's generation number is that
+viewport's CancelToken, a tile read is one yield of a generator job, and the tile bridge's ``loaded`` signal
+is ``Task.partial``; a private ``TaskManager(max_threads=4)`` that no TaskPanel shows can run them.
 """
 from __future__ import annotations
 
