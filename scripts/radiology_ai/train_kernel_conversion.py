@@ -1,10 +1,13 @@
 """Train the CT kernel conversion network (seed 5.9) for one direction and ship it with its model card.
 
-    .venv/bin/python scripts/radiology_ai/train_kernel_conversion.py --direction sharpen --minutes 18
-    .venv/bin/python scripts/radiology_ai/train_kernel_conversion.py --direction smooth --minutes 18
+    .venv/bin/python scripts/radiology_ai/train_kernel_conversion.py --direction sharpen --max-minutes 18
+    .venv/bin/python scripts/radiology_ai/train_kernel_conversion.py --direction smooth --max-minutes 18
 
-Needs build/radiology_ai/kernel_pairs.npz (scripts/radiology_ai/make_kernel_pairs.py). One CPU thread,
-deterministic seed, stops at --steps or --minutes, whichever comes first.
+Needs build/radiology_ai/kernel_pairs.npz (scripts/radiology_ai/make_kernel_pairs.py). Deterministic seed,
+stops at --steps or --max-minutes, whichever comes first (engines.core.training.TrainingRun: threads, seed,
+resumable checkpoints, steps/s log). The held-out table in the card comes from the engines users run
+(engines.radiology_ai.kernel_eval.evaluate: the trained network inside ct-kernel-conversion's predict, the
+fitted filters inside ct-kernel-conversion-linear's).
 
 Progressive learning: the network has one stage per step of the kernel ladder (hann -> hamming -> cosine ->
 shepp-logan -> ramp -> edge, or the reverse); during the first half of training the stages are unlocked one by
@@ -13,10 +16,8 @@ stages train together with double weight on the final target kernel.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,28 +27,28 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from engines.core.training import TrainingRun, command_line, parser
+
+    ap = parser(__doc__.splitlines()[0], minutes=18.0, seed=59)
     ap.add_argument("--direction", choices=("sharpen", "smooth"), required=True)
     ap.add_argument("--data", type=Path, default=ROOT / "build/radiology_ai/kernel_pairs.npz")
     ap.add_argument("--out", type=Path, default=ROOT / "resources/models/radiology_ai")
-    ap.add_argument("--minutes", type=float, default=18.0)
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--patch", type=int, default=64)
     ap.add_argument("--channels", type=int, default=24)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=59)
     args = ap.parse_args(argv)
 
     import torch
 
     from engines.core.weights import ModelCard, WeightsStore
     from engines.radiology_ai import kernels as K
+    from engines.radiology_ai.kernel_engine import KernelConversionEngine
     from engines.radiology_ai.kernel_eval import HU_SCALE, evaluate, fit_baselines, ladder
     from engines.radiology_ai.nets import KERNEL_ARCH, KernelConversionNet
 
-    torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
+    run = TrainingRun.from_args(f"ct-kernel-{args.direction}", args)
     rng = np.random.default_rng(args.seed)
     data = dict(np.load(args.data))
     src_k, targets = ladder(args.direction)
@@ -58,13 +59,10 @@ def main(argv=None) -> int:
     model = KernelConversionNet(stages=S, channels=args.channels)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     P = args.patch
-    t0 = time.time()
-    budget = args.minutes * 60
-    step = 0
+    step = run.resume(model, opt)
     losses = []
-    log = None
-    while step < args.steps and time.time() - t0 < budget:
-        frac = max(step / args.steps, (time.time() - t0) / budget)
+    while run.keep_going(step, args.steps):
+        frac = max(step / args.steps, run.elapsed_s / max(run.budget_s, 1e-9))
         unlocked = min(S, 1 + int(frac * 2 * S)) if frac < 0.5 else S
         for g in opt.param_groups:
             g["lr"] = args.lr * (0.5 * (1 + np.cos(np.pi * min(1.0, frac))) * 0.95 + 0.05)
@@ -89,19 +87,12 @@ def main(argv=None) -> int:
         opt.step()
         losses.append(loss.item())
         step += 1
-        if step % 25 == 0:
-            msg = (f"step {step} stages {unlocked}/{S} loss {np.mean(losses[-25:]):.3f} "
-                   f"{time.time() - t0:.0f}s/{budget:.0f}s")
-            print(msg, flush=True)
-            if log:
-                log.write(msg + "\n")
-                log.flush()
-    train_s = time.time() - t0
+        run.log_step(step, loss=float(np.mean(losses[-25:])), stages=unlocked)
+        run.checkpoint_maybe(step, model, opt)
+    train_s = run.elapsed_s
     print(f"trained {step} steps in {train_s:.0f} s; evaluating on the held-out pairs", flush=True)
     model.eval()
     baselines = fit_baselines(data, args.direction)
-    metrics = evaluate(model, data, args.direction, baselines)
-    print(json.dumps(metrics, indent=1), flush=True)
     names = sorted(set(str(v).split("#")[0] for v in data["train/names"]))
     real_train = sorted({v.split("#")[0][5:] for v in map(str, data["train/names"]) if v.startswith("real:")})
     name = f"ct-kernel-{args.direction}"
@@ -126,21 +117,24 @@ def main(argv=None) -> int:
             "(engines.radiology.samples.ct_phantom_slice, seeds 1000-1035), random ellipse phantoms (seeds "
             "2000-2035). Held out for the metrics: the real slice 693_UNCI.dcm (pydicom-data), phantom seeds "
             f"9000-9003, ellipse seeds 9100-9103 ({len(data['test/names'])} scans). Source kinds: {', '.join(names[:8])}..."),
-        training_command=f"{Path(sys.executable).name} scripts/radiology_ai/train_kernel_conversion.py "
-                         f"--direction {args.direction} --minutes {args.minutes:g} --steps {args.steps} "
-                         f"--batch {args.batch} --patch {args.patch} --channels {args.channels} --seed {args.seed}",
-        metrics={"held_out": metrics, "steps": step, "train_seconds": round(train_s),
-                 "threads": 1, "final_loss": round(float(np.mean(losses[-50:])), 4),
-                 "baseline_params": [{"target": t, "sigma": b.sigma, "amount": b.amount}
-                                     for t, b in zip(targets, baselines)]},
+        training_command=command_line(),
         limits=("Trained at 1.4 mm pixels on simulated parallel-beam scans with skimage's filters, not on a "
                 "scanner's vendor kernels; a real series keeps its own noise texture, so the conversion is an "
                 "approximation. Scaled down to fit ~18 minutes on one CPU thread (24 channels, 5 stages, 64x64 "
                 "patches). Smooth -> sharp cannot restore noise the smooth kernel removed: it restores the "
                 "expected sharper image, not the target's noise realisation."),
     )
+    engine = KernelConversionEngine().use_network(args.direction, model, card, "cpu")
+    metrics = evaluate(engine, data, args.direction, baselines)
+    print(json.dumps(metrics, indent=1), flush=True)
+    card.metrics = {"held_out": metrics, "steps": step, "train_seconds": round(train_s), "threads": run.threads,
+                    "final_loss": round(float(np.mean(losses[-50:])), 4),
+                    "baseline_params": [{"target": t, "sigma": b.sigma, "amount": b.amount}
+                                        for t, b in zip(targets, baselines)],
+                    "evaluation": "through the engines' predict (engines.radiology_ai.kernel_eval)"}
     args.out.mkdir(parents=True, exist_ok=True)
     WeightsStore.save(args.out, name, model.state_dict(), card)
+    run.done(step)
     print(f"saved {args.out / name}.safetensors", flush=True)
     return 0
 

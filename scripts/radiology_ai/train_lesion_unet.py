@@ -1,7 +1,7 @@
 """Train the 2-D lesion U-Net (seed 5.5) with or without SE blocks on simulated DWI; ship it with its card.
 
-    .venv/bin/python scripts/radiology_ai/train_lesion_unet.py --se --minutes 15
-    .venv/bin/python scripts/radiology_ai/train_lesion_unet.py --no-se --minutes 15
+    .venv/bin/python scripts/radiology_ai/train_lesion_unet.py --se --max-minutes 15
+    .venv/bin/python scripts/radiology_ai/train_lesion_unet.py --no-se --max-minutes 15
 
 Subjects come from engines.radiology_ai.dwi_sim (MNI152 anatomy from the nilearn wheel): training seeds
 0..train_subjects-1, held-out seeds 1000..1000+test_subjects-1 (other poses, lesions, bias, noise). Seed 55,
