@@ -167,6 +167,8 @@ class _Runnable(QRunnable):
         else:
             self._send("result", value)
         finally:
+            # the job's closure (volumes, label arrays) must not outlive it: the pool may keep this wrapper
+            self.fn = self.channels = None
             self._send("finished")
 
 

@@ -413,7 +413,13 @@ def test_rtstruct_needs_an_image_then_draws_on_it(window, qtbot, tmp_path):
 def test_first_pixels_arrive_before_the_volume(window, qtbot, ct_folder):
     view = window.switch_to("radiology")
     seen = []
-    view.relay.preview.connect(lambda p: seen.append((p["image"].shape, view.volume is None)))
+    show = view._show_preview
+
+    def spy(p):
+        seen.append((p["image"].shape, view.volume is None))
+        show(p)
+
+    view._show_preview = spy  # the job's partial results (the first slice) arrive here, in the GUI thread
     with qtbot.waitSignal(view.opened, timeout=60000):
         view.open_path(ct_folder)
     assert seen and seen[0] == ((64, 64), True)  # shown while the volume was still loading

@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QLabel, QListWidget, QSizePolicy, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
@@ -48,12 +48,6 @@ from engines.radiology.session import RadiologySession
 log = logging.getLogger(__name__)
 READOUT_HELP = ("Click or left-drag: crosshair (C hides it) · wheel/PgUp/PgDn/slider: scroll · Ctrl+wheel: zoom · "
                 "middle or Shift+drag: pan · right-drag: W/L · 1-8: CT presets, A: auto · I: invert · R: reset")
-
-
-class _Relay(QObject):
-    """Carries early pixels (the first slice) from a worker thread to the GUI thread."""
-
-    preview = Signal(object)
 
 
 def _state(name: str, doc: str) -> property:
@@ -82,8 +76,6 @@ class RadiologyWorkspace(WorkspaceView, ExportActions, EngineActions):
         super().__init__(manifest, context, parent)
         self.session = RadiologySession()
         self._preview_active = False
-        self.relay = _Relay(self)
-        self.relay.preview.connect(self._show_preview)
         self._build()
         self._bind()
         self.autosave = LabelAutosave(self)
@@ -216,7 +208,6 @@ class RadiologyWorkspace(WorkspaceView, ExportActions, EngineActions):
         from engines.radiology.opening import read_path
 
         path = Path(path)
-        preview = self.relay.preview.emit
         # overlays are placed on the shown image in the worker, never in the GUI thread
         target = (self.volume.geometry, self.volume.shape) if self.volume is not None else None
 
@@ -229,9 +220,12 @@ class RadiologyWorkspace(WorkspaceView, ExportActions, EngineActions):
                 log.exception("showing %s failed", path)
                 self._open_failed(path.name, plain_message(f"Showing {path.name}", exc), traceback.format_exc())
 
+        # the first slice travels as the job's partial result: a preview of an open that a newer one superseded
+        # is dropped by the task adapter
         self.context.tasks.submit(lambda progress, cancel: read_path(path, target, progress=progress, cancel=cancel,
-                                                                     on_preview=preview),
+                                                                     on_preview=progress.partial),
                                   title=f"Opening {path.name}", owner=f"{self.manifest.id}:open", on_result=done,
+                                  on_partial=self._show_preview,
                                   on_error=lambda message, detail: self._open_failed(path.name, message, detail))
 
     def _show_opened(self, path: Path, result: dict) -> None:
@@ -285,10 +279,8 @@ class RadiologyWorkspace(WorkspaceView, ExportActions, EngineActions):
         """Load another series of the current scan (from the browser)."""
         from engines.radiology.opening import auto_window, read_series
 
-        preview = self.relay.preview.emit
-
         def job(progress, cancel):
-            volume = read_series(series, progress=progress, cancel=cancel, on_preview=preview)
+            volume = read_series(series, progress=progress, cancel=cancel, on_preview=progress.partial)
             return volume, auto_window(volume)
 
         def done(result) -> None:
@@ -296,7 +288,7 @@ class RadiologyWorkspace(WorkspaceView, ExportActions, EngineActions):
                 self.set_volume(result[0], scan=self.session.scan, auto_window=result[1])
 
         self.context.tasks.submit(job, title=f"Loading {series.title()}", owner=f"{self.manifest.id}:open",
-                                  on_result=done, on_error=lambda msg, detail: self._open_failed(series.title(), msg,
+                                  on_result=done, on_partial=self._show_preview, on_error=lambda msg, detail: self._open_failed(series.title(), msg,
                                                                                                  detail))
 
     def load_seg(self, path: Path) -> None:
