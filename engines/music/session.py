@@ -7,8 +7,10 @@ screen. File work and the agreement score (mir_eval) are plain functions for a w
 :func:`read_recording` opens a file (audio, features, reference, tempo, saved edits) and
 :meth:`MusicSession.agreement_job` scores a snapshot of the track; the session itself never blocks.
 
-Opening another recording resets everything (track, selection, transpose, loop region, scores, dirty state):
-transpose belongs to one file and comes back only with that file's autosave.
+Opening another recording resets everything (track, selection, transpose, loop region, scores, beats, key, dirty
+state): transpose belongs to one file and comes back only with that file's autosave. The beat grid, meter, tempo and
+key are computed after opening (:meth:`MusicSession.analysis_job`, off the GUI thread), held by the session, saved
+nowhere; with "snap to beats" on, chord boundary edits land on the nearest beat.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from psygnal import Signal, SignalGroup
 
 from engines.core.engine import CancelToken, ProgressFn, no_progress
 from engines.music.audio import AudioClip, Features
+from engines.music.beats import MIN_BEATS, BeatEstimate
 from engines.music.chords import (CHORD_AUTOSAVE_SCHEMA, ChordSegment, ChordTrack, chord_autosave_payload,
                                   chord_track_from_autosave)
 
@@ -29,6 +32,8 @@ log = logging.getLogger(__name__)
 
 AUTOSAVE_KIND = "music-chords"
 REFERENCE_SUFFIXES = (".lab", ".reference.lab")
+EDGE_S = 0.06  # snapped boundaries stay this far inside a chord (ChordTrack refuses closer than 0.05 s)
+SNAP_CONFIDENCE = 0.15  # snapping is on by default when the downbeat estimate is surer than this
 
 
 # -- file work (worker threads) ----------------------------------------------------------------------------------
@@ -115,6 +120,69 @@ def agreement(reference: ChordTrack | None, segments: list[ChordSegment]) -> dic
     return scores
 
 
+@dataclass(frozen=True)
+class RecordingAnalysis:
+    """What :func:`analyse_recording` found: the beat grid (beats, downbeats, meter, tempo) and the key (as
+    recorded, before any transpose); either is None when it could not be estimated."""
+
+    beats: BeatEstimate | None
+    key: Any = None  # engines.music.keys.KeyEstimate
+
+    @property
+    def has_grid(self) -> bool:
+        """True when there is a steady pulse to draw and snap to (the estimator found enough beats and bars)."""
+        return has_beat_grid(self.beats)
+
+
+def has_beat_grid(beats: BeatEstimate | None) -> bool:
+    return beats is not None and len(beats.beats) >= MIN_BEATS and len(beats.downbeats) > 0
+
+
+def analyse_recording(clip: AudioClip, features: Features | None = None, *, progress: ProgressFn = no_progress,
+                      cancel: CancelToken | None = None) -> RecordingAnalysis:
+    """Beats, downbeats, meter and tempo (engines.music.beats) and the key (Krumhansl-Schmuckler over the chroma)
+    of ``clip``. Seconds of CPU: call it off the GUI thread."""
+    from engines.music.beats import estimate_beats
+    from engines.music.keys import estimate_key
+
+    cancel = cancel or CancelToken()
+    progress(0.1, "finding the beat")
+    try:
+        beats = estimate_beats(clip.samples, clip.sr)
+    except Exception as exc:  # noqa: BLE001 - no grid is not fatal: the chords still work
+        log.warning("beat tracking failed on %s: %s", clip.source, exc)
+        beats = None
+    cancel.raise_if_cancelled()
+    progress(0.8, "estimating the key")
+    if features is None or not features.n_frames:
+        from engines.music.audio import compute_features
+
+        features = compute_features(clip, cancel=cancel)
+    key = estimate_key(features.chroma) if features.n_frames else None
+    progress(1.0, "done")
+    return RecordingAnalysis(beats, key)
+
+
+def describe_analysis(analysis: RecordingAnalysis | None, transpose: int = 0) -> str:
+    """The info line: "tempo 120 bpm · 4/4 · key A minor" (the key as displayed, after ``transpose``), then the
+    estimator's warning when it has one; "" before the analysis arrives."""
+    if analysis is None:
+        return ""
+    beats, key = analysis.beats, analysis.key
+    parts = []
+    if has_beat_grid(beats):
+        parts += [f"tempo {beats.bpm:.0f} bpm", beats.meter]
+    if key is not None:
+        parts.append(f"key {key.transpose(transpose).name}")
+    text = " · ".join(parts)
+    warning = beats.warnings[0] if beats is not None and beats.warnings else ""
+    if beats is None:
+        warning = "the beat could not be tracked: the beat grid is not shown"
+    if warning:
+        text = f"{text} · {warning}" if text else warning
+    return text
+
+
 @dataclass
 class OpenedRecording:
     """What :func:`read_recording` found for one file (built in a worker, handed to :meth:`MusicSession.open`)."""
@@ -176,6 +244,8 @@ class MusicSessionEvents(SignalGroup):
     region_changed = Signal(object)  # (start s, end s) to loop, or None
     scores_changed = Signal(object)  # {"root", "majmin", "sevenths"} or None
     dirty_changed = Signal(bool)
+    analysis_changed = Signal(object)  # RecordingAnalysis or None (beats, meter, tempo, key)
+    snap_changed = Signal(bool)
 
 
 class MusicSession:
@@ -194,6 +264,8 @@ class MusicSession:
         self.autosave_file: Path | None = None
         self.token = 0  # bumped on every open: results computed for an earlier recording are dropped
         self._scored_revision: tuple[int, int] | None = None
+        self.analysis: RecordingAnalysis | None = None
+        self.snap = False
 
     # -- what is open ------------------------------------------------------------------------------------
     @property
@@ -216,6 +288,20 @@ class MusicSession:
     def tempo(self) -> float | None:
         return self.recording.tempo if self.recording else None
 
+    @property
+    def beats(self) -> BeatEstimate | None:
+        return self.analysis.beats if self.analysis else None
+
+    @property
+    def key(self):
+        """The recording's key as displayed (transposed with the chord track); None before the analysis."""
+        key = self.analysis.key if self.analysis else None
+        return key.transpose(self.transpose) if key is not None else None
+
+    @property
+    def info_line(self) -> str:
+        return describe_analysis(self.analysis, self.transpose)
+
     def open(self, opened: OpenedRecording) -> bool:
         """Show ``opened`` instead of whatever was open (everything resets); True when its autosaved edits were
         restored (then no recognition is needed)."""
@@ -226,7 +312,10 @@ class MusicSession:
         self.autosave_file = opened.autosave.get("file")
         self._scored_revision = None
         self._set_dirty(False)
+        self.analysis = None
         self.events.opened.emit(opened)
+        self.events.analysis_changed.emit(None)
+        self._set_snap(False)
         self.events.transpose_changed.emit(0)
         restored = opened.restorable
         if restored is not None:
@@ -271,12 +360,14 @@ class MusicSession:
         self._edited()
 
     def split_at(self, t: float) -> int:
-        """Split the chord under time ``t`` there; returns its index (selected). ValueError when it cannot."""
+        """Split the chord under time ``t`` there (at the nearest beat inside it when snapping); returns its index
+        (selected). ValueError when it cannot."""
         track = self._need_track()
         index = track.index_at(t)
         if index is None:
             raise ValueError("there is no chord at the playhead")
-        track.split(index, t)
+        seg = track.segments[index]
+        track.split(index, self.snap_time(t, seg.start + EDGE_S, seg.end - EDGE_S))
         self.selected = index
         self.events.selection_changed.emit(index)
         self._edited()
@@ -287,7 +378,12 @@ class MusicSession:
         self._edited()
 
     def move_boundary(self, index: int, t: float) -> None:
-        self._need_track().move_boundary(index, t)
+        """Move the boundary after chord ``index`` to ``t`` (to the nearest beat between its neighbours' edges
+        when snapping)."""
+        track = self._need_track()
+        if 0 <= index < len(track.segments) - 1:
+            t = self.snap_time(t, track.segments[index].start + EDGE_S, track.segments[index + 1].end - EDGE_S)
+        track.move_boundary(index, t)
         self._edited()
 
     def undo(self) -> bool:
@@ -311,10 +407,72 @@ class MusicSession:
             return
         self.transpose = semitones
         self.events.transpose_changed.emit(semitones)
+        if self.analysis is not None:
+            self.events.analysis_changed.emit(self.analysis)  # the key shown moves with the transpose
         if self.track is not None:
             self.track.set_transpose(semitones)
             self.track.source = "edited"  # autosaved and restored with the file
             self._edited()
+
+    # -- beats, meter, tempo and key (computed off the GUI thread) ----------------------------------------
+    def analysis_job(self) -> Callable[[ProgressFn, CancelToken], tuple[int, RecordingAnalysis]] | None:
+        """A job for the task adapter that finds the open recording's beats and key; hand its result to
+        :meth:`apply_analysis`. None when nothing is open."""
+        if self.recording is None:
+            return None
+        token, clip, features = self.token, self.recording.clip, self.recording.features
+
+        def job(progress, cancel):
+            return token, analyse_recording(clip, features, progress=progress, cancel=cancel)
+
+        return job
+
+    def apply_analysis(self, result: tuple[int, RecordingAnalysis]) -> bool:
+        """Take an :meth:`analysis_job` result; one for a recording that is no longer open is dropped (False)."""
+        token, analysis = result
+        if token != self.token or self.recording is None:
+            return False
+        self.set_analysis(analysis)
+        return True
+
+    def set_analysis(self, analysis: RecordingAnalysis | None) -> None:
+        """Hold ``analysis`` for the open recording; snapping goes on when its downbeats are sure enough."""
+        self.analysis = analysis
+        self.events.analysis_changed.emit(analysis)
+        sure = analysis is not None and analysis.has_grid and analysis.beats.confidence > SNAP_CONFIDENCE
+        self._set_snap(bool(sure))
+
+    def analyse_now(self) -> RecordingAnalysis | None:
+        """Analyse on the calling thread (scripts and tests; a view submits :meth:`analysis_job` instead)."""
+        job = self.analysis_job()
+        if job is None:
+            return None
+        self.apply_analysis(job(no_progress, CancelToken()))
+        return self.analysis
+
+    @property
+    def can_snap(self) -> bool:
+        return self.analysis is not None and self.analysis.has_grid
+
+    def set_snap(self, on: bool) -> None:
+        """Snap chord boundary edits to the nearest beat (only possible when there is a beat grid)."""
+        self._set_snap(bool(on) and self.can_snap)
+
+    def _set_snap(self, on: bool) -> None:
+        if on != self.snap:
+            self.snap = on
+            self.events.snap_changed.emit(on)
+
+    def snap_time(self, t: float, lo: float = float("-inf"), hi: float = float("inf")) -> float:
+        """``t`` moved to the nearest beat within [lo, hi] when snapping is on; ``t`` itself when it is off or no
+        beat lies in that range."""
+        beats = self.beats
+        if not self.snap or beats is None or not len(beats.beats):
+            return float(t)
+        inside = beats.beats[(beats.beats >= lo) & (beats.beats <= hi)]
+        if not len(inside):
+            return float(t)
+        return float(inside[int(abs(inside - t).argmin())])
 
     # -- selection and playback region -------------------------------------------------------------------
     def select(self, index: int | None) -> None:
