@@ -52,9 +52,35 @@ def binary_logits(z: np.ndarray) -> np.ndarray:
     return np.stack([-z / 2, z / 2])
 
 
+def calibrate_probabilities(analysis: SlideAnalysis, temperature: float) -> None:
+    """Detection scores, the heatmap and the mean score as calibrated probabilities: sigmoid(logit(p) / T).
+    A monotone map with 0.5 fixed, so no threshold decision changes."""
+    if temperature == 1.0:
+        return
+
+    def cal(p):
+        p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+        return (1.0 / (1.0 + np.exp(-np.log(p / (1 - p)) / temperature))).astype(np.float32)
+
+    dets = analysis.detections
+    if len(dets):
+        dets.scores = cal(dets.scores)
+        analysis.summary["mean_score"] = round(float(dets.scores.mean()), 4)
+    analysis.heatmap.values = np.where(np.isnan(analysis.heatmap.values), np.nan,
+                                       cal(np.nan_to_num(analysis.heatmap.values, nan=0.5)))
+
+
+def stained_pixels(batch: np.ndarray) -> np.ndarray:
+    """Pixels whose optical densities sum above glass (engines.pathology.stain.STAINED_OD)."""
+    from engines.pathology.stain import STAINED_OD
+
+    od = -np.log((np.asarray(batch, np.float32)[..., :3] + 1.0) / 256.0)
+    return od.sum(axis=-1) > STAINED_OD
+
+
 class _CnnAnalyzer:
     """The tile pipeline's analyser for the C4d CNN: tiles through the engine's ``forward_batches`` (device,
-    batching, out-of-memory fallback), calibrated probabilities out, the energy score summed on the way."""
+    batching, out-of-memory fallback), calibrated probabilities out, the energy score of the stained pixels summed on the way."""
 
     detects = True
 
@@ -71,12 +97,17 @@ class _CnnAnalyzer:
 
         items = [np.ascontiguousarray(rgb.transpose(2, 0, 1), np.float32) / 255.0 for rgb in batch]
         z = np.stack(self.engine.forward_batches(items, cancel=self.cancel, batch=len(items)))
-        energy = energy_score(binary_logits(z), self.temperature, axis=0)
+        # the OOD score is summed over stained pixels only: glass and the white beyond the slide's edge say
+        # nothing about the stain, and would swamp a small image's tissue
+        stained = stained_pixels(batch)
+        energy = energy_score(binary_logits(z[stained]), self.temperature, axis=0)
         self.energy_sum += float(energy.sum())
         self.pixels += int(energy.size)
         if self.logits is not None:
             self.logits.extend(z)
-        return (1.0 / (1.0 + np.exp(-z / self.temperature))).astype(np.float32)
+        # the pipeline splits structures on the network's own probabilities, so the detections do not depend
+        # on the calibration; finish maps their scores and the heatmap through the temperature
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
 
     @property
     def energy(self) -> float:
@@ -194,9 +225,9 @@ class C4dDeconvolutionEngine(_C4dBase):
 class C4dCnnEngine(_C4dBase, ModelEngine):
     """The CNN segmenter trained on AI-assisted labels (deconvolution proposals, enlarged masks).
 
-    On the engine template: the tiles go through ``forward_batches``; the heatmap and the detection scores are
-    calibrated probabilities (sigmoid of logit / the card's temperature: the 0.5 threshold, hence every mask
-    and count, is unchanged), and the mean pixel energy of the analysed tiles is the slide's OOD score.
+    On the engine template: the tiles go through ``forward_batches``; structures are found on the network's own
+    probabilities, then the detection scores and the heatmap become calibrated probabilities (sigmoid of
+    logit / the card's temperature: the 0.5 threshold, every mask and count stay as they were), and the mean energy of the stained pixels of the analysed tiles is the slide's OOD score.
     ``keep_logits`` in the request keeps the raw tile logits in ``extra["tile_logits"]`` (for calibration).
     """
 
@@ -233,8 +264,9 @@ class C4dCnnEngine(_C4dBase, ModelEngine):
         return _CnnAnalyzer(self, keep_logits=bool(request.get("keep_logits")), cancel=cancel)
 
     def finish(self, outputs, inputs, request) -> SlideAnalysis:
+        analysis, analyzer = outputs
+        calibrate_probabilities(analysis, self.temperature)
         analysis = super().finish(outputs, inputs, request)
-        analyzer = outputs[1]
         analysis.weights = self.weights_name
         name = Path(str(analysis.slide_path)).name
         ref = (getattr(self.card, "calibration", None) or {}).get("ood") or {}
