@@ -1,10 +1,14 @@
 """One CPU thread policy for every network (engines and training scripts).
 
-Measured on the 2-core workstation (benchmarks/engines/bench_cpu.py): with the cores idle two torch threads
-run a 512² U-Net slice faster than one; with another process busy on a core, two threads are *slower* than one,
-because the second thread waits for a core and every parallel region waits for it. So the rule is: as many
-threads as there are cores not already busy (load average), at least one, at most the cores this process may
-use. ``CSI_TORCH_THREADS`` overrides it (a number), for a batch worker that owns a machine or for benchmarks.
+Measured on the 2-core workstation (benchmarks/engines/bench_cpu.py, 2026-12-02, the kernel-conversion
+network on one 512² slice, float32 channels-last): with the machine shared (load average 3.8) one thread took
+0.90 s and two 1.32 s; with one core kept busy by a spinning process as well, 2.35 s against 2.69 s. The lesion
+U-Net showed the same (0.19 s on one thread, 1.56 s on two, load 3-3.5). Two threads are *slower* than one
+when another process holds a core, because the second thread waits for a core and every parallel region waits
+for it. (The other half, two threads faster than one on two free cores, could not be measured: the machine was
+never idle.) So the rule is: as many threads as there are cores not already busy (load average), at least one,
+at most the cores this process may use. ``CSI_TORCH_THREADS`` overrides it (a number), for a batch worker that
+owns a machine or for benchmarks.
 
 torch is imported only when the policy is applied, never at module import.
 """

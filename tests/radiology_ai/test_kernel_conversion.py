@@ -186,3 +186,28 @@ def test_enhanced_multiframe_ct_exports_as_a_series_on_the_same_grid(tmp_path):
     back = load(tmp_path / "ect")
     assert back.geometry.same_grid(result["source"].geometry) and back.shape == (2, 512, 512)
     assert pydicom.dcmread(written[0]).SOPClassUID == "1.2.840.10008.5.1.4.1.1.2"
+
+
+@pytest.mark.parametrize("direction", ["sharpen", "smooth"])
+def test_engine_reproduces_the_cards_test_sample_and_bfloat16_stays_within_tolerance(held_out_scan, direction):
+    import json
+
+    from engines.radiology_ai.kernel_engine import BF16_TOLERANCE_HU, DIRECTIONS
+    from engines.radiology_ai.kernel_eval import TEST_SAMPLE, precision_difference, test_sample_metrics
+
+    engine = KernelConversionEngine()
+    got = test_sample_metrics(engine, direction, held_out_scan)
+    card = json.loads((BUNDLED / f"{DIRECTIONS[direction][0]}.card.json").read_text(encoding="utf-8"))
+    assert abs(got["rmse_hu"] - card["metrics"]["test_sample_rmse_hu"]) < 1.5, got
+    assert got["rmse_hu"] < got["identity_rmse_hu"]
+    src, dst = TEST_SAMPLE[direction]
+    diff = precision_difference(engine, held_out_scan[src][None], direction, dst)
+    assert diff["rms_hu"] <= BF16_TOLERANCE_HU["rms"] and diff["max_hu"] <= BF16_TOLERANCE_HU["max"], diff
+    with pytest.raises(EngineError, match="precision"):
+        engine.predict({"volume": load_like(held_out_scan[src]), "precision": "float8"})
+
+
+def load_like(hu):
+    from engines.radiology_ai.kernel_eval import slices_volume
+
+    return slices_volume(hu[None])
