@@ -111,3 +111,11 @@ def calibrate_g2p(engine, n_words: int = 1000) -> dict[str, Any]:
                    f"steps); OOD reference: the per-word mean step energy")
     return cal
 
+
+
+def with_network(engine, model, card, device: str = "cpu"):
+    """``engine`` running ``model`` (a network being trained) instead of its shipped weights, so a training
+    script's figures come from the engine's own path."""
+    engine._networks[device] = model.eval()  # the template's per-device cache, filled by hand
+    engine.card, engine.device = card, device
+    return engine

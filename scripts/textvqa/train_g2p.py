@@ -4,12 +4,12 @@ left-to-right greedy decoding on the test split.
     .venv/bin/python scripts/textvqa/train_g2p.py --minutes 20 --test-words 2000 \
         --results build/textvqa/g2p.json --ship
 
-Training stops after ``--minutes`` of wall-clock time (the shared 2-core machine sets the scale); the number
-of steps actually taken is written to the results and the model card. torch.set_num_threads(1).
+Training stops after ``--minutes`` (``--max-minutes``) of wall-clock time (the shared 2-core machine sets the
+scale); the harness (engines/core/training.py) owns seed, threads and budget; the test figures come from the
+engine's own predict (engines/textvqa/evaluation.py). The steps taken are written to the results and the card.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -36,26 +36,24 @@ def pairs(words, d):
     return np.stack(gs), np.stack(ps)
 
 
-def evaluate(model, words, d, order: str, batch: int = 256) -> tuple[dict, dict]:
-    import torch
+def evaluate(model, card, words, order: str) -> tuple[dict, dict]:
+    """PER/WER of ``model`` through the G2P engine's own predict (engines/textvqa/evaluation.py)."""
+    from engines.textvqa import evaluation as E
+    from engines.textvqa.g2p_engine import G2pNsgdEngine
 
-    from engines.textvqa.g2p_model import canvas_end_fix, decode
-
-    model.eval()
-    preds = {}
-    for i in range(0, len(words), batch):
-        chunk = words[i:i + batch]
-        g = torch.from_numpy(np.stack([G.encode_word(w) for w in chunk]))
-        canvas, _, _ = decode(model, g, order)
-        for w, row in zip(chunk, canvas_end_fix(canvas)):
-            preds[w] = G.decode_canvas(row.tolist())
+    engine = E.with_network(G2pNsgdEngine(), model, card, str(next(model.parameters()).device))
+    entries = E.run_g2p(engine, words, order)
     model.train()
+    preds = {e["word"]: e["phonemes"] for e in entries}
+    d = G.load_dictionary()
     return G.score(preds, {w: d[w] for w in words}), preds
 
 
 def main() -> int:
-    p = argparse.ArgumentParser()
-    p.add_argument("--minutes", type=float, default=20.0)
+    from engines.core.training import TrainingRun, parser
+
+    p = parser(__doc__.splitlines()[0], minutes=20.0, seed=1)
+    p.add_argument("--minutes", type=float, dest="max_minutes", help="same as --max-minutes")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--test-words", type=int, default=2000, help="first N words of the (shuffled) test split")
@@ -67,8 +65,7 @@ def main() -> int:
 
     from engines.textvqa.g2p_model import DEFAULT_ARGS, CanvasG2P, loss_fn
 
-    torch.set_num_threads(1)
-    torch.manual_seed(1)
+    run = TrainingRun.from_args("g2p-canvas-nsgd", args)  # seed, threads, budget
     d = G.load_dictionary()
     split = G.split_words()
     gtr, ptr = pairs(split["train"], d)
@@ -77,9 +74,9 @@ def main() -> int:
     model = CanvasG2P(**DEFAULT_ARGS)
     log(f"parameters {sum(p.numel() for p in model.parameters())}")
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    budget = args.minutes * 60
-    gen = torch.Generator().manual_seed(1)
-    rng = np.random.default_rng(1)
+    budget = max(1e-9, run.budget_s)
+    gen = torch.Generator().manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
     t0 = time.time()
     step, epoch, seen = 0, 0, 0
     history = []
@@ -88,8 +85,8 @@ def main() -> int:
         order = rng.permutation(len(gtr))
         epoch += 1
         for i in range(0, len(order), args.batch):
-            frac = (time.time() - t0) / budget
-            if frac >= 1:
+            frac = run.elapsed_s / budget
+            if not run.keep_going(step):
                 done = True
                 break
             for group in opt.param_groups:  # cosine decay over the time budget
@@ -102,6 +99,7 @@ def main() -> int:
             opt.step()
             step += 1
             seen += len(idx)
+            run.log_step(step, loss=loss.item())
             if step % 500 == 0:
                 model.eval()
                 with torch.no_grad():
@@ -116,9 +114,13 @@ def main() -> int:
     results = {"arch": DEFAULT_ARGS, "steps": step, "epochs": seen / len(gtr), "train_minutes": train_min,
                "batch": args.batch, "lr": args.lr, "history": history,
                "split": {k: len(v) for k, v in split.items()}, "test_words": len(test)}
+    from engines.core.weights import ModelCard
+
+    eval_card = ModelCard(name="g2p-canvas-nsgd", architecture="g2p-canvas-cnn",
+                          arch_args=dict(DEFAULT_ARGS, max_len=G.MAX_LEN))
     for order_name in ("nsgd", "l2r"):
         t1 = time.time()
-        res, preds = evaluate(model, test, d, order_name)
+        res, preds = evaluate(model, eval_card, test, order_name)
         res["seconds"] = time.time() - t1
         results[order_name] = res
         results[f"{order_name}_examples"] = {w: " ".join(preds[w]) for w in test[:15]}
@@ -126,7 +128,7 @@ def main() -> int:
     args.results.parent.mkdir(parents=True, exist_ok=True)
     args.results.write_text(json.dumps(results, indent=1) + "\n")
     if args.ship:
-        from engines.core.weights import ModelCard, WeightsStore
+        from engines.core.weights import WeightsStore
 
         card = ModelCard(
             name="g2p-canvas-nsgd", architecture="g2p-canvas-cnn", arch_args=dict(DEFAULT_ARGS, max_len=G.MAX_LEN),
@@ -140,7 +142,7 @@ def main() -> int:
                            f"training word used. Random blanking (ratio ~ U(0,1) per word). {step} Adam steps of "
                            f"{args.batch} ({seen / len(gtr):.2f} epochs) in {train_min:.1f} min, lr {args.lr} "
                            f"cosine, torch.set_num_threads(1) on a shared 2-core CPU."),
-            training_command=(f"python scripts/textvqa/train_g2p.py --minutes {args.minutes} --test-words "
+            training_command=(f"python scripts/textvqa/train_g2p.py --minutes {args.max_minutes} --test-words "
                               f"{args.test_words} --results {args.results} --ship"),
             metrics={"test_words": len(test), "nsgd_per": results["nsgd"]["per"], "nsgd_wer": results["nsgd"]["wer"],
                      "l2r_per": results["l2r"]["per"], "l2r_wer": results["l2r"]["wer"],
