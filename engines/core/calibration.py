@@ -22,6 +22,10 @@ import numpy as np
 from engines.core.checks import Check
 
 
+#: a reference from fewer validation inputs than this gets a margin (see ood_check)
+SMALL_REFERENCE = 30
+
+
 def _log_softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -119,10 +123,18 @@ def ood_check(score: float, card: Any, *, what: str = "the input") -> Check | No
         return None
     p95, p99 = float(ref.get("p95", ref["p99"])), float(ref["p99"])
     name = str(ref.get("name", "energy"))
-    if score > p99:
+    n = int(ref.get("n_volumes", ref.get("n", SMALL_REFERENCE)) or 0)
+    limit = p99
+    if n < SMALL_REFERENCE:
+        # with few validation inputs the 99th percentile is their maximum, itself a noisy draw: allow one more
+        # p50 -> p99 spread before calling an input unlike the training data
+        limit = p99 + max(0.0, p99 - float(ref.get("p50", p99)))
+    if score > limit:
         return Check("out-of-distribution", "warned",
                      f"{what} looks unlike the model's training data ({name} score {score:.2f} is above the "
-                     f"99th percentile of its validation inputs, {p99:.2f}): treat the result with caution")
+                     f"99th percentile of its validation inputs, {p99:.2f}"
+                     f"{'' if limit == p99 else f', by more than their spread (limit {limit:.2f})'}): treat the "
+                     f"result with caution")
     if score > p95:
         return Check("out-of-distribution", "passed",
                      f"{name} score {score:.2f}: within the model's range but above its 95th percentile ({p95:.2f})")

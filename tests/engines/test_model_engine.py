@@ -169,6 +169,16 @@ def test_ood_check_warns_above_the_cards_99th_percentile():
     assert ood_check(typical, object()) is None
 
 
+def test_a_small_ood_reference_allows_its_own_spread_before_warning():
+    class Card:
+        calibration = {"ood": {"name": "energy", "p50": -4.2, "p95": -4.0, "p99": -3.96, "n_volumes": 12}}
+
+    assert ood_check(-3.92, Card()).status == "passed"  # just past the max of 12 scans: sampling noise
+    assert ood_check(-3.5, Card()).status == "warned"  # beyond one more p50 -> p99 spread (-3.72)
+    Card.calibration["ood"]["n_volumes"] = 400
+    assert ood_check(-3.92, Card()).status == "warned"
+
+
 # -- threads ----------------------------------------------------------------------------------------
 def test_thread_policy_uses_free_cores_and_respects_the_override(monkeypatch):
     monkeypatch.delenv("CSI_TORCH_THREADS", raising=False)

@@ -90,8 +90,9 @@ def test_haemorrhage_results_are_typed_and_the_ood_check_fires_on_an_absurd_head
     result = engine.predict({"volume": volume})
     assert isinstance(result, DetectionResult) and result["findings"] is result.findings
     in_domain = result.scores["ood"]["score"]
-    # (the sample sits at the edge of the 12 validation scans' range: -3.92 against a 99th percentile of -3.97)
-    assert in_domain < result.scores["ood"]["p99"] + 0.2
+    # the sample sits at the edge of the 12 validation scans' range (-3.92 against a 99th percentile of -3.97):
+    # a reference that small gets its own spread as a margin, so the bundled sample is not called unfamiliar
+    assert check(result, "out-of-distribution").status == "passed"
     baseline = HaemorrhageThresholdEngine().predict({"volume": volume})
     assert isinstance(baseline, DetectionResult) and baseline.weights is None
     # the skull and brain scrambled voxel by voxel: still CT values in a head's range, nothing like a head
