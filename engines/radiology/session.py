@@ -12,6 +12,13 @@ runs - :func:`engines.radiology.resample.place_labels`, :func:`~engines.radiolog
 :func:`load_autosave_layers` - and whose result the session then takes (``add_placed_layer``,
 ``set_comparison``, ``measurements.add``, ``open_volume(auto_window=...)``, ``restore_layers``). The
 ``add_label_layer``/``add_comparison`` conveniences do both steps in the caller's thread (batch use).
+
+A detector's findings are reviewed in ``review`` (an ``engines.radiology.findings.FindingsReview``): the
+finding being edited (``editing``) has its box moved or resized on a plane (``set_finding_rect``) and its own
+mask layer painted with the brush; state changes, box edits and strokes share one undo history. After an
+edit ``finding_stats_due`` asks for its volume and mean HU: ``finding_stats_job`` snapshots what a worker
+measures and ``apply_finding_stats`` takes the answer (stale ones dropped). A head CT opens in the brain
+window (``engines.radiology.windows``): from its tags at once, from its image through ``window_choice_job``.
 The session itself is not thread-safe: call it from one thread (the GUI thread in the app).
 """
 from __future__ import annotations
@@ -25,11 +32,14 @@ import numpy as np
 from psygnal import Signal
 
 from engines.radiology.brush import paint_segment
+from engines.radiology.findings import (FindingStats, FindingsReview, box_cuts, box_index_bounds, box_rect,
+                                        box_with_rect, finding_statistics)
 from engines.radiology.label_autosave import autosave_file, load_autosave_layers, write_autosave  # noqa: F401
 from engines.radiology.labelstats import empty_layer_problem
 from engines.radiology.layers import BoxLayer, LabelLayer, to_boxes
 from engines.radiology.measurements import PLANE_AXES, Measurement, MeasurementSet, make_roi, make_ruler
 from engines.radiology.resample import PlacedLabels, comparison_on_grid, is_on_grid, place_labels
+from engines.radiology.windows import WindowChoice, choose_ct_window, review_window
 
 PLANES = ("axial", "coronal", "sagittal")
 NORMAL_AXIS = {plane: axes[0] for plane, axes in PLANE_AXES.items()}  # plane -> voxel axis (0 i, 1 j, 2 k)
@@ -49,6 +59,10 @@ class Comparison:
 
     def __len__(self) -> int:
         return 2
+
+
+class _ReviewStep:
+    """A step of the findings review (a state or box change) in the session's one undo history."""
 
 
 @dataclass
@@ -87,6 +101,9 @@ class RadiologySession:
     history_changed = Signal(bool, bool)  # can undo, can redo
     dirty_changed = Signal(bool)
     notice = Signal(str, str)  # level ("info" | "warning"), a sentence for the user
+    finding_edit_changed = Signal(object)  # the id of the finding whose box and mask are edited (None: none)
+    finding_stats_due = Signal(str)  # a finding's box or mask changed: a worker runs finding_stats_job(id)
+    window_choice_changed = Signal(object)  # the WindowChoice the image check made (head CT: brain window)
 
     def __init__(self) -> None:
         self.volume = None
@@ -108,6 +125,16 @@ class RadiologySession:
         self._last_dab: tuple[float, float] | None = None
         self._pending_autosave = False  # edits since the last autosave snapshot
         self._was_dirty = False
+        self.review = FindingsReview()
+        self.review.subscribe(self._review_changed)
+        self.editing: str | None = None  # the finding whose box and mask are being edited
+        self._finding_layers: dict[str, LabelLayer] = {}  # finding id -> its own mask layer (made when edited)
+        self._finding_boxes: dict[str, tuple] = {}  # finding id -> its box as box layers draw it
+        self._stats_revision: dict[str, int] = {}
+        self._stats_counter = 0
+        self.window_choice: WindowChoice | None = None
+        self._opening_window: tuple[float, float] | None = None
+        self.edits_committed.connect(self._finding_mask_committed)
 
     # ============================================================================================ study
     def open_volume(self, volume, *, scan=None, auto_window: tuple[float, float] | None = None) -> None:
@@ -133,6 +160,13 @@ class RadiologySession:
         self.window = initial_window(volume, auto_window)
         if auto_window is None and not volume.meta.get("window") and volume.modality != "CT":
             self.auto_window_values = self.window
+        self.window_choice = choose_ct_window(volume, look=False)  # the tags only: the image is a worker's
+        if self.window_choice.window is not None:
+            self.window = self.window_choice.window
+        self._opening_window = self.window
+        self.editing = None
+        self._finding_layers.clear()
+        self.review.set_findings([])
         self.invert = bool(volume.invert)
         self.volume_changed.emit(volume)
         self.history_changed.emit(False, False)
@@ -141,6 +175,8 @@ class RadiologySession:
     def close(self) -> None:
         """Forget the study (nothing of it stays referenced)."""
         self.volume = self.scan = self.comparison = self.current = None
+        self.editing = None
+        self._finding_layers.clear()
         self.layers.clear()
         self.box_layers.clear()
         self.measurements.clear()
@@ -447,6 +483,11 @@ class RadiologySession:
         if not source:
             return False
         stroke = source.pop()
+        if isinstance(stroke, _ReviewStep):  # a review state or box change
+            (self.review.undo if which == "before" else self.review.redo)()
+            sink.append(stroke)
+            self.history_changed.emit(self.can_undo, self.can_redo)
+            return True
         if stroke.layer in self.layers:
             plane_slice(stroke.layer.labels, stroke.plane, self._cursor_on(stroke))[...] = getattr(stroke, which)
             sink.append(stroke)
@@ -462,6 +503,191 @@ class RadiologySession:
         self.history_changed.emit(self.can_undo, self.can_redo)
         self._update_dirty()
         self.edits_committed.emit(layer)
+
+    # ============================================================================================ findings review
+    def start_review(self, findings, *, threshold: float | None = None, engine: str = "") -> None:
+        """Review ``findings`` (a detector's); a head CT haemorrhage review starts in the brain window."""
+        if threshold is not None:
+            self.review.set_threshold(threshold)
+        findings = list(findings)
+        self.review.set_findings(findings)
+        window = review_window(engine, findings)
+        if window is not None and self.volume is not None and self.volume.modality == "CT":
+            self.set_window(*window)
+
+    def edit_finding(self, finding_id: str | None) -> None:
+        """Edit ``finding_id``'s box (``set_finding_rect``) and mask (the brush paints its own mask layer,
+        made from its mask the first time); None ends editing. The crosshair moves into the box when the
+        shown slices miss it."""
+        if finding_id is not None:
+            self.review.get(finding_id)
+        if finding_id == self.editing or self.volume is None:
+            return
+        before = self._finding_layers.get(self.editing) if self.editing is not None else None
+        if before is not None:
+            before.visible = False
+        self.editing = finding_id
+        if finding_id is not None:
+            layer = self._finding_layers.get(finding_id) or self._new_finding_layer(finding_id)
+            layer.visible = True
+            self.current = layer
+            f = self.review.get(finding_id)
+            lo, hi = box_index_bounds(f.lo_mm, f.hi_mm, self.volume.geometry)
+            if not all(lo[a] - 0.5 <= self.cursor[a] <= hi[a] + 0.5 for a in range(3)):
+                self.go_to_lps(f.centre)
+        self.finding_edit_changed.emit(finding_id)
+        self.layers_changed.emit()
+
+    def toggle_finding_edit(self) -> str | None:
+        """Start editing the current finding, or stop editing; returns the finding edited now (or None)."""
+        current = self.review.current
+        self.edit_finding(None if self.editing is not None or current is None else current.id)
+        return self.editing
+
+    def finding_layer(self, finding_id: str) -> LabelLayer | None:
+        """The mask layer of a finding that was edited (None before its first edit)."""
+        return self._finding_layers.get(finding_id)
+
+    def _new_finding_layer(self, finding_id: str) -> LabelLayer:
+        f = self.review.get(finding_id)
+        labels = np.zeros(self.volume.shape, np.uint8)
+        if f.mask is not None:
+            labels[f.mask.full(self.volume.shape)] = 1
+        layer = self.add_placed_layer(self.placed(labels, None, {1: f"{f.id} {f.type}"}),
+                                      name=f"{f.id} mask (review)", user_created=True)
+        self._finding_layers[finding_id] = layer
+        return layer
+
+    def finding_mask_snapshot(self) -> dict[str, np.ndarray]:
+        """Copies of the mask layers of edited findings, by id (what an export writes; see ``with_masks``)."""
+        return {fid: layer.labels.copy() for fid, layer in self._finding_layers.items() if layer in self.layers}
+
+    def finding_rect(self, plane: str) -> tuple[float, float, float, float] | None:
+        """The edited finding's box on the slice ``plane`` shows (view mm: h0, v0, h1, v1), or None when
+        nothing is edited or the slice misses the box."""
+        if self.editing is None or self.volume is None:
+            return None
+        f = self.review.get(self.editing)
+        normal, h, v = PLANE_AXES[plane]
+        if not box_cuts(f.lo_mm, f.hi_mm, self.volume.geometry, normal, self.cursor[normal]):
+            return None
+        return box_rect(f.lo_mm, f.hi_mm, self.volume.geometry, h, v)
+
+    def set_finding_rect(self, plane: str, rect_mm) -> None:
+        """The edited finding's box moved or resized on ``plane`` to ``rect_mm`` (view mm): one undo step."""
+        if self.editing is None or self.volume is None:
+            return
+        f = self.review.get(self.editing)
+        _normal, h, v = PLANE_AXES[plane]
+        lo, hi = box_with_rect(f.lo_mm, f.hi_mm, self.volume.geometry, h, v, rect_mm)
+        self.review.edit_box(lo, hi, self.editing)
+
+    def finding_stats_job(self, finding_id: str):
+        """A job for a worker (``job(progress, cancel) -> FindingStats``) measuring ``finding_id`` as it is now:
+        the mask being painted is copied here, in the caller's thread, so the brush may go on."""
+        f = self.review.get(finding_id)
+        volume, revision = self.volume, self._stats_revision.get(finding_id, 0)
+        layer = self._finding_layers.get(finding_id)
+        labels = layer.labels.copy() if layer is not None else None
+        return lambda progress=None, cancel=None: finding_statistics(volume, f, labels, revision=revision)
+
+    def apply_finding_stats(self, stats: FindingStats) -> bool:
+        """Take a worker's measurement of a finding; False (dropped) when a later edit or study made it stale."""
+        fid = stats.finding_id
+        if self.volume is None or stats.revision != self._stats_revision.get(fid, 0):
+            return False
+        fields: dict[str, Any] = {"volume_ml": stats.volume_ml, "mean_hu": stats.mean_hu,
+                                  "slice_index": stats.slice_index}
+        if fid in self._finding_layers:
+            fields["mask"] = stats.mask
+        self.review.update_finding(fid, **fields)
+        return True
+
+    def update_finding_stats(self, finding_id: str) -> bool:
+        """Measure and take ``finding_id``'s figures in the caller's thread (scripts, tests)."""
+        return self.apply_finding_stats(self.finding_stats_job(finding_id)())
+
+    def _stats_due(self, finding_id: str) -> None:
+        self._stats_counter += 1
+        self._stats_revision[finding_id] = self._stats_counter
+        self.finding_stats_due.emit(finding_id)
+
+    def _finding_mask_committed(self, layer) -> None:
+        for fid, own in self._finding_layers.items():
+            if own is layer:
+                self._stats_due(fid)
+                return
+
+    def _review_changed(self, what: str, detail) -> None:
+        if what == "step":  # a new review step: it joins the one history, after the strokes before it
+            self._finish_stroke()
+            self._undo.append(_ReviewStep())
+            self._redo.clear()
+            self.history_changed.emit(self.can_undo, self.can_redo)
+        elif what == "findings" and detail == "reset":
+            self._undo[:] = [e for e in self._undo if not isinstance(e, _ReviewStep)]
+            self._redo[:] = [e for e in self._redo if not isinstance(e, _ReviewStep)]
+            dropped = [layer for layer in self._finding_layers.values() if layer in self.layers]
+            for layer in dropped:
+                self.layers.remove(layer)
+            if self.current in dropped:
+                self.current = None
+            self._finding_layers.clear()
+            self._stats_revision.clear()
+            self._finding_boxes = {f.id: (f.lo_mm, f.hi_mm) for f in self.review.findings}
+            if self.editing is not None:
+                self.editing = None
+                self.finding_edit_changed.emit(None)
+            self.history_changed.emit(self.can_undo, self.can_redo)
+            if dropped:
+                self._update_dirty()
+                self.layers_changed.emit()
+        elif what == "boxes":
+            for fid in detail:
+                self._finding_box_moved(fid)
+            self.layers_changed.emit()
+        elif what == "current" and self.editing is not None and detail != self.editing:
+            self.edit_finding(detail)
+
+    def _finding_box_moved(self, finding_id: str) -> None:
+        """Box layers drawing the finding's old box draw the new one; a finding without a mask is measured in
+        its box again."""
+        from dataclasses import replace
+
+        f = self.review.get(finding_id)
+        old = self._finding_boxes.get(finding_id)
+        if old is not None:
+            for layer in self.box_layers:
+                hits = [n for n, b in enumerate(layer.boxes)
+                        if np.allclose(b.lo_mm, old[0], atol=1e-3) and np.allclose(b.hi_mm, old[1], atol=1e-3)]
+                for n in hits:
+                    layer.boxes[n] = replace(layer.boxes[n], lo_mm=tuple(f.lo_mm), hi_mm=tuple(f.hi_mm))
+                if hits:
+                    layer.lo = None  # indexed again on the next draw
+        self._finding_boxes[finding_id] = (f.lo_mm, f.hi_mm)
+        if f.mask is None and finding_id not in self._finding_layers:
+            self._stats_due(finding_id)
+
+    # ============================================================================================ head CT window
+    def window_choice_job(self):
+        """For a CT whose tags did not say whether it is a head: the image check, as a job for a worker
+        (``job(progress, cancel) -> (volume, WindowChoice)``); None when there is nothing to decide."""
+        volume, choice = self.volume, self.window_choice
+        if volume is None or choice is None or choice.head is not None:
+            return None
+        return lambda progress=None, cancel=None: (volume, choose_ct_window(volume))
+
+    def apply_window_choice(self, volume, choice: WindowChoice) -> bool:
+        """Take the image check's answer: a head CT shows in the brain window, unless the user has already
+        chosen another window. False when the study changed meanwhile."""
+        if volume is not self.volume:
+            return False
+        self.window_choice = choice
+        if choice.window is not None and self.window == self._opening_window:
+            self.set_window(*choice.window)
+            self._opening_window = self.window
+        self.window_choice_changed.emit(choice)
+        return True
 
     # ============================================================================================ dirty / export
     @property

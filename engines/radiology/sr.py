@@ -4,8 +4,8 @@ back; the findings' masks as a DICOM SEG beside it (engines.radiology.overlays.w
 Each finding is one volumetric ROI measurement group (TID 1411): its tracking identifier is the finding id,
 its region the box in patient coordinates (its lower and upper axial faces as closed POLYGON SCOORD3D
 volume surface in the source series' frame of reference), its finding type a code, its score (probability), volume and mean HU as measurements,
-and its review state (accepted / rejected / unreviewed) as a qualitative evaluation. Rejected findings stay in
-the report, marked rejected. The report references the source series (its images are the evidence).
+and its review state (accepted / rejected / unreviewed) and whether the reviewer edited its box or mask
+(SNOMED Yes / No) as qualitative evaluations. Rejected findings stay in the report, marked rejected. The report references the source series (its images are the evidence).
 Codes without a standard meaning here use the private coding scheme ``99CSI``.
 """
 from __future__ import annotations
@@ -41,6 +41,7 @@ def _type_code(finding_type: str):
 REVIEW_STATE = ("REVIEW", "Review state")
 STATE_CODES = {"accepted": ("ACCEPTED", "Accepted"), "rejected": ("REJECTED", "Rejected"),
                "unreviewed": ("UNREVIEWED", "Not reviewed")}
+EDITED = ("EDITED", "Edited by reviewer")  # value: SCT Yes / No
 
 
 def box_faces(lo: Sequence[float], hi: Sequence[float]) -> list[np.ndarray]:
@@ -93,13 +94,14 @@ def write_findings_sr(findings: Sequence[Finding], volume, out: str | Path, *, a
             measurements.append(hd.sr.Measurement(name=codes.SCT.Mean, value=float(f.mean_hu),
                                                   unit=hd.sr.CodedConcept("[hnsf'U]", "UCUM", "Hounsfield unit")))
         state = STATE_CODES[f.state]
+        edited = codes.SCT.Yes if f.edited else codes.SCT.No
         groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(uid=generate_uid(), identifier=f.id),
             referenced_volume_surface=surface, finding_type=_type_code(f.type),
             algorithm_id=hd.sr.AlgorithmIdentification(name=(f.source or algorithm)[:64], version="1"),
             measurements=measurements,
-            qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=_code(*REVIEW_STATE),
-                                                                 value=_code(*state))]))
+            qualitative_evaluations=[hd.sr.QualitativeEvaluation(name=_code(*REVIEW_STATE), value=_code(*state)),
+                                     hd.sr.QualitativeEvaluation(name=_code(*EDITED), value=edited)]))
     report = hd.sr.MeasurementReport(observation_context=context,
                                      procedure_reported=codes.SCT.ComputedTomographyOfHead,
                                      imaging_measurements=groups, referenced_images=None)
@@ -125,7 +127,7 @@ def write_findings_seg(findings: Sequence[Finding], volume, out: Path, *, algori
     for n, f in enumerate([f for f in findings if f.mask is not None], start=1):
         m = f.mask.full(volume.shape)
         labels[m & (labels == 0)] = n
-        names[n] = f"{f.id} {f.type} ({f.state})"
+        names[n] = f"{f.id} {f.type} ({f.state}{', edited' if f.edited else ''})"
     return write_seg(LabelMap(labels, volume.geometry, names, source=algorithm), volume, out, algorithm=algorithm)
 
 
@@ -173,6 +175,7 @@ def _walk_findings(ds, path: Path) -> list[Finding]:
 
     for group in group_items(ds.get("ContentSequence", [])):
         fid, ftype, score, volume_ml, mean_hu, state, points, source = "", "finding", 0.0, 0.0, None, "unreviewed", None, ""
+        edited = False
         for c in group.ContentSequence:
             _, name = _meaning(c)
             vt = str(c.get("ValueType", ""))
@@ -191,6 +194,8 @@ def _walk_findings(ds, path: Path) -> list[Finding]:
             elif vt == "CODE" and name == REVIEW_STATE[1]:
                 code = _meaning(c, "ConceptCodeSequence")[0]
                 state = states.get(code, "unreviewed")
+            elif vt == "CODE" and name == EDITED[1]:
+                edited = _meaning(c, "ConceptCodeSequence")[0] == "373066001"  # SCT Yes
             elif vt == "SCOORD3D":
                 pts = np.asarray([float(v) for v in c.GraphicData]).reshape(-1, 3)
                 points = pts if points is None else np.concatenate([points, pts])
@@ -204,7 +209,7 @@ def _walk_findings(ds, path: Path) -> list[Finding]:
             fid = f"F{len(out) + 1}"
         out.append(Finding(id=fid, type=ftype, score=score, lo_mm=tuple(float(v) for v in points.min(0)),
                            hi_mm=tuple(float(v) for v in points.max(0)), volume_ml=volume_ml, mean_hu=mean_hu,
-                           source=source, state=state))
+                           source=source, state=state, edited=edited))
     if not out and "ContentSequence" not in ds:
         raise EngineError(f"{path.name}: the structured report has no content")
     return out
