@@ -41,7 +41,8 @@ def write_tile(path: Path, rgb: np.ndarray, mpp: float = WORK_MPP) -> Path:
 
     res = 1e4 / mpp
     h, w = rgb.shape[:2]
-    tile = (max(16, -(-h // 16) * 16), max(16, -(-w // 16) * 16))
+    side = 256 if min(h, w) >= 256 else max(16, min(h, w) // 16 * 16)  # libtiff reads tiles within the image
+    tile = (side, side)
     tifffile.imwrite(path, np.ascontiguousarray(rgb), tile=tile, photometric="rgb", resolution=(res, res),
                      resolutionunit="CENTIMETER", metadata=None)
     return path

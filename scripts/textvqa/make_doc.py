@@ -147,6 +147,48 @@ def heatmap(res: dict, out: Path, title: str) -> None:
     plt.close(fig)
 
 
+def engine_section() -> list[str]:
+    """The cards' figures measured through the engines (scripts/textvqa/eval_textvqa.py), with calibration."""
+    cards = {}
+    for name in ("vqa-san-mclkd", "g2p-canvas-nsgd"):
+        path = ROOT / "resources" / "models" / "textvqa" / f"{name}.card.json"
+        cards[name] = json.loads(path.read_text(encoding="utf-8"))
+    v, g = cards["vqa-san-mclkd"], cards["g2p-canvas-nsgd"]
+    vm, gm = v["metrics"], g["metrics"]
+    vc, gc = v.get("calibration") or {}, g.get("calibration") or {}
+    if "engine_test_top1" not in vm or "engine_nsgd_wer" not in gm:
+        return []
+    return [
+        "## Through the engines: card figures, calibration, out-of-distribution score", "",
+        "Every figure below comes from the engines' own `predict` (engines/textvqa/evaluation.py), the path the "
+        "window and `run` use, not from the training scripts' copies:", "",
+        "```", "flock /tmp/csi-training.lock timeout 900 env OMP_NUM_THREADS=1 CSI_TORCH_THREADS=1 \\",
+        "    .venv/bin/python scripts/textvqa/eval_textvqa.py --model both --calibrate --update-card", "```", "",
+        "| model | figure (engine path) | card before | temperature | ECE before -> after | OOD p99 (energy) | "
+        "test sample (tests) |",
+        "|---|---|---|---|---|---|---|",
+        f"| vqa-san-mclkd | test top-1 {vm['engine_test_top1']:.2f} % ({vm['engine_test_questions']} questions) | "
+        f"{vm.get('training_script_test_top1', vm.get('test_top1')):.2f} % (same) | {vc.get('temperature', 1.0)} | "
+        f"{vc.get('ece_before')} -> {vc.get('ece_after')} | {(vc.get('ood') or {}).get('p99')} | "
+        f"top-1 {vm.get('test_sample_top1')} % |",
+        f"| g2p-canvas-nsgd | NSGD PER {gm['engine_nsgd_per']:.2f} % / WER {gm['engine_nsgd_wer']:.2f} % "
+        f"({gm['engine_test_words']} words) | {gm['nsgd_per']:.2f} / {gm['nsgd_wer']:.2f} (same) | "
+        f"{gc.get('temperature', 1.0)} | {gc.get('ece_before')} -> {gc.get('ece_after')} | "
+        f"{(gc.get('ood') or {}).get('p99')} | PER {gm.get('test_sample_nsgd_per', 0):.2f} / WER "
+        f"{gm.get('test_sample_nsgd_wer', 0):.2f} % |", "",
+        f"VQA calibration: {vc.get('data', '')}. The ensemble was already close to calibrated (T near 1). "
+        "Its energy score separates unknown questions (a one-word question of unknown words, 'cat', is above "
+        "the 99th percentile) but not pictures: a photo, noise or a blank picture gets ordinary energies, so "
+        "the scene check (the picture's statistics against the generated scenes) is what flags a photo, as the "
+        "answer's headline.", "",
+        f"G2P calibration: {gc.get('data', '')}. The temperature divides only the reported probabilities "
+        "(fill-step probabilities, word confidence, alternatives' log-probabilities); the fill order and the "
+        "phonemes are those of the uncalibrated model. Non-words ('xqzjkvw', 'qqqqqqqq', 'aaaaaaaaaaaa') are "
+        "above the 99th percentile and warned about; dictionary-like words ('knight', 'colonel') are not.", "",
+        "Speed per question through the engine: `benchmarks/engines/bench_cpu_pathology_vqa.py` "
+        "(benchmarks/engines/README.md).", ""]
+
+
 def main() -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--results-dir", type=Path, default=ROOT / "benchmarks" / "textvqa" / "results")
@@ -279,6 +321,7 @@ def main() -> int:
               "--results benchmarks/textvqa/results/g2p.json --ship",
               "python benchmarks/textvqa/g2p_decoding.py  # whole test split, both orders, paired counts",
               "python benchmarks/textvqa/g2p_en_peer.py   # the peer row, if g2p_en's wheel is at hand", "```", ""]
+    L += engine_section()
     L += ["## Screenshots", "", "![VQA tab](../benchmarks/textvqa/screenshot-vqa.png)", "",
           "The VQA tab on the bundled sample scene: the ensemble's answer with the truth and oracle, the five "
           "models with their answers, confidences and their share of this question family, and the mean last-hop "
