@@ -1,9 +1,12 @@
 """The Review tab: a detector's findings, reviewed one by one, exported as DICOM SR (+ SEG).
 
-It draws an ``engines.radiology.findings.FindingsReview`` and forwards the user's actions to it: the list
-(type, score, size, volume, mean HU, slice, state), a score threshold slider, keyboard review (N / P or the
-arrow keys: next / previous, A: accept, R: reject, U: back to unreviewed, Ctrl+Z / Ctrl+Shift+Z: undo / redo),
-and Export SR… / Export SEG…, written by a worker task. Choosing a finding moves the workspace's cursor to it.
+It draws an ``engines.radiology.findings.FindingsReview`` (the workspace session's ``review``) and forwards
+the user's actions to it: the list (type, score, state and whether it was edited, size, volume, mean HU,
+slice), a score threshold slider, keyboard review (see ``KEYS_HELP``), editing the current finding's box and
+mask in the slice views (E; ``finding_editor``), and Export SR… / Export SEG…, written by a worker task.
+Choosing a finding moves the workspace's cursor to it. In the workspace the review keys are the panel's while
+it has the focus (they are taken before the workspace's own shortcuts, which use some of the same letters),
+and undo/redo go through the session's one history (review steps, box edits and brush strokes).
 """
 from __future__ import annotations
 
@@ -11,18 +14,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QPushButton, QSlider, QTreeWidget,
                                QTreeWidgetItem, QVBoxLayout, QWidget)
 
-from engines.radiology.findings import FindingsReview
+from engines.radiology.findings import FindingsReview, with_masks
 
 if TYPE_CHECKING:
     from app.workspaces.radiology.view import RadiologyWorkspace
 
 COLUMNS = ["ID", "Type", "Score", "State", "Size (mm)", "Volume (ml)", "Mean HU", "Slice"]
 STATE_MARK = {"unreviewed": "·", "accepted": "✓ accepted", "rejected": "✗ rejected"}
+KEYS_HELP = ("Keys (Review list focused): N / ↓ next · P / ↑ previous · A accept · R reject · U back to unreviewed · "
+             "E edit the box (drag its handles in any view) and mask (Brush / Eraser paint the finding's own "
+             "mask) · Ctrl+Z / Ctrl+Shift+Z undo / redo (states, boxes and strokes)")
+
+
+def state_text(finding) -> str:
+    """The State column: the review state, and 'edited' when the reviewer changed the box or mask."""
+    mark = STATE_MARK.get(finding.state, finding.state)
+    return f"{mark} · edited" if finding.edited else mark
 
 
 class FindingsPanel(QWidget):
@@ -31,7 +43,8 @@ class FindingsPanel(QWidget):
     def __init__(self, workspace: "RadiologyWorkspace | None" = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.workspace = workspace
-        self.review = FindingsReview()
+        self.session = getattr(workspace, "session", None)
+        self.review = self.session.review if self.session is not None else FindingsReview()
         self.review.subscribe(self._changed)
         self.source = None  # the Volume the findings were made on (SR/SEG reference it)
         self.engine = ""
@@ -52,12 +65,20 @@ class FindingsPanel(QWidget):
         self.buttons: dict[str, QPushButton] = {}
         for name, tip, slot in (("Previous", "P / Up", self.review.previous), ("Next", "N / Down", self.review.next),
                                 ("Accept", "A", self.review.accept), ("Reject", "R", self.review.reject),
-                                ("Undo", "Ctrl+Z", self.review.undo)):
+                                ("Edit", "E: edit the box (drag its handles) and mask (Brush / Eraser)",
+                                 self.toggle_edit), ("Undo", "Ctrl+Z", self.undo)):
             b = QPushButton(name)
             b.setToolTip(tip)
             b.clicked.connect(lambda _c=False, s=slot: s())
             buttons.addWidget(b)
             self.buttons[name] = b
+        self.buttons["Edit"].setCheckable(True)
+        self.buttons["Edit"].setEnabled(self.session is not None)
+        self.help = QLabel(KEYS_HELP)
+        self.help.setWordWrap(True)
+        self.help.setStyleSheet("color: gray;")
+        self.setToolTip(KEYS_HELP)
+        self.tree.setToolTip(KEYS_HELP)
         export = QHBoxLayout()
         self.export_sr_button = QPushButton("Export SR…")
         self.export_sr_button.setToolTip("DICOM SR measurement report (TID 1500) with every finding and its "
@@ -76,17 +97,47 @@ class FindingsPanel(QWidget):
         lay.addLayout(row)
         lay.addWidget(self.tree, 1)
         lay.addLayout(buttons)
+        lay.addWidget(self.help)
         lay.addLayout(export)
-        keys = {("N", "Down"): self.review.next, ("P", "Up"): self.review.previous, ("A",): self.review.accept,
-                ("R",): self.review.reject, ("U",): self.review.reset, ("Ctrl+Z",): self.review.undo,
-                ("Ctrl+Shift+Z",): self.review.redo}
-        self._shortcuts = []
-        for seqs, slot in keys.items():
-            for seq in seqs:
-                sc = QShortcut(QKeySequence(seq), self, context=Qt.WidgetWithChildrenShortcut)
-                sc.activated.connect(slot)
-                self._shortcuts.append(sc)
+        self.keys = {"N": self.review.next, "Down": self.review.next, "P": self.review.previous,
+                     "Up": self.review.previous, "A": self.review.accept, "R": self.review.reject,
+                     "U": self.review.reset, "E": self.toggle_edit, "Ctrl+Z": self.undo, "Ctrl+Shift+Z": self.redo}
+        self._key_filter = _ReviewKeys(self)
+        for w in (self, self.tree, self.slider, *self.buttons.values()):
+            w.installEventFilter(self._key_filter)
+        if self.session is not None:
+            self.session.finding_edit_changed.connect(lambda _fid: self._show_editing())
+            self.session.history_changed.connect(lambda _u, _r: self._show_undo())
         self._refresh()
+
+    # -- actions -------------------------------------------------------------------------------------
+    def toggle_edit(self) -> None:
+        """Edit the current finding's box and mask in the slice views (again: stop editing)."""
+        editor = getattr(self.workspace, "finding_editor", None)
+        if editor is not None:
+            editor.toggle()
+        elif self.session is not None:
+            self.session.toggle_finding_edit()
+        self._show_editing()
+
+    def undo(self) -> None:
+        """Undo the last review step (in the workspace: the last step of its one history)."""
+        (self.session.undo if self.session is not None else self.review.undo)()
+        self._show_undo()
+
+    def redo(self) -> None:
+        (self.session.redo if self.session is not None else self.review.redo)()
+        self._show_undo()
+
+    def _show_editing(self) -> None:
+        b = self.buttons["Edit"]
+        b.blockSignals(True)
+        b.setChecked(self.session is not None and self.session.editing is not None)
+        b.blockSignals(False)
+
+    def _show_undo(self) -> None:
+        owner = self.session if self.session is not None else self.review
+        self.buttons["Undo"].setEnabled(owner.can_undo)
 
     # -- input ---------------------------------------------------------------------------------------
     def set_result(self, result: Mapping[str, Any], title: str = "") -> None:
@@ -96,8 +147,12 @@ class FindingsPanel(QWidget):
         self.slider.blockSignals(True)
         self.slider.setValue(int(round(float(result.get("threshold", 0.5)) * 100)))
         self.slider.blockSignals(False)
-        self.review.set_threshold(self.slider.value() / 100)
-        self.review.set_findings(result.get("findings") or [])
+        if self.session is not None:  # a head CT haemorrhage review starts in the brain window
+            self.session.start_review(result.get("findings") or [], threshold=self.slider.value() / 100,
+                                      engine=self.engine)
+        else:
+            self.review.set_threshold(self.slider.value() / 100)
+            self.review.set_findings(result.get("findings") or [])
 
     def clear(self) -> None:
         self.source = None
@@ -117,7 +172,7 @@ class FindingsPanel(QWidget):
         self.tree.clear()
         for f in self.review.visible:
             size = "×".join(f"{v:.0f}" for v in f.size_mm)
-            item = QTreeWidgetItem([f.id, f.type, f"{f.score:.2f}", STATE_MARK.get(f.state, f.state), size,
+            item = QTreeWidgetItem([f.id, f.type, f"{f.score:.2f}", state_text(f), size,
                                     f"{f.volume_ml:.2f}", "" if f.mean_hu is None else f"{f.mean_hu:.0f}",
                                     "" if f.slice_index is None else str(f.slice_index + 1)])
             item.setData(0, Qt.UserRole, f.id)
@@ -127,15 +182,18 @@ class FindingsPanel(QWidget):
         n_all = len(self.review.findings)
         c = self.review.counts()
         if n_all:
+            edited = self.review.edited_count()
             self.summary.setText(f"{len(self.review.visible)} of {n_all} findings at score ≥ "
                                  f"{self.review.threshold:.2f}: {c['accepted']} accepted, {c['rejected']} rejected, "
-                                 f"{c['unreviewed']} to review ({self.engine}). Research use only.")
+                                 f"{c['unreviewed']} to review{f', {edited} edited' if edited else ''} "
+                                 f"({self.engine}). Research use only.")
         else:
             self.summary.setText("No findings: run a detector on this study.")
         has = bool(n_all) and self.source is not None
         self.export_sr_button.setEnabled(has)
         self.export_seg_button.setEnabled(has and any(f.mask is not None for f in self.review.findings))
-        self.buttons["Undo"].setEnabled(self.review.can_undo)
+        self._show_undo()
+        self._show_editing()
 
     def _select_current(self) -> None:
         cur = self.review.current
@@ -174,9 +232,9 @@ class FindingsPanel(QWidget):
         path = path or self._ask("Export findings as DICOM SR", "findings-sr.dcm")
         if not path:
             return None
-        findings, source, engine = self.review.findings, self.source, self.engine
-        return self._submit(lambda p, c: write_findings_sr(findings, source, Path(path), algorithm=engine or
-                                                           "CSI Workstation"), path)
+        findings, masks, source, engine = self._export_snapshot()
+        return self._submit(lambda p, c: write_findings_sr(with_masks(findings, masks), source, Path(path),
+                                                           algorithm=engine or "CSI Workstation"), path)
 
     def export_seg(self, path: str | None) -> Any:
         from engines.radiology.sr import write_findings_seg
@@ -184,9 +242,14 @@ class FindingsPanel(QWidget):
         path = path or self._ask("Export finding masks as DICOM SEG", "findings-seg.dcm")
         if not path:
             return None
-        findings, source, engine = self.review.findings, self.source, self.engine
-        return self._submit(lambda p, c: [write_findings_seg(findings, source, Path(path), algorithm=engine or
-                                                             "CSI Workstation")], path)
+        findings, masks, source, engine = self._export_snapshot()
+        return self._submit(lambda p, c: [write_findings_seg(with_masks(findings, masks), source, Path(path),
+                                                             algorithm=engine or "CSI Workstation")], path)
+
+    def _export_snapshot(self):
+        """The findings as reviewed, the masks being painted (copies) and the source: what a worker exports."""
+        masks = self.session.finding_mask_snapshot() if self.session is not None else {}
+        return self.review.findings, masks, self.source, self.engine
 
     def _submit(self, job, path: str):
         ws = self.workspace
@@ -197,3 +260,30 @@ class FindingsPanel(QWidget):
             job, title=f"Exporting {Path(path).name}",
             on_result=lambda paths: notify("info", "Findings written: " + ", ".join(Path(p).name for p in paths), ""),
             on_error=lambda msg, detail: notify("error", f"{Path(path).name}: {msg}", detail))
+
+
+class _ReviewKeys(QObject):
+    """The review keys while the panel has the focus: claimed before any shortcut of the workspace (which
+    uses A, R, Up, Down and Ctrl+Z for other things), then handled on the key press."""
+
+    def __init__(self, panel: FindingsPanel) -> None:
+        super().__init__(panel)
+        self.panel = panel
+
+    def _slot(self, event):
+        try:
+            text = QKeySequence(event.keyCombination()).toString(QKeySequence.PortableText)
+        except (AttributeError, TypeError):
+            return None
+        return self.panel.keys.get(text)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt override
+        kind = event.type()
+        if kind in (QEvent.ShortcutOverride, QEvent.KeyPress):
+            slot = self._slot(event)
+            if slot is not None:
+                event.accept()
+                if kind == QEvent.KeyPress:
+                    slot()
+                return True
+        return False

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from app.workspaces.radiology.view import RadiologyWorkspace
 
 # (name, width, level) in HU
-CT_PRESETS = [("Brain", 80, 40), ("Subdural", 215, 75), ("Stroke", 40, 40), ("Lung", 1500, -600),
+CT_PRESETS = [("Brain", 80, 40), ("Subdural", 200, 80), ("Stroke", 40, 40), ("Lung", 1500, -600),
               ("Mediastinum", 350, 50), ("Abdomen", 400, 40), ("Liver", 150, 30), ("Bone", 1800, 400)]
 TOOLS = ["Navigate", "Ruler", "ROI", "Brush", "Eraser"]
 

@@ -92,6 +92,7 @@ class RadiologyWorkspace(WorkspaceView, ExportActions, EngineActions):
     def _build(self) -> None:
         from app.widgets.check_banner import make_banner
         from app.workspaces.radiology.engine_checks import EngineContracts
+        from app.workspaces.radiology.finding_editor import FindingBoxEditor
         from app.workspaces.radiology.findings_panel import FindingsPanel
 
         self.planes = PlaneViews(self)
@@ -141,6 +142,7 @@ class RadiologyWorkspace(WorkspaceView, ExportActions, EngineActions):
         self.findings_list.setWordWrap(True)
         self.tabs.addTab(self.findings_list, "Findings")
         self.findings_panel = FindingsPanel(self)  # a detector's findings, reviewed one by one
+        self.finding_editor = FindingBoxEditor(self)  # the edited finding's box handles and mask in the views
         self.tabs.addTab(self.findings_panel, "Review")
         self.tabs.addTab(self.measure_panel, "Measurements")
 

@@ -1,0 +1,99 @@
+"""Wiring of finding editing in the radiology workspace (the logic is tested headless in
+tests/engines/test_findings_edits.py): a simulated head CT opens in the brain window with the subdural preset
+offered, E starts editing the current finding, dragging a handle of its box moves the box by the dragged
+millimetres in patient coordinates, Ctrl+Z in the Review list undoes it, and the review keys reach the panel
+inside the workspace (whose own shortcuts use some of the same keys)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QPointF, Qt
+
+from engines.radiology.windows import BRAIN_WINDOW
+
+from .conftest import open_in
+from .test_trust_measurements import drag, screen_point
+
+
+@pytest.fixture(scope="module")
+def head_series(tmp_path_factory):
+    from engines.radiology_ai.head_ct_sim import sample_case, write_case
+
+    case = sample_case()
+    folder = tmp_path_factory.mktemp("head") / "ct"
+    write_case(case, folder)
+    return case, folder
+
+
+def _lesion(case, volume):
+    from engines.radiology.findings import Finding, MaskPatch
+
+    mask = case.instances == 1
+    idx = np.argwhere(mask)
+    a = volume.geometry.index_to_lps(idx.min(0)[::-1] - 0.5)
+    b = volume.geometry.index_to_lps(idx.max(0)[::-1] + 0.5)
+    return Finding("F1", "intraparenchymal haemorrhage", 0.93, tuple(np.minimum(a, b)), tuple(np.maximum(a, b)),
+                   volume_ml=5.66, mean_hu=55.5, mask=MaskPatch.from_full(mask), source="head-ct-haemorrhage")
+
+
+def test_drag_a_handle_of_the_edited_box_moves_it_by_the_dragged_mm(window, qtbot, head_series):
+    case, folder = head_series
+    view = open_in(window, qtbot, folder)
+    assert view.window == BRAIN_WINDOW and view.preset_box.currentText().startswith("1 Brain")
+    assert view.preset_box.findText("2 Subdural  (W 200 L 80)") > 0
+    panel = view.findings_panel
+    view.set_window(400, 40)
+    panel.set_result({"findings": [_lesion(case, view.volume)], "threshold": 0.5, "engine": "head-ct-haemorrhage",
+                      "source": view.volume})
+    assert view.window == BRAIN_WINDOW  # the haemorrhage review starts in the brain window
+    view.tabs.setCurrentWidget(panel)
+    panel.tree.setFocus()
+    qtbot.keyClick(panel.tree, Qt.Key_E)
+    assert view.session.editing == "F1" and panel.buttons["Edit"].isChecked()
+    axial = view.views["axial"]
+    roi = view.finding_editor.rois["axial"]
+    assert roi.isVisible()
+    before = view.session.review.get("F1")
+    h0, v0, h1, v1 = view.session.finding_rect("axial")
+    assert (roi.pos().x(), roi.pos().y()) == pytest.approx((h0, v0)) and roi.size().x() == pytest.approx(h1 - h0)
+    corner = screen_point(axial, h1, v1)  # the handle at the box's (max i, max j) corner
+    qtbot.waitUntil(lambda: axial.graphics.itemAt(corner.toPoint()) is not None, timeout=5000)
+    end = corner + QPointF(24, 16)
+    drag(qtbot, axial, corner, end)
+    a = axial.box.mapSceneToView(axial.graphics.mapToScene(corner.toPoint()))
+    b = axial.box.mapSceneToView(axial.graphics.mapToScene(end.toPoint()))
+    dh, dv = b.x() - a.x(), b.y() - a.y()
+    assert dh > 3 and dv > 3  # the drag went right and down on the screen (down: posterior on an axial view)
+    after = view.session.review.get("F1")
+    # axial view: horizontal = i = patient x (left), vertical = j = y (posterior) on this LPS grid
+    assert np.allclose(np.subtract(after.hi_mm, before.hi_mm), (dh, dv, 0.0), atol=0.05)
+    assert np.allclose(after.lo_mm, before.lo_mm, atol=1e-6) and after.edited
+    assert panel.tree.topLevelItem(0).text(3).endswith("edited")
+    assert view.finding_editor.rois["coronal"].size().x() == pytest.approx(h1 - h0 + dh, abs=0.05)  # all planes
+    qtbot.keyClick(panel.tree, Qt.Key_Z, Qt.ControlModifier)  # undo through the session's one history
+    assert view.session.review.get("F1").hi_mm == before.hi_mm and not view.session.review.get("F1").edited
+    qtbot.keyClick(panel.tree, Qt.Key_A)  # 'A' is the workspace's auto window too: the panel takes it
+    assert view.session.review.get("F1").state == "accepted" and view.window == BRAIN_WINDOW
+    qtbot.keyClick(panel.tree, Qt.Key_E)
+    assert view.session.editing is None and not roi.isVisible()
+
+
+def test_painting_the_edited_finding_remeasures_it_in_a_worker(window, qtbot, head_series):
+    case, folder = head_series
+    view = open_in(window, qtbot, folder)
+    view.findings_panel.set_result({"findings": [_lesion(case, view.volume)], "threshold": 0.5,
+                                    "engine": "head-ct-haemorrhage", "source": view.volume})
+    view.finding_editor.toggle()
+    view.tool_box.setCurrentText("Brush")
+    assert not view.finding_editor.rois["axial"].translatable  # inside the box the brush paints
+    h0, v0, h1, v1 = view.session.finding_rect("axial")
+    axial = view.views["axial"]
+    a = screen_point(axial, h1 + 4.0, (v0 + v1) / 2)
+    drag(qtbot, axial, a, a + QPointF(0, 30))
+    layer = view.session.finding_layer("F1")
+    painted = int((layer.labels > 0).sum())
+    assert painted > 283
+    qtbot.waitUntil(lambda: view.session.review.get("F1").mask.voxels == painted, timeout=20000)
+    f = view.session.review.get("F1")
+    assert f.volume_ml == pytest.approx(painted * 0.02) and f.edited
+    assert view.findings_panel.tree.topLevelItem(0).text(5) == f"{f.volume_ml:.2f}"
