@@ -23,6 +23,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from engines.core.model_engine import as_token
 from engines.core.engine import CancelToken, EngineError, ProgressFn, no_progress
 from engines.music_lab.cover_embed import CoverEmbedding, masked_l1
 
@@ -227,12 +228,11 @@ def query_catalog(catalog: CoverCatalog, song: str | Path, *, top: int = 10, rer
     from engines.music_lab.cover_embed import CoverEmbeddingEngine, check_recording
     from engines.music_lab.covers import CoverIdEngine, audio_chroma, cross_similarity
 
-    cancel = cancel or CancelToken()
+    cancel = as_token(cancel)
     song = Path(song)
     t0 = time.perf_counter()
     embedder = embedder or CoverEmbeddingEngine()
-    if embedder.net is None:
-        embedder.load("cpu")
+    embedder.ensure_loaded()  # on the resolved device before any load (the card is needed below)
     check_model(catalog, catalog_name, embedder.card)
     check_recording(song)
     progress(0.05, f"chroma of {song.name}")
@@ -247,8 +247,7 @@ def query_catalog(catalog: CoverCatalog, song: str | Path, *, top: int = 10, rer
     reranked = 0
     if rerank > 0 and matches:
         cover_engine = cover_engine or CoverIdEngine()
-        if cover_engine.net is None:
-            cover_engine.load("cpu")
+        cover_engine.ensure_loaded()
         missing = 0
         for k, m in enumerate(matches[:rerank]):
             cancel.raise_if_cancelled()

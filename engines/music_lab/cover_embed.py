@@ -21,7 +21,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
+from engines.core.engine import CancelToken, EngineError, EngineInfo, ProgressFn
+from engines.core.model_engine import ModelEngine
 
 WEIGHTS = "music_lab-cover-embed"
 ARCH = "cover-embed-cnn@1"
@@ -140,17 +141,15 @@ class CoverEmbedding:
     part: str = ""  # the embedding file this was read from
 
 
-class CoverEmbeddingEngine(Engine):
+class CoverEmbeddingEngine(ModelEngine):
     """Maps one recording to its embedding and hash code (``csi-workstation batch cover-embedding ...``)."""
 
     id = "cover-embedding"
     input_key = "recording"
     input_noun = "recording"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = None
-        self.card = None
+    weights_name = WEIGHTS
+    architecture = ARCH
+    model_noun = "the cover embedding"
 
     def info(self) -> EngineInfo:
         return EngineInfo(
@@ -163,22 +162,13 @@ class CoverEmbeddingEngine(Engine):
                         "catalog, `covers query` looks a song up in it.",
             extra={"self_test_out": "cover-embedding.npz"})
 
-    def load(self, device: str) -> None:
-        from engines.core.weights import WeightsError, WeightsStore, load_state_checked
+    def build_network(self, card):
+        return embed_net(card.arch_args)
 
-        try:
-            tensors, card = WeightsStore.default().load(WEIGHTS, "cpu", expect_architecture=ARCH)
-            net = embed_net(card.arch_args)
-            load_state_checked(net, tensors, "the cover embedding's weights")
-        except WeightsError as exc:
-            raise EngineError(f"the cover embedding's weights cannot be used: {exc}") from None
-        self.net = net.eval()
-        self.card = card
-        self.device = "cpu"  # a few thousand multiply-adds per frame: the CPU is faster than a transfer
-
-    def unload(self) -> None:
-        self.net = None
-        self.device = None
+    @property
+    def net(self):
+        """The network on the current device, None before a load (kept for the catalog's callers)."""
+        return self._networks.get(self.device or "") if self.device else None
 
     @property
     def k_s(self) -> int:
@@ -189,24 +179,18 @@ class CoverEmbeddingEngine(Engine):
         through this same function."""
         import torch
 
-        if self.net is None:
-            self.load("cpu")
+        self.ensure_loaded()
         if len(pooled) < MIN_FRAMES:
             raise EngineError(f"the recording is too short for a cover embedding (at least "
                               f"{MIN_FRAMES * 0.37:.0f} s of music)")
-        with torch.no_grad():
-            f = self.net(torch.from_numpy(np.ascontiguousarray(pooled, dtype=np.float32))[None])[0].numpy()
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(pooled, dtype=np.float32))[None].to(self.device or "cpu")
+            f = self.forward(x)[0].float().cpu().numpy()
         return f.astype(np.float32), sparse_code(f, self.k_s)
 
-    def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
-                cancel: CancelToken | None = None) -> CoverEmbedding:
-        from engines.core.batch import content_hash
-        from engines.music.audio import FRAME_S
-        from engines.music_lab.covers import POOL, audio_chroma
+    def prepare(self, request: Mapping[str, Any], *, progress: ProgressFn, cancel: CancelToken):
+        from engines.music_lab.covers import audio_chroma
 
-        if self.net is None:
-            self.load("cpu")
-        cancel = cancel or CancelToken()
         path = request.get("recording")
         if not path:
             raise EngineError("give one recording (audio, MIDI or MusicXML)")
@@ -214,13 +198,22 @@ class CoverEmbeddingEngine(Engine):
         check_recording(path)
         progress(0.05, f"chroma of {path.name}")
         pooled, notes = audio_chroma(path, cancel=cancel)
-        cancel.raise_if_cancelled()
+        return path, pooled, notes
+
+    def infer(self, inputs, *, progress: ProgressFn, cancel: CancelToken):
+        path, pooled, _ = inputs
         progress(0.8, "embedding")
         try:
-            f, code = self.embed_pooled(pooled)
+            return self.embed_pooled(pooled)
         except EngineError as exc:
             raise EngineError(f"{path.name}: {exc}") from None
-        progress(1.0, "done")
+
+    def finish(self, outputs, inputs, request: Mapping[str, Any]) -> CoverEmbedding:
+        from engines.core.batch import content_hash
+        from engines.music.audio import FRAME_S
+        from engines.music_lab.covers import POOL
+
+        (f, code), (path, pooled, notes) = outputs, inputs
         return CoverEmbedding(str(path.resolve()), f, code, round(len(pooled) * POOL * FRAME_S, 2),
                               content_hash(path), self.card.sha256, notes, pooled)
 

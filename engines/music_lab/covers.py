@@ -14,8 +14,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
-from engines.core.weights import load_state_checked
+from engines.core.engine import CancelToken, EngineError, EngineInfo, ProgressFn, no_progress
+from engines.core.model_engine import ModelEngine
 
 WEIGHTS = "music_lab-cover-cnn"
 ARCH = "cover-csm-cnn@1"
@@ -204,6 +204,9 @@ class CoverResult:
     comparisons: list[CoverComparison]
     transposition: str
     notes: list[str] = field(default_factory=list)
+    checks: list = field(default_factory=list)  # engines.core.checks.Check: the inputs that were skipped
+    #: {"calibrated": bool, "temperature": T, "best_probability": p}
+    scores: dict = field(default_factory=dict)
 
     @property
     def ranking(self) -> list[CoverComparison]:
@@ -231,13 +234,21 @@ def audio_chroma(path: Path, *, progress: ProgressFn = no_progress, cancel: Canc
     return pooled_chroma(chroma_from_log_cqt(log_cqt(y))), notes
 
 
-class CoverIdEngine(Engine):
-    id = "cover-id"
+@dataclass
+class CoverInputs:
+    query: Path
+    query_chroma: np.ndarray
+    references: list[Path]
+    mode: str
+    notes: list[str]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = None
-        self.card = None
+
+class CoverIdEngine(ModelEngine):
+    id = "cover-id"
+    weights_name = WEIGHTS
+    architecture = ARCH
+    model_noun = "the cover CNN"
+    fallback_hint = "Qmax and Dmax need no weights: the classical scores are in every comparison."
 
     def info(self) -> EngineInfo:
         return EngineInfo(
@@ -251,36 +262,26 @@ class CoverIdEngine(Engine):
                         "matrices. Options: transposition=none|oti|patch.",
             extra={"self_test_out": "covers.json"})
 
-    def load(self, device: str) -> None:
-        from engines.core.weights import WeightsError, WeightsStore
+    def build_network(self, card):
+        return cnn_net(card.arch_args)
 
-        try:
-            tensors, card = WeightsStore.default().load(WEIGHTS, "cpu", expect_architecture=ARCH)
-        except WeightsError as exc:
-            raise EngineError(f"the cover CNN's weights cannot be used: {exc}") from None
-        net = cnn_net(card.arch_args)
-        load_state_checked(net, tensors, "the cover CNN's weights")
-        self.net = net.eval()
-        self.card = card
-        self.device = device
-
-    def unload(self) -> None:
-        self.net = None
-        self.device = None
+    @property
+    def net(self):
+        """The network on the current device, None before a load (kept for the catalog's callers)."""
+        return self._networks.get(self.device or "") if self.device else None
 
     def probability(self, cs: CrossSimilarity) -> float:
+        """The calibrated cover probability sigmoid(logit / T) of one cross-similarity matrix, on the network's
+        device (the CNN runs where the template put it, not always on the CPU)."""
         import torch
 
-        with torch.no_grad():
-            return float(torch.sigmoid(self.net(torch.from_numpy(cnn_input(cs))[None]))[0])
+        self.ensure_loaded()
+        with torch.inference_mode():
+            x = torch.from_numpy(cnn_input(cs))[None].to(self.device or "cpu")
+            logit = self.forward(x).float().cpu()
+        return float(torch.sigmoid(logit / self.temperature)[0])
 
-    def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
-                cancel: CancelToken | None = None) -> CoverResult:
-        from engines.music.audio import FRAME_S
-
-        if self.net is None:
-            self.load("cpu")
-        cancel = cancel or CancelToken()
+    def prepare(self, request: Mapping[str, Any], *, progress: ProgressFn, cancel: CancelToken) -> CoverInputs:
         query = request.get("query")
         refs = request.get("references")
         if not query or not refs:
@@ -291,7 +292,13 @@ class CoverIdEngine(Engine):
         refs = expand_references(refs, Path(query))
         progress(0.02, f"chroma of {Path(query).name}")
         qa, notes = audio_chroma(Path(query), cancel=cancel)
+        return CoverInputs(Path(query), qa, refs, mode, notes)
+
+    def infer(self, inputs: CoverInputs, *, progress: ProgressFn, cancel: CancelToken) -> list[CoverComparison]:
+        from engines.music.audio import FRAME_S
+
         out = []
+        refs = inputs.references
         for k, ref in enumerate(refs):
             cancel.raise_if_cancelled()
             progress(0.05 + 0.9 * k / len(refs), f"comparing with {Path(ref).name}")
@@ -300,18 +307,27 @@ class CoverIdEngine(Engine):
             except EngineError as exc:
                 if len(refs) == 1:
                     raise
-                notes.append(f"skipped {Path(ref).name}: {exc}")
+                inputs.notes.append(f"skipped {Path(ref).name}: {exc}")
                 continue
-            notes += n2
-            cs = cross_similarity(qa, rb, mode)
+            inputs.notes.extend(n2)
+            cs = cross_similarity(inputs.query_chroma, rb, inputs.mode)
             q, _ = qmax(cs.binary)
             d, dscore = dmax(cs.binary)
-            out.append(CoverComparison(str(query), str(ref), self.probability(cs), q, d, cs.oti, cs.sim,
+            out.append(CoverComparison(str(inputs.query), str(ref), self.probability(cs), q, d, cs.oti, cs.sim,
                                        alignment_path(dscore), POOL * FRAME_S))
-        if not out:
+        return out
+
+    def finish(self, outputs: list[CoverComparison], inputs: CoverInputs, request: Mapping[str, Any]) -> CoverResult:
+        from engines.core.checks import Check
+
+        if not outputs:
             raise EngineError("none of the references could be read")
-        progress(1.0, "done")
-        return CoverResult(str(query), out, mode, notes)
+        checks = [Check("references", "warned", n) for n in inputs.notes if n.startswith("skipped ")]
+        result = CoverResult(str(inputs.query), outputs, inputs.mode, inputs.notes, checks)
+        result.scores = {"calibrated": bool((self.card.calibration or {}).get("temperature")),
+                         "temperature": round(self.temperature, 4),
+                         "best_probability": result.best.probability}
+        return result
 
     def request_from_paths(self, paths: Sequence[Path]) -> Mapping[str, Any]:
         if len(paths) < 2:

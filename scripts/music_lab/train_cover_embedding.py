@@ -255,7 +255,8 @@ def _load_from(store: Path, engine):
     tensors, card = WeightsStore([store]).load(WEIGHTS, "cpu", expect_architecture=ARCH)
     net = embed_net(card.arch_args)
     load_state_checked(net, tensors, "the cover embedding's weights")
-    engine.net, engine.card, engine.device = net.eval(), card, "cpu"
+    # the template's per-device cache takes the network loaded from this store (it loads from the default store)
+    engine._networks["cpu"], engine.card, engine.device = net.eval(), card, "cpu"
     return card
 
 
