@@ -199,24 +199,3 @@ def write_volume_file(volume, out: Path) -> list[Path]:
     with atomic_path(out) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)
     return [Path(out)]
-
-
-# -- model cards ---------------------------------------------------------------------------------------
-def update_card(name: str, *, metrics: Mapping[str, Any] | None = None,
-                calibration: Mapping[str, Any] | None = None, directory: Path | None = None) -> Path:
-    """Merge ``metrics`` into the shipped card ``name`` and replace its ``calibration`` (when given), written
-    atomically. Only the card JSON changes: the weights and their SHA-256 stay as they are."""
-    import json
-
-    from engines.core.atomic import atomic_write_text
-    from engines.core.paths import resources_dir
-    from engines.core.weights import ModelCard
-
-    path = (directory or resources_dir() / "models" / "radiology_ai") / f"{name}.card.json"
-    card = ModelCard.from_json(path.read_text(encoding="utf-8"))
-    if metrics:
-        card.metrics = {**card.metrics, **json.loads(json.dumps(dict(metrics), default=float))}
-    if calibration is not None:
-        card.calibration = json.loads(json.dumps(dict(calibration), default=float))
-    atomic_write_text(path, card.to_json())
-    return path

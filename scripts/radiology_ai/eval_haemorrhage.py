@@ -206,7 +206,7 @@ def main(argv=None) -> int:
     import argparse
 
     from engines.radiology_ai import haemorrhage as H
-    from engines.radiology_ai.common import update_card
+    from engines.core.card_json import update_card
     from scripts.radiology_ai.train_haemorrhage import OUT, SETS, load_set, make_data
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from engines.radiology_ai import kernel_eval
-    from engines.radiology_ai.common import update_card
+    from engines.core.card_json import update_card
     from engines.radiology_ai.kernel_engine import BF16_TOLERANCE_HU, DIRECTIONS, KernelConversionEngine
 
     data = held_out(args.data)
