@@ -555,6 +555,7 @@ class RadiologySession:
             labels[f.mask.full(self.volume.shape)] = 1
         layer = self.add_placed_layer(self.placed(labels, None, {1: f"{f.id} {f.type}"}),
                                       name=f"{f.id} mask (review)", user_created=True)
+        layer.outline = True  # the lesion's own density stays visible inside the mask being edited
         self._finding_layers[finding_id] = layer
         return layer
 

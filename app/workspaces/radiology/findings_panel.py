@@ -34,7 +34,9 @@ KEYS_HELP = ("Keys (Review list focused): N / ↓ next · P / ↑ previous · A 
 def state_text(finding) -> str:
     """The State column: the review state, and 'edited' when the reviewer changed the box or mask."""
     mark = STATE_MARK.get(finding.state, finding.state)
-    return f"{mark} · edited" if finding.edited else mark
+    if not finding.edited:
+        return mark
+    return "edited" if finding.state == "unreviewed" else f"{mark} · edited"
 
 
 class FindingsPanel(QWidget):
