@@ -1,5 +1,5 @@
-"""The music workspace in the real window (offscreen): open the bundled chorale, see chords and key, edit,
-undo, transpose, autosave and restore, playback without a sound card, export."""
+"""The music workspace in the real window (offscreen): open the bundled chorale, see chords, key, tempo, meter
+and the beat grid, edit, undo, transpose, autosave and restore, playback without a sound card, export."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,6 +16,7 @@ def _open_sample(qtbot, window):
     with qtbot.waitSignal(view.opened, timeout=120_000):
         view.open_sample()
     qtbot.waitUntil(lambda: view.track is not None, timeout=120_000)
+    qtbot.waitUntil(lambda: view.session.analysis is not None, timeout=120_000)  # beats and key, from a worker
     return view
 
 
@@ -29,6 +30,9 @@ def test_sample_opens_with_chords_key_and_reference(qtbot, window):
     assert view.track.source == "chord-recognition"
     assert len(view.lane.segments) > 20
     assert view.key_label.text() == "Key: A minor"
+    assert view.analysis_label.text() == "tempo 76 bpm · 4/4 · key A minor"  # rendered at 76 bpm, common time
+    beats = view.session.beats
+    assert len(view.beat_grid.bar_labels) == len(beats.downbeats) > 10 and view.snap_box.isChecked()
     assert view.reference is not None and view.ref_plot.isVisible()
     assert view.last_scores["majmin"] > 0.7
     assert view.cqt_image.image.shape[1] == 144 and view.chroma_image.image.shape[1] == 12

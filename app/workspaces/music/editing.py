@@ -1,12 +1,13 @@
-"""The chord track's edit bar (undo, redo, rename, split, merge, export, melody) and the rename dialog.
+"""The chord track's edit bar (undo, redo, rename, split, merge, snap to beats, export, melody) and the rename
+dialog.
 
 Widgets only: the buttons emit what the user asked for and ``show_state`` enables them from the session.
 """
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QLineEdit, QMenu, QPushButton,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QLineEdit, QMenu,
+                               QPushButton, QToolButton, QVBoxLayout, QWidget)
 
 EXPORTS = (("MIREX chord labels (.lab)", ".lab"), ("MIDI: chords + melody (.mid)", ".mid"),
            ("MusicXML lead sheet (.musicxml)", ".musicxml"), ("WAV of the synthesized chords (.wav)", ".wav"))
@@ -59,6 +60,7 @@ class ChordEditBar(QWidget):
     merge_requested = Signal()
     export_requested = Signal(str)  # the suffix
     melody_requested = Signal()
+    snap_toggled = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -75,6 +77,10 @@ class ChordEditBar(QWidget):
         self.merge_button = QPushButton("Merge")
         self.merge_button.setToolTip("Merge the selected chord with the next one (M)")
         self.merge_button.clicked.connect(self.merge_requested)
+        self.snap_box = QCheckBox("Snap to beats")
+        self.snap_box.setToolTip("Moved boundaries and splits land on the nearest beat of the beat grid")
+        self.snap_box.setEnabled(False)
+        self.snap_box.toggled.connect(self.snap_toggled)
         self.export_button = QToolButton()
         self.export_button.setText("Export")
         self.export_button.setPopupMode(QToolButton.InstantPopup)
@@ -89,7 +95,7 @@ class ChordEditBar(QWidget):
         bar.setContentsMargins(0, 0, 0, 0)
         bar.addWidget(QLabel("Chord track:"))
         for w in (self.undo_button, self.redo_button, self.rename_button, self.split_button, self.merge_button,
-                  self.export_button):
+                  self.snap_box, self.export_button):
             bar.addWidget(w)
         bar.addStretch(1)
         bar.addWidget(self.melody_button)
@@ -104,3 +110,12 @@ class ChordEditBar(QWidget):
         self.split_button.setEnabled(bool(sel))
         self.merge_button.setEnabled(bool(sel) and selected < len(track.segments) - 1)
         self.export_button.setEnabled(has_track)
+
+    def show_snap(self, on: bool, available: bool) -> None:
+        """Check the snap box as the session says (without echoing back) and enable it when there is a grid."""
+        self.snap_box.blockSignals(True)
+        self.snap_box.setChecked(on)
+        self.snap_box.blockSignals(False)
+        self.snap_box.setEnabled(available)
+        self.snap_box.setToolTip("Moved boundaries and splits land on the nearest beat of the beat grid" if available
+                                 else "No beat grid for this recording: there is nothing to snap to")

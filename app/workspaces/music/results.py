@@ -1,5 +1,6 @@
 """What the music workspace says about its result: the title line (file, length, rate), the estimated key, the
-info line under the lanes and the check banner of a recognition whose input checks warn.
+tempo/meter/key line of the beat analysis, the info line under the lanes and the check banner of a recognition
+whose input checks warn.
 
 It only formats what the session holds (engines/music/session.py); nothing here computes.
 """
@@ -27,8 +28,12 @@ class ResultsPanel:
         self.key_label.setStyleSheet("font-size: 15px; font-weight: bold; padding: 0 12px;")
         self.key_label.setToolTip("Krumhansl-Schmuckler key estimate over the whole recording (transposed with "
                                   "the chord track)")
+        self.analysis_label = QLabel("")
+        self.analysis_label.setToolTip("Tempo and meter from the beat tracker, key from the chroma (Krumhansl-"
+                                       "Schmuckler); recomputed whenever the recording opens")
         self.header = QHBoxLayout()
         self.header.addWidget(self.title, 1)
+        self.header.addWidget(self.analysis_label)
         self.header.addWidget(self.key_label)
         self.status = QLabel("")
         self.status.setWordWrap(True)
@@ -47,6 +52,11 @@ class ResultsPanel:
         notes = f" ({'; '.join(clip.notes)})" if clip.notes else ""
         self.title.setText(f"<b>{opened.path.name}</b> - {clip.duration:.1f} s, {clip.original_sr or clip.sr} Hz, "
                            f"{clip.original_channels} ch{notes}")
+
+    def show_analysis(self, text: str, warned: bool) -> None:
+        """The session's info line ("tempo 120 bpm · 4/4 · key A minor"), amber when the estimator warns."""
+        self.analysis_label.setText(text)
+        self.analysis_label.setStyleSheet("color: #e0a030;" if warned else "")
 
     def show_key(self, track) -> None:
         if track is None or not track.key:

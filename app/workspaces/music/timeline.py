@@ -1,5 +1,6 @@
 """The music workspace's chord timeline: an overview strip over five linked lanes (waveform, constant-Q spectrum,
-chromagram, the editable chord lane and the reference lane), with playheads and draggable chord boundaries.
+chromagram, the editable chord lane and the reference lane), with playheads, draggable chord boundaries and the
+beat grid (beat_grid.py: beat and bar lines on the waveform and chord lanes, bar numbers on the chord lane).
 
 It only draws what it is given (an opened recording, a chord track, the agreement scores) and reports what the
 user did as signals; the session (engines/music/session.py) holds the state and makes the edits.
@@ -11,6 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from app.workspaces.music.beat_grid import BeatGridOverlay
 from app.workspaces.music.lanes import ChordLaneItem
 from engines.music.audio import FMIN_MIDI
 from engines.music.chords import PITCH_NAMES, ChordTrack, parse_label
@@ -130,12 +132,17 @@ class ChordTimelineView(QWidget):
             getattr(self, attr).addItem(line)
             self.playheads.append(line)
         self.boundary_lines: list[pg.InfiniteLine] = []
+        self.beat_grid = BeatGridOverlay((self.wave_plot, self.chord_plot), self.chord_plot)
         self.lane.clicked.connect(self.chord_clicked)
         self.lane.double_clicked.connect(self.chord_double_clicked)
         self.plots.scene().sigMouseClicked.connect(self._scene_clicked)
         self.wave_plot.sigXRangeChanged.connect(self._range_changed)
 
     def _show_reference_row(self, shown: bool) -> None:
+        # the time axis is under the lowest lane shown: the reference's, else the chords'
+        self.chord_plot.getAxis("bottom").setStyle(showValues=not shown)
+        self.chord_plot.setLabel("bottom", "" if shown else "time (s)")
+        self.chord_plot.showLabel("bottom", not shown)
         self.ref_plot.setVisible(shown)
         self.plots.ci.layout.setRowStretchFactor(REF_ROW, 2 if shown else 0)
         self.plots.ci.layout.setRowMaximumHeight(REF_ROW, 1e6 if shown else 0)
@@ -175,6 +182,11 @@ class ChordTimelineView(QWidget):
         self.ref_lane.set_segments(reference.segments if reference is not None else [])
         self.lane.set_segments([])
         self._clear_boundaries()
+        self.beat_grid.show(None)  # the new recording's grid comes when its analysis does
+
+    def show_beats(self, beats) -> None:
+        """Draw the beat grid of an engines.music.beats.BeatEstimate (None: no grid)."""
+        self.beat_grid.show(beats)
 
     def show_track(self, track: ChordTrack | None, selected: int | None) -> None:
         self.track = track
@@ -202,6 +214,7 @@ class ChordTimelineView(QWidget):
     def _range_changed(self, *_) -> None:
         self.lane.update_label_visibility()
         self.ref_lane.update_label_visibility()
+        self.beat_grid.update_label_visibility()
         self._sync_overview()
 
     def _sync_overview(self) -> None:

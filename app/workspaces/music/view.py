@@ -1,10 +1,11 @@
 """The music workspace: waveform, constant-Q spectrum, chromagram and an editable, audible chord lane.
 
 A thin view over engines/music/session.py's MusicSession: the session holds the recording, the chord track,
-transpose, the loop region, the reference and its agreement score; this view composes the widgets that draw it
-(timeline.py, transport.py, editing.py, results.py), forwards the user's actions to the session and subscribes to
-its events. Everything that computes (opening, features, recognition, agreement, synthesis, exports, autosave
-writes) runs off the GUI thread through context.tasks or the autosave writer.
+transpose, the loop region, the reference and its agreement score, the beat grid and key; this view composes the
+widgets that draw it (timeline.py, beat_grid.py, transport.py, editing.py, results.py), forwards the user's actions
+to the session and subscribes to its events. Everything that computes (opening, features, recognition, beats and
+key, agreement, synthesis, exports, autosave writes) runs off the GUI thread through context.tasks or the autosave
+writer.
 """
 from __future__ import annotations
 
@@ -66,6 +67,8 @@ class MusicWorkspace(WorkspaceView):
         events.selection_changed.connect(self._selection_changed)
         events.scores_changed.connect(self._scores_changed)
         events.transpose_changed.connect(self.transport.show_transpose)
+        events.analysis_changed.connect(self._analysis_changed)
+        events.snap_changed.connect(lambda on: self.edit_bar.show_snap(on, self.session.can_snap))
         self._show_controls()
 
     # -- the session's state, under the names the view has always had ---------------------------------
@@ -99,11 +102,12 @@ class MusicWorkspace(WorkspaceView):
         for part, names in ((self.transport, ("engine_box", "recognize_button", "play_button", "source_box",
                                               "voice_box", "loop_box", "transpose_spin")),
                             (self.edit_bar, ("undo_button", "redo_button", "rename_button", "split_button",
-                                             "merge_button", "export_button", "melody_button")),
+                                             "merge_button", "snap_box", "export_button", "melody_button")),
                             (self.timeline, ("overview", "overview_curve", "overview_region", "plots", "wave_plot",
                                              "cqt_plot", "chroma_plot", "chord_plot", "ref_plot", "wave_curve",
-                                             "cqt_image", "chroma_image", "lane", "ref_lane", "playheads")),
-                            (self.results, ("title", "key_label", "status"))):
+                                             "cqt_image", "chroma_image", "lane", "ref_lane", "playheads",
+                                             "beat_grid")),
+                            (self.results, ("title", "key_label", "analysis_label", "status"))):
             for name in names:
                 setattr(self, name, getattr(part, name))
         t, e, tl = self.transport, self.edit_bar, self.timeline
@@ -119,6 +123,7 @@ class MusicWorkspace(WorkspaceView):
         e.merge_requested.connect(self.merge_selected)
         e.export_requested.connect(self._ask_export)
         e.melody_requested.connect(self.send_chords_to_lab)
+        e.snap_toggled.connect(self.session.set_snap)
         tl.chord_clicked.connect(self._lane_clicked)
         tl.chord_double_clicked.connect(self._lane_double_clicked)
         tl.seek_requested.connect(self.seek)
@@ -134,6 +139,7 @@ class MusicWorkspace(WorkspaceView):
         root.addWidget(tl, 1)
         root.addLayout(self.results.footer)
         self.lab = MusicLabPanel(self.context)  # harmonizer, melody generator, covers (issue 7)
+        self.lab.open_recording_requested.connect(self._open_from_lab)
         self.tabs = QTabWidget()
         self.tabs.addTab(self.analysis, "Chords")
         self.tabs.addTab(self.lab, "Lab: harmonize · generate · covers")
@@ -190,7 +196,12 @@ class MusicWorkspace(WorkspaceView):
         notice = opened.autosave.get("notice")
         if notice:
             self.context.notify("warning", notice, "")
-        if self.session.open(opened):  # the user's edits (and transpose) for this recording came back
+        restored = self.session.open(opened)
+        job = self.session.analysis_job()  # beats, meter, tempo and key: after the audio is shown, in a worker
+        self.context.tasks.submit(job, title=f"Beats and key of {short_name(opened.path.name)}",
+                                  owner=f"{self.manifest.id}:analysis", on_result=self.session.apply_analysis,
+                                  on_error=self._error)
+        if restored:  # the user's edits (and transpose) for this recording came back
             saved = opened.autosave.get("saved")
             self.status.setText(f"Restored your chord track for this recording (saved {saved}). "
                                 f"'Recognize' starts again from the engine.")
@@ -205,7 +216,20 @@ class MusicWorkspace(WorkspaceView):
         self.results.show_opened(opened)
         self.status.setText("Audio ready. Recognizing chords...")
         self.context.add_recent(opened.path)
+        self.lab.current_recording = opened.path  # the query the Lab's catalog search offers first
         self.opened.emit(str(opened.path))
+
+    def _analysis_changed(self, analysis) -> None:  # session event: beats and key arrived, or the transpose moved
+        session = self.session
+        self.timeline.show_beats(session.beats if session.can_snap else None)
+        warned = analysis is not None and (analysis.beats is None or bool(analysis.beats.warnings))
+        self.results.show_analysis(session.info_line, warned)
+        self.edit_bar.show_snap(session.snap, session.can_snap)
+
+    def _open_from_lab(self, path: str) -> None:
+        """A catalog match double-clicked in the Lab: open that recording here, on the Chords tab."""
+        self.tabs.setCurrentWidget(self.analysis)
+        self.open_path(Path(path))
 
     # -- chords --------------------------------------------------------------------------------------
     def recognize(self, force: bool = False) -> None:  # noqa: ARG002 - the button's wording
@@ -394,8 +418,14 @@ class MusicWorkspace(WorkspaceView):
         melody = clip.midi if clip is not None else None
         voice, out = self.voice_box.currentData(), Path(out)
 
+        beats = self.session.beats if self.session.can_snap else None
+        if beats is not None and tempo is None:  # the beat grid already found: the lead sheet uses it
+            tempo, first_beat = beats.bpm, float(beats.downbeats[0])
+        else:
+            first_beat = 0.0
+
         def job(progress, cancel):
-            bpm, first = tempo, 0.0
+            bpm, first = tempo, first_beat
             if out.suffix.lower() in (".musicxml", ".xml") and bpm is None and clip is not None:
                 from engines.music.export import estimate_beats
 

@@ -1,4 +1,5 @@
-"""The music lab panel: Harmonizer, Melody generator and Covers tabs over the engines in engines/music_lab.
+"""The music lab panel: Harmonizer, Melody generator and Covers tabs over the engines in engines/music_lab (the
+catalog search of the Covers tab is lab/catalog_search.py).
 
 Self-contained: ``MusicLabPanel(context)`` with ``context`` an ``app.workspaces.base.ShellContext``. All model
 and file work runs through ``context.tasks``; errors go to ``context.notify``. Playback uses the music
@@ -585,9 +586,12 @@ class CoversTab(QWidget):
             self.transposition.addItem(label, data)
         self.compare_button = QPushButton("Compare")
         self.compare_button.clicked.connect(self.compare)
+        self.catalog_button = QPushButton("Find versions in catalog…")
+        self.catalog_button.setToolTip("Look the recording up in a catalog made by 'csi-workstation covers index'")
+        self.catalog_button.clicked.connect(panel.find_in_catalog)
         row1 = QHBoxLayout()
         for w in (QLabel("Query:"), self.query_edit, q_button, QLabel("Against:"), self.ref_edit, r_button, f_button,
-                  self.sample_button, self.transposition, self.compare_button):
+                  self.sample_button, self.transposition, self.compare_button, self.catalog_button):
             row1.addWidget(w)
         self.verdict = QLabel("Choose two recordings (or one and a folder) and Compare.")
         self.verdict.setWordWrap(True)
@@ -690,10 +694,13 @@ class MusicLabPanel(QWidget):
     """Three tabs - Harmonizer, Melody generator, Covers - for the music workspace."""
 
     autosave_failed = Signal(str)
+    open_recording_requested = Signal(str)  # a catalog match to open in the music workspace
 
     def __init__(self, context, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
+        self.current_recording: Path | None = None  # the music workspace's open recording (set by the view)
+        self.catalog_dialog = None
         self.player = _Player(self)
         self._engines: dict[str, Any] = {}
         from engines.core.autosave import AutosaveWriter
@@ -735,6 +742,19 @@ class MusicLabPanel(QWidget):
         self.tabs.setCurrentWidget(self.harmonizer)
         self.harmonizer.open_melody(Path(path))
 
+    def find_in_catalog(self) -> None:
+        """Open the catalog search (lab/catalog_search.py) for the Covers query or the workspace's recording."""
+        from app.workspaces.music.lab.catalog_search import CatalogSearchDialog
+
+        song = self.covers.query_edit.text().strip() or str(self.current_recording or "")
+        if self.catalog_dialog is None:
+            self.catalog_dialog = CatalogSearchDialog(self.context, song, self)
+            self.catalog_dialog.open_requested.connect(self.open_recording_requested)
+        elif song:
+            self.catalog_dialog.song_edit.setText(song)
+        self.catalog_dialog.show()
+        self.catalog_dialog.raise_()
+
     def engine(self, engine_id: str):
         if engine_id not in self._engines:
             try:
@@ -757,4 +777,6 @@ class MusicLabPanel(QWidget):
         """Call from the workspace's shutdown(): stops playback, writes pending autosaves (running tasks are
         cancelled by the shell)."""
         self.player.close()
+        if self.catalog_dialog is not None:
+            self.catalog_dialog.cancel()
         self.autosaver.close()
