@@ -126,6 +126,16 @@ class ModelEngine(PipelineEngine):
                 self._networks[device], self.card = self._build_loaded(device)
             self.device = device
 
+    def attach_network(self, network, card=None, device: str = "cpu") -> "ModelEngine":
+        """Run ``network`` (a model in memory: a training script's, being evaluated) instead of the shipped
+        weights, so the evaluation goes through this engine's own prepare/infer/finish. Returns the engine."""
+        with self._lock:
+            self._networks[device] = network.to(device).eval()
+            if card is not None:
+                self.card = card
+            self.device = device
+        return self
+
     def unload(self) -> None:
         with self._lock:
             had_accelerator = any(not d.startswith("cpu") for d in self._networks)

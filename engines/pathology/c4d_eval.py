@@ -181,8 +181,5 @@ def engine_with_network(model, card, device: str = "cpu"):
     training script evaluates through the engine's own path."""
     from engines.pathology.c4d import C4dCnnEngine
 
-    engine = C4dCnnEngine()
-    engine._networks[device] = model.eval()  # the template's per-device cache, filled by hand
-    engine.card, engine.device = card, device
-    return engine
+    return C4dCnnEngine().attach_network(model, card, device)
 

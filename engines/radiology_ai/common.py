@@ -97,10 +97,7 @@ def channels_last(x):
 def attach_network(engine, network, card, device: str = "cpu"):
     """Give a ModelEngine a network in memory (a training script's model being evaluated) instead of the
     shipped weights, so the evaluation runs the engine's own prepare/infer/finish. Returns the engine."""
-    engine._networks[device] = network.to(device).eval()
-    engine.card = card
-    engine.device = device
-    return engine
+    return engine.attach_network(network, card, device)
 
 
 # -- derived DICOM series ------------------------------------------------------------------------------

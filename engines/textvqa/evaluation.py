@@ -116,6 +116,4 @@ def calibrate_g2p(engine, n_words: int = 1000) -> dict[str, Any]:
 def with_network(engine, model, card, device: str = "cpu"):
     """``engine`` running ``model`` (a network being trained) instead of its shipped weights, so a training
     script's figures come from the engine's own path."""
-    engine._networks[device] = model.eval()  # the template's per-device cache, filled by hand
-    engine.card, engine.device = card, device
-    return engine
+    return engine.attach_network(model, card, device)
