@@ -117,8 +117,10 @@ def choose_ct_window(volume, *, look: bool = True) -> WindowChoice:
     with ``look``, from the image), None (keep its own) otherwise."""
     head, reason = head_ct_from_tags(volume)
     if head is None and look:
-        if is_axial(volume):
-            head, reason = head_ct_from_image(volume.real(volume.voxels), volume.geometry.spacing)
+        if is_axial(volume):  # only the sampled slices become real values (a whole CT would be 100s of MB)
+            ks = np.unique(np.linspace(0, volume.shape[0] - 1, min(volume.shape[0], 12)).round().astype(int))
+            head, reason = head_ct_from_image(volume.real(volume.voxels[ks]), volume.geometry.spacing,
+                                              n_slices=len(ks))
         else:
             head, reason = False, "not an axial series"
     return WindowChoice(BRAIN_WINDOW if head else None, head, reason)
