@@ -9,7 +9,8 @@
   put on the shown image's grid (``target``);
 * ``{"kind": "seg", "label_map": LabelMap, "placed": PlacedLabels | None, "ref_uid": str}`` - a DICOM SEG (placed
   on ``target`` when given);
-* ``{"kind": "sr", "lines": [...]}`` - a structured report's content.
+* ``{"kind": "sr", "lines": [...], "findings": [...], "ref_uid": str}`` - a structured report's content, and
+  the findings of a measurement report (boxes, scores, review states) with the series it references.
 """
 from __future__ import annotations
 
@@ -65,8 +66,13 @@ def read_path(path: str | Path, target=None, *, progress: Callable = lambda f, m
         return {"kind": "labels", "placed": place_labels(label_map, None, None, *target), "problems": problems}
     if kind == "dicom-sr":
         from engines.radiology.overlays import read_sr_text
+        from engines.radiology.sr import read_findings_sr
 
-        return {"kind": "sr", "lines": read_sr_text(path)}
+        try:  # a measurement report with image regions (ours or another tool's TID 1500): its findings too
+            findings, ref_uid = read_findings_sr(path)
+        except EngineError:
+            findings, ref_uid = [], ""
+        return {"kind": "sr", "lines": read_sr_text(path), "findings": findings, "ref_uid": ref_uid}
     if kind == "dicom-seg":
         label_map, ref_uid = read_seg(path)
         placed = place_labels(label_map, None, None, *target) if target is not None else None

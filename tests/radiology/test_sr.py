@@ -91,3 +91,26 @@ def test_sr_needs_a_dicom_source_and_refuses_other_files(ct_series, tmp_path):
     ct_file = sorted(ct_series.series.slices, key=lambda s: str(s.path))[0].path
     with pytest.raises(EngineError, match="not a structured report"):
         read_findings_sr(ct_file)
+
+
+def test_reopening_the_report_in_the_workspace_brings_the_findings_back_for_review(window, qtbot, ct_series, tmp_path):
+    from .conftest import open_in
+
+    findings = _findings(ct_series)
+    report = write_findings_sr(findings, ct_series, tmp_path / "report.dcm", algorithm="head-ct-haemorrhage")[0]
+    view = window.switch_to("radiology")
+    with qtbot.waitSignal(view.opened, timeout=20000):
+        view.open_path(report)  # no image yet: the report's text, and a word on what to open first
+    assert "open the series it reports on first" in window.notifications.items[-1].message
+    assert view.findings_panel.review.visible == []
+    view = open_in(window, qtbot, ct_series.series.slices[0].path.parent)
+    with qtbot.waitSignal(view.opened, timeout=20000):
+        view.open_path(report)
+    review = view.findings_panel.review
+    assert view.tabs.currentWidget() is view.findings_panel
+    assert [(f.id, f.state) for f in review.visible] == [("F1", "accepted"), ("F2", "rejected"), ("F3", "unreviewed")]
+    for a, b in zip(findings, review.visible):
+        assert np.abs(np.subtract(a.lo_mm, b.lo_mm)).max() < 1.0
+    review.accept()  # the review goes on from where the report left it
+    assert any("3 finding(s) back in the Review tab (1 accepted, 1 rejected, 1 unreviewed)" in n.message
+               for n in window.notifications.items)

@@ -237,6 +237,8 @@ class RadiologyWorkspace(WorkspaceView, ExportActions, EngineActions):
             self._add_seg(result["label_map"], result["ref_uid"], path, result["placed"])
         elif kind == "sr":
             self.show_report(result["lines"])
+            if result.get("findings"):
+                self._review_report(path, result["findings"], result.get("ref_uid", ""))
         elif kind == "labels":
             self.session.add_placed_layer(result["placed"], name=path.name)
             for problem in result.get("problems", []):
@@ -552,6 +554,24 @@ class RadiologyWorkspace(WorkspaceView, ExportActions, EngineActions):
             self.findings_list.addItem(line)
         self.tabs.setCurrentWidget(self.findings_list)
         self.context.notify("info", f"{lines[0] if lines else 'Structured report'}: shown in the Findings tab", "")
+
+    def _review_report(self, path: Path, findings: list, ref_uid: str) -> None:
+        """A re-opened findings report: its findings, with their review states, back in the Review list."""
+        if self.volume is None:
+            self.context.notify("warning", f"{path.name}: open the series it reports on first, then the report "
+                                           f"again, to review its {len(findings)} finding(s) on the images", "")
+            return
+        if ref_uid and self.volume.series is not None and ref_uid != self.volume.series.uid:
+            self.context.notify("warning", f"{path.name} reports on series {ref_uid}, not the one shown; its "
+                                           f"findings are placed by patient coordinates anyway", "")
+        self.findings_panel.set_result({"findings": findings, "source": self.volume, "engine": path.name,
+                                        "threshold": 0.0})
+        self.tabs.setCurrentWidget(self.findings_panel)
+        states = {}
+        for f in findings:
+            states[f.state] = states.get(f.state, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(states.items()))
+        self.context.notify("info", f"{path.name}: {len(findings)} finding(s) back in the Review tab ({summary})", "")
 
     def _show_findings(self, findings: list[str]) -> None:
         self.findings_list.clear()
