@@ -162,7 +162,10 @@ class _Runnable(QRunnable):
             self._send("cancelled")
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a message, the app keeps running
             detail = traceback.format_exc()
-            log.error("%s failed: %s\n%s", task.title, exc, detail)
+            if isinstance(exc, EngineError):  # a message written for the user (bad input): no stack in the log
+                log.warning("%s: %s", task.title, exc)
+            else:
+                log.error("%s failed: %s\n%s", task.title, exc, detail)
             self._send("error", plain_message(task.title, exc), detail)
         else:
             self._send("result", value)
