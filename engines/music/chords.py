@@ -15,6 +15,7 @@ from typing import Any, Iterable, Sequence
 
 from engines.core.atomic import atomic_write_text
 from engines.core.engine import EngineError
+from engines.core.history import UndoHistory
 
 PITCH_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 SHARP_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -184,7 +185,7 @@ class ChordSegment:
 
 
 @dataclass
-class ChordTrack:
+class ChordTrack(UndoHistory):
     """Timed chord segments covering [0, duration], plus the estimated key and where they came from.
 
     Edits keep the segments contiguous and sorted; every edit pushes an undo snapshot.
@@ -256,14 +257,6 @@ class ChordTrack:
         self._redo.clear()
         if len(self._undo) > 200:
             self._undo.pop(0)
-
-    @property
-    def can_undo(self) -> bool:
-        return bool(self._undo)
-
-    @property
-    def can_redo(self) -> bool:
-        return bool(self._redo)
 
     def undo(self) -> bool:
         if not self._undo:

@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 
 from engines.core.engine import EngineError
+from engines.core.history import UndoHistory
 from engines.core.paths import data_dir
 from engines.pathology.geojson import (Annotation, AnnotationTable, ParsedGeoJSON, load_geojson, parse_geojson,
                                        read_geojson, string_key, to_feature_collection, write_geojson)
@@ -369,7 +370,7 @@ def _keys_of(items: list[Annotation]) -> np.ndarray:
     return np.fromiter((string_key(a.id) for a in items), np.uint64, len(items))
 
 
-class AnnotationStore:
+class AnnotationStore(UndoHistory):
     """Annotations with an undo stack. Every change calls the listeners (the view redraws and autosaves).
 
     Rows live in numpy arrays: ``_slots`` names each row's source (>= 0: a row of one of the immutable
@@ -563,14 +564,6 @@ class AnnotationStore:
         self._undo.append(self._apply(self._redo.pop()))
         self._changed()
         return True
-
-    @property
-    def can_undo(self) -> bool:
-        return bool(self._undo)
-
-    @property
-    def can_redo(self) -> bool:
-        return bool(self._redo)
 
     def reset(self, items=None, bounds: np.ndarray | None = None, index: SpatialIndex | None = None) -> None:
         """Start a new session (another slide): these items (a list of Annotations or an AnnotationTable), no

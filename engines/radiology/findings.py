@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from engines.core.history import UndoHistory
+
 STATES = ("unreviewed", "accepted", "rejected")
 
 
@@ -204,7 +206,7 @@ def with_masks(findings: Iterable[Finding], labels_by_id: dict[str, np.ndarray])
 Listener = Callable[[str, Any], None]
 
 
-class FindingsReview:
+class FindingsReview(UndoHistory):
     """A study's findings under review.
 
     ``visible`` are the findings with score >= ``threshold`` (in score order); ``current`` is the one the
@@ -408,14 +410,6 @@ class FindingsReview:
         ids = [fid for fid, _o, _n in changes]
         boxes = any("lo_mm" in new for _fid, _o, new in changes)
         self._emit("boxes" if boxes else "states", ids)
-
-    @property
-    def can_undo(self) -> bool:
-        return bool(self._undo)
-
-    @property
-    def can_redo(self) -> bool:
-        return bool(self._redo)
 
     def undo(self) -> None:
         if not self._undo:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from psygnal import Signal
 
+from engines.core.history import UndoHistory
 from engines.radiology.brush import paint_segment
 from engines.radiology.findings import (FindingStats, FindingsReview, box_cuts, box_index_bounds, box_rect,
                                         box_with_rect, finding_statistics)
@@ -85,7 +86,7 @@ def plane_slice(array: np.ndarray, plane: str, cursor) -> np.ndarray:
     return array[:, :, i]
 
 
-class RadiologySession:
+class RadiologySession(UndoHistory):
     """The open study and everything drawn over it (see the module docstring)."""
 
     volume_changed = Signal(object)  # the new Volume (None when closed)
@@ -461,14 +462,6 @@ class RadiologySession:
         """Take the 'Auto' window computed in a worker (``opening.auto_window``) and use it."""
         self.auto_window_values = (float(values[0]), float(values[1]))
         self.set_window(*self.auto_window_values)
-
-    @property
-    def can_undo(self) -> bool:
-        return bool(self._undo)
-
-    @property
-    def can_redo(self) -> bool:
-        return bool(self._redo)
 
     def undo(self) -> bool:
         """Undo the last brush/eraser stroke; False when there is none."""
