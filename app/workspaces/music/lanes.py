@@ -39,7 +39,8 @@ class ChordLaneItem(pg.GraphicsObject):
         self.selected: int | None = None
         self.display_symbol = display_symbol or (lambda seg: parse_label(seg.label).symbol())
         self._picture = QPicture()
-        self._labels: list[pg.TextItem] = []
+        self._symbols: list[str] = []  # each segment's name, computed once per set_segments
+        self._labels: list[pg.TextItem] = []  # a pool: only the segments in view get one (see _relabel)
         self._bounds = QRectF(0, 0, 1, 1)
 
     def set_segments(self, segments: list[ChordSegment], selected: int | None = None) -> None:
@@ -71,39 +72,45 @@ class ChordLaneItem(pg.GraphicsObject):
         p.end()
 
     def _relabel(self) -> None:
-        vb = self.getViewBox()
-        for item in self._labels:
-            if item.scene() is not None:
-                item.scene().removeItem(item)
-        self._labels = []
-        if vb is None:
-            return
-        for seg in self.segments:
-            text = self.display_symbol(seg)
-            item = pg.TextItem(text, color=(255, 255, 255), anchor=(0, 0.5))
-            item.setParentItem(self)
-            item.setPos(QPointF(seg.start, 0.5))
-            self._labels.append(item)
+        """Name the segments anew (after an edit, a selection or a transpose) and show those in view."""
+        self._symbols = [self.display_symbol(seg) for seg in self.segments]
         self.update_label_visibility()
 
     def update_label_visibility(self) -> None:
+        """Label the segments in view that are wide enough for their name. TextItems are pooled and only
+        the visible ones are placed: a 5-minute track has hundreds of chords, and making a TextItem per
+        chord on every edit or selection stalled the GUI thread for 100-1,000 ms."""
         vb = self.getViewBox()
-        if vb is None or not self._labels:
+        if vb is None:
             return
         (x0, x1), _ = vb.viewRange()
         width_px = max(1.0, vb.width())
         s_per_px = max(1e-9, (x1 - x0) / width_px)
-        for item, seg in zip(self._labels, self.segments):
-            visible = seg.end > x0 and seg.start < x1 and (seg.end - seg.start) / s_per_px >= 8 * len(item.toPlainText()) + 8
-            item.setVisible(visible)
+        shown = 0
+        for seg, text in zip(self.segments, self._symbols):
+            if not (seg.end > x0 and seg.start < x1 and (seg.end - seg.start) / s_per_px >= 8 * len(text) + 8):
+                continue
+            if shown == len(self._labels):
+                item = pg.TextItem(text, color=(255, 255, 255), anchor=(0, 0.5))
+                item.setParentItem(self)
+                self._labels.append(item)
+            item = self._labels[shown]
+            if item.toPlainText() != text:
+                item.setPlainText(text)
+            item.setPos(QPointF(seg.start, 0.5))
+            item.setVisible(True)
+            shown += 1
+        for item in self._labels[shown:]:
+            item.setVisible(False)
 
     def label_items(self) -> list[pg.TextItem]:
-        return list(self._labels)
+        """The chord names on screen now (one per segment in view that is wide enough for it)."""
+        return [item for item in self._labels if item.isVisible()]
 
     def itemChange(self, change, value):  # labels need the view box, which exists only once added
         result = super().itemChange(change, value)
-        if change == self.GraphicsItemChange.ItemSceneHasChanged and self.segments and not self._labels:
-            self._relabel()
+        if change == self.GraphicsItemChange.ItemSceneHasChanged and self.segments:
+            self.update_label_visibility()
         return result
 
     def paint(self, painter, *args) -> None:
