@@ -22,6 +22,19 @@ LANES = (("wave_plot", "Waveform"), ("cqt_plot", "Constant-Q (log)"), ("chroma_p
 REF_ROW = 4
 
 
+def display_arrays(opened) -> dict:
+    """What ``show_recording`` draws besides the envelope, computed from the arrays (run it in the load job:
+    percentiles of a 5-minute CQT took tens of ms in the GUI thread): the waveform's peak, the CQT's display
+    levels (5th and 99.7th percentile) and the chroma normalised per frame."""
+    clip, feats = opened.clip, opened.features
+    out = {"peak": max(float(np.abs(clip.samples).max()) if len(clip.samples) else 0.0, 1e-3)}
+    if feats is not None and feats.n_frames:
+        lo, hi = np.percentile(feats.logcqt, (5, 99.7))
+        out["cqt_levels"] = (lo, max(hi, lo + 1e-3))
+        out["chroma"] = feats.chroma / np.maximum(feats.chroma.max(axis=1, keepdims=True), 1e-9)
+    return out
+
+
 def waveform_envelope(samples: np.ndarray, sr: int, points: int = 4000) -> tuple[np.ndarray, np.ndarray]:
     """Min/max pairs per bin for drawing a long waveform quickly (x in seconds)."""
     n = len(samples)
@@ -151,19 +164,18 @@ class ChordTimelineView(QWidget):
     def show_recording(self, opened, envelope: tuple[np.ndarray, np.ndarray]) -> None:
         """Draw a freshly opened recording (engines.music.session.OpenedRecording) and its waveform envelope."""
         clip, feats = opened.clip, opened.features
+        shown = opened.extra.get("display") or display_arrays(opened)  # the load job made them, off this thread
         self.track = None
         self.wave_curve.setData(*envelope)
-        peak = max(float(np.abs(clip.samples).max()) if len(clip.samples) else 0.0, 1e-3)
+        peak = shown["peak"]
         self.wave_plot.setYRange(-peak, peak, padding=0.05)
         dur = max(clip.duration, 1e-3)
         if feats is not None and feats.n_frames:
             span = feats.n_frames * feats.frame_s
             cqt = feats.logcqt
-            lo, hi = np.percentile(cqt, 5), np.percentile(cqt, 99.7)
-            self.cqt_image.setImage(cqt, levels=(lo, max(hi, lo + 1e-3)), autoLevels=False)
+            self.cqt_image.setImage(cqt, levels=shown["cqt_levels"], autoLevels=False)
             self.cqt_image.setRect(0, FMIN_MIDI, span, cqt.shape[1] / 2)
-            chroma = feats.chroma / np.maximum(feats.chroma.max(axis=1, keepdims=True), 1e-9)
-            self.chroma_image.setImage(chroma, levels=(0, 1), autoLevels=False)
+            self.chroma_image.setImage(shown["chroma"], levels=(0, 1), autoLevels=False)
             self.chroma_image.setRect(0, 0, span, 12)
         self.cqt_plot.setYRange(FMIN_MIDI, FMIN_MIDI + 72, padding=0)
         self.chroma_plot.setYRange(0, 12, padding=0)

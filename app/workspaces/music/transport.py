@@ -19,6 +19,27 @@ log = logging.getLogger(__name__)
 SOURCES = (("Recording", "audio"), ("Chords", "chords"), ("Recording + chords", "mix"))
 
 
+def _weights_present(name: str | None) -> bool:
+    """Whether an engine's weights file and card are there (cheap: no hashing; the GUI thread may ask)."""
+    if not name:
+        return True
+    from engines.core.weights import WeightsError, WeightsStore
+
+    try:
+        weights, card = WeightsStore.default().paths(name)
+    except WeightsError:
+        return False
+    return weights.exists() and card.exists()
+
+
+def weights_job(engines: list):
+    """Worker: each engine's full weights status (engine id -> 'ok', 'none needed' or why not)."""
+    def job(progress, cancel):
+        return {engine.info().id: engine.weights_status() for engine in engines}
+
+    return job
+
+
 class TransportBar(QWidget):
     """The row of controls above the lanes. Emits what the user asked for; shows what it is told."""
 
@@ -31,6 +52,9 @@ class TransportBar(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.engine_box = QComboBox()
+        self._ranks: dict[str, int] = {}  # engine id -> preference for the default (BTC 25 > networks > rest)
+        self._default = None  # the engine chosen by default (the user's own choice is never overridden)
+        self._statuses: dict[str, str] = {}  # engine id -> weights status (see weights_status)
         self.engine_box.setSizeAdjustPolicy(QComboBox.AdjustToContents)
         self.engine_box.setMinimumWidth(190)
         self.engine_box.setToolTip("Chord recognizer: BTC (network trained on rendered chorales) or the "
@@ -74,29 +98,64 @@ class TransportBar(QWidget):
         self.transpose_spin.setValue(int(semitones))
         self.transpose_spin.blockSignals(False)
 
-    def fill_engines(self, registry, notify: Callable[[str, str, str], None]) -> None:
-        """List the chord recognizers once; the default is BTC 25 classes, else any network, else templates."""
+    def fill_engines(self, registry, notify: Callable[[str, str, str], None]) -> list | None:
+        """List the chord recognizers once; the default is BTC 25 classes, else any network, else templates.
+
+        Whether an engine's weights are usable is first judged by their files being there; the full check
+        (the SHA-256 of each weights file against its card) is the worker job ``weights_job`` of the engines
+        returned here, and ``show_weights_status`` applies its answer. Returns None when already filled."""
         if self.engine_box.count():
-            return
+            return None
         try:
             engines = [registry.get(i) for i in registry.ids()]
         except Exception as exc:  # noqa: BLE001 - no engines: the view still shows audio
             notify("error", f"Music engines are unavailable: {exc}", "")
-            return
-        best = None
+            return None
+        chord_engines = []
         for engine in engines:
             info = engine.info()
             if info.workspace != "music" or info.task != "chord recognition":
                 continue
-            usable = engine.weights_status() in ("ok", "none needed")
+            chord_engines.append(engine)
+            self._ranks[info.id] = 2 if info.id == "chord-recognition" else 1 if info.weights else 0
+            # files absent: the status says why at once (no hashing); present: 'ok' until the full check says
+            status = ("ok" if info.weights else "none needed") if _weights_present(info.weights) \
+                else engine.weights_status()
+            self._statuses[info.id] = status
             short = info.extra.get("short_title", info.title)
+            usable = status in ("ok", "none needed")
             self.engine_box.addItem(short + ("" if usable else " (weights missing)"), info.id)
             self.engine_box.setItemData(self.engine_box.count() - 1, info.title, Qt.ToolTipRole)
-            rank = 2 if info.id == "chord-recognition" else 1 if info.weights else 0
-            if usable and (best is None or rank > best[1]):
-                best = (self.engine_box.count() - 1, rank)
+        self._choose_default(self._statuses)
+        return chord_engines
+
+    def weights_status(self, engine_id: str) -> str:
+        """The engine's weights status as last checked: the full check's answer once it came, else 'ok' when
+        its files are there (the recognition job checks the hash again before it runs)."""
+        return self._statuses.get(engine_id, "ok")
+
+    def _choose_default(self, statuses: dict[str, str]) -> None:
+        best = None
+        for index in range(self.engine_box.count()):
+            engine_id = self.engine_box.itemData(index)
+            rank = self._ranks.get(engine_id, 0)
+            if statuses.get(engine_id) in ("ok", "none needed") and (best is None or rank > best[1]):
+                best = (index, rank)
         if best is not None:
             self.engine_box.setCurrentIndex(best[0])
+        self._default = self.engine_box.currentData()
+
+    def show_weights_status(self, statuses: dict[str, str]) -> None:
+        """The full weights check's answer (engine id -> status): unusable engines are marked, and the default
+        moves to the best usable one unless the user chose another meanwhile."""
+        self._statuses.update(statuses)
+        for index in range(self.engine_box.count()):
+            status = statuses.get(self.engine_box.itemData(index))
+            text = self.engine_box.itemText(index).removesuffix(" (weights missing)")
+            self.engine_box.setItemText(index, text + ("" if status in (None, "ok", "none needed")
+                                                       else " (weights missing)"))
+        if self.engine_box.currentData() == self._default:
+            self._choose_default(statuses)
 
     def set_enabled_for(self, has_recording: bool) -> None:
         self.recognize_button.setEnabled(has_recording)

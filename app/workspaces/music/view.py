@@ -20,8 +20,8 @@ from app.workspaces.base import WorkspaceView
 from app.workspaces.music.autosave_wiring import ChordAutosave
 from app.workspaces.music.editing import ChordEditBar, ChordRenameDialog
 from app.workspaces.music.results import ResultsPanel
-from app.workspaces.music.timeline import ChordTimelineView, waveform_envelope
-from app.workspaces.music.transport import PlaybackController, TransportBar
+from app.workspaces.music.timeline import ChordTimelineView, display_arrays, waveform_envelope
+from app.workspaces.music.transport import PlaybackController, TransportBar, weights_job
 from engines.music.audio import short_name
 from engines.music.chords import ChordTrack
 from engines.music.session import MusicSession, OpenedRecording
@@ -32,13 +32,14 @@ SCORE_DELAY_MS = 150  # agreement is recomputed this long after the last edit, i
 
 
 def load_job(path: Path):
-    """Worker: the session's opened recording plus the waveform envelope the timeline draws."""
+    """Worker: the session's opened recording plus the waveform envelope and display arrays the timeline draws."""
     from engines.music.session import read_recording
 
     def job(progress, cancel):
         opened = read_recording(path, progress=progress, cancel=cancel)
         progress(0.97, "drawing")
         opened.extra["envelope"] = waveform_envelope(opened.clip.samples, opened.clip.sr)
+        opened.extra["display"] = display_arrays(opened)
         return opened
 
     return job
@@ -173,7 +174,11 @@ class MusicWorkspace(WorkspaceView):
         except Exception as exc:  # noqa: BLE001 - no engines: the view still shows audio
             self.context.notify("error", f"Music engines are unavailable: {exc}", "")
             return
-        self.transport.fill_engines(registry, self.context.notify)
+        engines = self.transport.fill_engines(registry, self.context.notify)
+        if engines:  # the weights' SHA-256 against their cards: in a worker (it took 50-130 ms here)
+            self.context.tasks.submit(weights_job(engines), title="Checking the chord recognizers' weights",
+                                      owner=f"{self.manifest.id}:weights", on_result=self.transport.show_weights_status,
+                                      on_error=self._error)
 
     # -- opening -------------------------------------------------------------------------------------
     def open_path(self, path: Path) -> None:
@@ -240,18 +245,27 @@ class MusicWorkspace(WorkspaceView):
         if not engine_id:
             self.context.notify("error", "No chord recognizer is available.", "")
             return
-        engine = self.context.registry().get(engine_id)
-        status = engine.weights_status()
+        registry = self.context.registry()
+        engine, fallback = registry.get(engine_id), registry.get("chord-templates")
+        status = self.transport.weights_status(engine_id)  # the last full check's answer (else: files present)
         if status not in ("ok", "none needed"):
             self.context.notify("warning", f"{engine.info().title}: {status}. Using the template baseline.", "")
-            engine = self.context.registry().get("chord-templates")
+            engine = fallback
         self.status.setText(f"Recognizing chords with {engine.info().title}...")
         token = self.session.token
-        self.context.tasks.submit_engine(engine, {"clip": self.clip, "features": self.features},
-                                         title=f"Chords: {engine.id}", owner=f"{self.manifest.id}:chords",
-                                         device=self.context.device(),
-                                         on_result=lambda track: self._recognized(track, token),
-                                         on_error=self._error)
+        run = self.context.tasks.engine_job
+        request, device = {"clip": self.clip, "features": self.features}, self.context.device()
+
+        def job(progress, cancel):
+            chosen = engine
+            status = engine.weights_status()  # hashes the weights file: here, never in the GUI thread
+            if status not in ("ok", "none needed"):
+                progress.notice(f"{engine.info().title}: {status}. Using the template baseline.")
+                chosen = fallback
+            return run(chosen, request, device=device)(progress, cancel)
+
+        self.context.tasks.submit(job, title=f"Chords: {engine.id}", owner=f"{self.manifest.id}:chords",
+                                  on_result=lambda track: self._recognized(track, token), on_error=self._error)
 
     def _recognized(self, track: ChordTrack, token: int | None = None) -> None:
         """A recognizer's answer: scored against the reference in a worker, then shown with its score."""
