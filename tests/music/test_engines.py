@@ -277,7 +277,11 @@ def contract(track) -> dict[str, str]:
 def test_music_passes_the_contract(engine_cls, chorale, known_clip):
     _, clip, feats, _ = chorale
     track = engine_cls().predict({"clip": clip, "features": feats})
-    assert contract(track) == {"duration": "passed", "level": "passed", "content": "passed"}
+    # the networks add their out-of-distribution check (the card's energy percentiles); the held-out chorale passes
+    expected = {"duration": "passed", "level": "passed", "content": "passed"}
+    if engine_cls is BTCChordEngine:
+        expected["out-of-distribution"] = "passed"
+    assert contract(track) == expected
     _, clip, feats = known_clip
     assert contract(TemplateChordEngine().predict({"clip": clip, "features": feats}))["content"] == "passed"
 
