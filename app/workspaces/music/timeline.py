@@ -24,15 +24,30 @@ REF_ROW = 4
 
 def display_arrays(opened) -> dict:
     """What ``show_recording`` draws besides the envelope, computed from the arrays (run it in the load job:
-    percentiles of a 5-minute CQT took tens of ms in the GUI thread): the waveform's peak, the CQT's display
-    levels (5th and 99.7th percentile) and the chroma normalised per frame."""
+    percentiles of a 5-minute CQT took tens of ms in the GUI thread, and pyqtgraph's own float-to-colour-index
+    conversion of it 100 ms and more): the waveform's peak and the CQT and chroma images as colour-map indices
+    with their levels."""
     clip, feats = opened.clip, opened.features
     out = {"peak": max(float(np.abs(clip.samples).max()) if len(clip.samples) else 0.0, 1e-3)}
     if feats is not None and feats.n_frames:
         lo, hi = np.percentile(feats.logcqt, (5, 99.7))
-        out["cqt_levels"] = (lo, max(hi, lo + 1e-3))
-        out["chroma"] = feats.chroma / np.maximum(feats.chroma.max(axis=1, keepdims=True), 1e-9)
+        out["cqt"] = _colour_indices(feats.logcqt, (lo, max(hi, lo + 1e-3)))
+        chroma = feats.chroma / np.maximum(feats.chroma.max(axis=1, keepdims=True), 1e-9)
+        out["chroma"] = _colour_indices(chroma, (0.0, 1.0))
     return out
+
+
+def _colour_indices(image: np.ndarray, levels: tuple[float, float], colours: int = 256) -> tuple[np.ndarray, tuple]:
+    """(image, levels) for ImageItem.setImage: a finite float image becomes the uint8 indices into a
+    ``colours``-entry colour map that pyqtgraph itself would compute when painting (same scale, offset and
+    clipping), shown with levels (0, 255); an image with NaN or inf stays float (pyqtgraph masks those)."""
+    if not np.isfinite(image).all():
+        return image, levels
+    from pyqtgraph.functions import rescaleData
+
+    lo, hi = float(levels[0]), float(levels[1])
+    scale = colours / ((hi - lo) or 1.0)
+    return rescaleData(image, scale, lo, dtype=np.uint8, clip=(0, colours - 1)), (0, 255)
 
 
 def waveform_envelope(samples: np.ndarray, sr: int, points: int = 4000) -> tuple[np.ndarray, np.ndarray]:
@@ -173,9 +188,11 @@ class ChordTimelineView(QWidget):
         if feats is not None and feats.n_frames:
             span = feats.n_frames * feats.frame_s
             cqt = feats.logcqt
-            self.cqt_image.setImage(cqt, levels=shown["cqt_levels"], autoLevels=False)
+            image, levels = shown["cqt"]
+            self.cqt_image.setImage(image, levels=levels, autoLevels=False)
             self.cqt_image.setRect(0, FMIN_MIDI, span, cqt.shape[1] / 2)
-            self.chroma_image.setImage(shown["chroma"], levels=(0, 1), autoLevels=False)
+            image, levels = shown["chroma"]
+            self.chroma_image.setImage(image, levels=levels, autoLevels=False)
             self.chroma_image.setRect(0, 0, span, 12)
         self.cqt_plot.setYRange(FMIN_MIDI, FMIN_MIDI + 72, padding=0)
         self.chroma_plot.setYRange(0, 12, padding=0)
