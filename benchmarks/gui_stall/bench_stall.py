@@ -95,8 +95,8 @@ def slide(size: int) -> Path:
 
 # ------------------------------------------------------------------------------------------------ running
 class Bench:
-    def __init__(self, window, app) -> None:
-        self.window, self.app = window, app
+    def __init__(self, window, app, freeze: bool = False) -> None:
+        self.window, self.app, self.freeze = window, app, freeze
         self.rows: list[dict] = []
 
     def idle(self) -> bool:
@@ -116,6 +116,10 @@ class Bench:
             meter.settle(settle_ms)  # debounced follow-ups (autosave, scoring) fire inside the measurement
         report = meter.report
         meter.deleteLater()
+        if self.freeze:
+            import gc
+
+            gc.freeze()
         row = {"step": name, "worst_ms": round(report.worst_ms, 1), "p99_ms": round(report.percentile_ms(99), 1),
                "over_50ms": report.over(50), "seconds": round(time.perf_counter() - t0, 2), "finished": done,
                "worst_in": report.worst_label}
@@ -212,17 +216,30 @@ def pathology(bench: Bench, size: int, n_det: int = 100_000) -> None:
         bench.step(f"pathology: pan 120 frames at {mag:g}x", pan, settle_ms=100)
 
 
-def main() -> int:
+def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="radiology,music,pathology")
     parser.add_argument("--slices", type=int, default=300)
     parser.add_argument("--slide-size", type=int, default=20000)
     parser.add_argument("--json", default=None)
-    args = parser.parse_args()
+    parser.add_argument("--device-first", action="store_true",
+                        help="detect the device (imports torch) as the app does at start-up, as a measured step "
+                             "(without it, the first engine run imports torch)")
+    parser.add_argument("--gc-freeze", action="store_true",
+                        help="experiment: gc.freeze() after start-up and after each step (moves what exists to the "
+                             "permanent generation, so full collections stop walking the imported modules)")
+    parser.add_argument("--switch-interval-ms", type=float, default=None,
+                        help="experiment: sys.setswitchinterval (Python's default is 5 ms)")
+    return parser
+
+
+def start(args) -> Bench:
+    """The real MainWindow, offscreen, with user data in a temporary home; the experiments' settings."""
+    if args.switch_interval_ms is not None:
+        sys.setswitchinterval(args.switch_interval_ms / 1000.0)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("CSI_DEVICE", "cpu")
-    home = tempfile.mkdtemp(prefix="csi-bench-home-")
-    os.environ["CSI_WORKSTATION_HOME"] = home
+    os.environ["CSI_WORKSTATION_HOME"] = tempfile.mkdtemp(prefix="csi-bench-home-")
     from app.main_window import MainWindow, create_app
 
     app = create_app()
@@ -230,11 +247,18 @@ def main() -> int:
     window.resize(1400, 900)
     window.show()
     app.processEvents()
-    bench = Bench(window, app)
-    import app as app_package
+    if args.gc_freeze:
+        import gc
 
-    print(f"code: {Path(app_package.__file__).parent.parent}", flush=True)
-    print(f"worst event-loop stall per step (5 ms timer; target <= {TARGET_MS:.0f} ms)", flush=True)
+        gc.freeze()
+    return Bench(window, app, freeze=args.gc_freeze)
+
+
+def run_steps(bench: Bench, args) -> None:
+    window = bench.window
+    if args.device_first:
+        bench.step("start-up: detect the device (imports torch)", lambda m: window._detect_device(),
+                   until=lambda: window.device_label != "detecting…")
     only = {s.strip() for s in args.only.split(",")}
     if "radiology" in only:
         radiology(bench, args.slices)
@@ -242,6 +266,17 @@ def main() -> int:
         music(bench)
     if "pathology" in only:
         pathology(bench, args.slide_size)
+
+
+def main() -> int:
+    args = make_parser().parse_args()
+    bench = start(args)
+    window = bench.window
+    import app as app_package
+
+    print(f"code: {Path(app_package.__file__).parent.parent}", flush=True)
+    print(f"worst event-loop stall per step (5 ms timer; target <= {TARGET_MS:.0f} ms)", flush=True)
+    run_steps(bench, args)
     window.close()
     worst = max((r["worst_ms"] for r in bench.rows), default=0.0)
     print(f"worst of all steps: {worst:.1f} ms ({'meets' if worst <= TARGET_MS else 'misses'} the "
@@ -251,7 +286,9 @@ def main() -> int:
         print(f"  error in Messages: {message}", flush=True)
     if args.json:
         out = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
-               "python": platform.python_version(), "target_ms": TARGET_MS, "steps": bench.rows, "errors": errors}
+               "python": platform.python_version(), "target_ms": TARGET_MS, "load_average": list(os.getloadavg()),
+               "options": {k: v for k, v in vars(args).items() if k != "json"}, "steps": bench.rows,
+               "errors": errors}
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
     return 0
 
