@@ -35,7 +35,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from engines.radiology_ai import lesion_engine, lesion_eval
-    from engines.radiology_ai.common import update_card
+    from engines.core.card_json import update_card
 
     report = {}
     for name in args.models:
