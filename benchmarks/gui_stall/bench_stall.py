@@ -225,9 +225,15 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device-first", action="store_true",
                         help="detect the device (imports torch) as the app does at start-up, as a measured step "
                              "(without it, the first engine run imports torch)")
-    parser.add_argument("--gc-freeze", action="store_true",
-                        help="experiment: gc.freeze() after start-up and after each step (moves what exists to the "
-                             "permanent generation, so full collections stop walking the imported modules)")
+    parser.add_argument("--gc-freeze", choices=("start", "steps"), default=None,
+                        help="experiment: gc.freeze() (what exists moves to the permanent generation, so full "
+                             "collections stop walking it) once after start-up (with --device-first: after the "
+                             "device detection), or also after every step")
+    parser.add_argument("--pycache", default="/tmp/csi-bench-pycache",
+                        help="where compiled bytecode is kept (sys.pycache_prefix), as an installed app has it; "
+                             "'' compiles every module on import, as a PYTHONDONTWRITEBYTECODE=1 shell does "
+                             "(which made each lazy import of the workstation's own code in the GUI thread 2-4x "
+                             "dearer). The first run fills it")
     parser.add_argument("--switch-interval-ms", type=float, default=None,
                         help="experiment: sys.setswitchinterval (Python's default is 5 ms)")
     return parser
@@ -235,6 +241,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 def start(args) -> Bench:
     """The real MainWindow, offscreen, with user data in a temporary home; the experiments' settings."""
+    if args.pycache:
+        sys.dont_write_bytecode, sys.pycache_prefix = False, args.pycache
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1000.0)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -247,11 +255,7 @@ def start(args) -> Bench:
     window.resize(1400, 900)
     window.show()
     app.processEvents()
-    if args.gc_freeze:
-        import gc
-
-        gc.freeze()
-    return Bench(window, app, freeze=args.gc_freeze)
+    return Bench(window, app, freeze=args.gc_freeze == "steps")
 
 
 def run_steps(bench: Bench, args) -> None:
@@ -259,6 +263,10 @@ def run_steps(bench: Bench, args) -> None:
     if args.device_first:
         bench.step("start-up: detect the device (imports torch)", lambda m: window._detect_device(),
                    until=lambda: window.device_label != "detecting…")
+    if args.gc_freeze:
+        import gc
+
+        gc.freeze()
     only = {s.strip() for s in args.only.split(",")}
     if "radiology" in only:
         radiology(bench, args.slices)
