@@ -61,15 +61,8 @@ def held_out_sample_wcsr(engine, request: dict | None = None) -> dict:
 
 def update_card(weights_name: str, *, calibration: dict | None = None, metrics: dict | None = None) -> str:
     """Write a calibration and/or metrics into a model card (the JSON only: the weights and their SHA-256 stay).
-    Returns the card's path."""
-    from engines.core.atomic import atomic_write_text
-    from engines.core.weights import ModelCard, WeightsStore
+    Returns the card's path. (engines.core.card_json.update_card does the work: metrics merged, calibration
+    replaced, the card validated before it is rewritten.)"""
+    from engines.core.card_json import update_card as update_card_json
 
-    _, card_path = WeightsStore.default().paths(weights_name)
-    card = ModelCard.from_json(card_path.read_text(encoding="utf-8"))
-    if calibration is not None:
-        card.calibration = dict(calibration)
-    if metrics:
-        card.metrics.update(metrics)
-    atomic_write_text(card_path, card.to_json())
-    return str(card_path)
+    return str(update_card_json(weights_name, metrics=metrics, calibration=calibration))

@@ -1,6 +1,13 @@
 """Melody generation over a chord progression (seed 3.3 [13]): a conditional VAE whose prior network reads the
 chords and whose posterior network reads melody and chords; plus the random-walk baseline and the melody
-statistics used to judge both."""
+statistics used to judge both.
+
+On the engine template (engines.core.model_engine): ``prepare`` parses the chord progression against the
+model's input contract (unknown symbols and no-chord marks are refused with the reason; sevenths,
+inversions and more than two chords in a bar are warned about), ``infer`` samples the melodies window by window
+on the network's device, ``finish`` turns tokens into notes with their statistics. A generator has no input
+that could be out of its training distribution other than that progression: its checks say so. The model card's
+figures come from ``evaluate_generator`` over the same ``predict``."""
 from __future__ import annotations
 
 import re
@@ -10,8 +17,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from engines.core.engine import CancelToken, Engine, EngineError, EngineInfo, ProgressFn, no_progress
-from engines.core.weights import load_state_checked
+from engines.core.checks import Check, Checks
+from engines.core.engine import CancelToken, EngineError, EngineInfo, ProgressFn
+from engines.core.model_engine import ModelEngine
 from engines.music_lab.melody import (CHORD_CLASSES, Note, chord_class_of, chord_class_symbol, class_pitch_classes,
                                       write_result_file)
 
@@ -129,6 +137,51 @@ def step_chords(bars: Sequence[Sequence[int]]) -> np.ndarray:
     return np.array(out, np.int64)
 
 
+def check_progression(raw: Any, checks: Checks) -> list[list[int]]:
+    """The generator's input contract: ``raw`` parses into bars of the 24 major/minor chords it was trained on.
+    Unknown symbols, no-chord marks and empty or overlong progressions are refused (InputRefused, with the
+    reason); chords folded to a triad (sevenths, sus, inversions) and bars with more than two chords warn."""
+    if raw is None:
+        checks.refuse("progression", "no chord progression given: type chords such as 'C G Am F'")
+    try:
+        bars = parse_progression(raw)
+    except EngineError as exc:
+        checks.refuse("progression", str(exc))
+    folded = _folded_symbols(raw)
+    if folded:
+        shown = ", ".join(f"{a} as {b}" for a, b in folded[:6]) + (" ..." if len(folded) > 6 else "")
+        checks.warn("chord vocabulary", f"the model knows only major and minor triads: it plays {shown}")
+    crowded = [i + 1 for i, b in enumerate(bars) if len(b) > 2]
+    if crowded:
+        checks.warn("chord rhythm", f"bar {crowded[0]} has {len(bars[crowded[0] - 1])} chords: the model was trained "
+                                    f"on one chord per bar (two per bar work); faster changes get melodies that "
+                                    f"do not follow them" + (f" ({len(crowded)} such bars)" if len(crowded) > 1 else ""))
+    checks.passed("progression", f"{len(bars)} bars, {len({c for b in bars for c in b})} distinct major/minor chords")
+    checks.passed("out-of-distribution", "not applicable: a melody generator reads nothing but its chord "
+                                         "progression, which the checks above cover")
+    return bars
+
+
+def _folded_symbols(raw: Any) -> list[tuple[str, str]]:
+    """(typed symbol, triad it is played as) for each chord that is not a plain major or minor triad."""
+    from engines.music.chords import parse_label
+
+    if isinstance(raw, (list, tuple)):
+        raw = " ".join(str(t) for t in raw)
+    text = str(raw).strip()
+    if text.lower().endswith(".lab"):
+        return []
+    out, seen = [], set()
+    for sym in re.split(r"[\s,|]+", text):
+        if not sym or sym in seen:
+            continue
+        seen.add(sym)
+        chord = parse_label(sym)
+        if chord.quality not in ("maj", "min") or (chord.bass is not None and chord.bass != chord.root):
+            out.append((sym, chord_class_symbol(chord_class_of(sym))))
+    return out
+
+
 # -- statistics ---------------------------------------------------------------------------------------
 def melody_stats(steps: np.ndarray, chords: np.ndarray, notes: Sequence[Note]) -> dict[str, float]:
     """steps: sounding pitch per 16th (-1 silent); chords: chord class per step."""
@@ -168,44 +221,34 @@ def random_walk(chords: np.ndarray, rng: np.random.Generator, start: int = 67) -
     return notes
 
 
-# -- the model wrapper ---------------------------------------------------------------------------------
-class MelodyCVAEModel:
-    def __init__(self, tensors: Mapping[str, Any], args: dict, device: str = "cpu"):
-        import torch
+# -- sampling ----------------------------------------------------------------------------------------
+def sample_tokens(net, chords: np.ndarray, n: int, distance: float, temperature: float, seed: int | None,
+                  device: str = "cpu", cancel: CancelToken | None = None) -> list[np.ndarray]:
+    """n token sequences over ``chords`` (per step), window by window (4 bars), each continuing the last.
+    The random draws come from one CPU generator seeded with ``seed``, so a seed gives the same melodies
+    whatever device the network is on."""
+    import torch
 
-        from engines.music_lab.nets import MelodyCVAE
-
-        self.torch = torch
-        self.net = MelodyCVAE(**args)
-        load_state_checked(self.net, tensors, "the melody generator's weights")
-        self.net.to(device).eval()
-        self.device = device
-
-    def sample(self, chords: np.ndarray, n: int, distance: float, temperature: float, seed: int | None,
-               cancel: CancelToken | None = None) -> list[np.ndarray]:
-        """n token sequences over ``chords`` (per step), window by window (4 bars), each continuing the last."""
-        torch = self.torch
-        gen = torch.Generator(device="cpu")
-        gen.manual_seed(int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (2 ** 31)))
-        W = WINDOW_BARS * STEPS_PER_BAR
-        T = len(chords)
-        padded = np.concatenate([chords, np.repeat(chords[-1:], (-T) % W)])
-        out = torch.zeros((n, len(padded)), dtype=torch.long)
-        prev = torch.full((n,), START, dtype=torch.long)
-        with torch.no_grad():
-            for w in range(0, len(padded), W):
-                if cancel:
-                    cancel.raise_if_cancelled()
-                c = torch.from_numpy(padded[w:w + W]).long()[None].expand(n, -1).contiguous()
-                mu, logvar = self.net.prior(c)
-                eps = torch.randn(mu.shape, generator=gen)
-                z = mu + float(distance) * torch.exp(0.5 * logvar) * eps
-                toks = self.net.generate(z, c, prev, temperature, gen)
-                if w > 0:
-                    toks = _octave_place(toks, out[:, :w])
-                out[:, w:w + W] = toks
-                prev = toks[:, -1]
-        return [o[:T].numpy() for o in out]
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (2 ** 31)))
+    W = WINDOW_BARS * STEPS_PER_BAR
+    T = len(chords)
+    padded = np.concatenate([chords, np.repeat(chords[-1:], (-T) % W)])
+    out = torch.zeros((n, len(padded)), dtype=torch.long)
+    prev = torch.full((n,), START, dtype=torch.long, device=device)
+    for w in range(0, len(padded), W):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        c = torch.from_numpy(padded[w:w + W]).long()[None].expand(n, -1).contiguous().to(device)
+        mu, logvar = net.prior(c)
+        eps = torch.randn(mu.shape, generator=gen).to(device)
+        z = mu + float(distance) * torch.exp(0.5 * logvar) * eps
+        toks = net.generate(z, c, prev, temperature, gen).cpu()
+        if w > 0:
+            toks = _octave_place(toks, out[:, :w])
+        out[:, w:w + W] = toks
+        prev = toks[:, -1].to(device)
+    return [o[:T].numpy() for o in out]
 
 
 def _octave_place(new, before):
@@ -237,6 +280,10 @@ class GeneratedMelodies:
     bpm: float = 100.0
     chosen: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the progression's contract checks (engines.core.checks.Check)
+    checks: list = field(default_factory=list)
+    #: {"strong_beat_chord_tones": mean over the melodies, "chance_chord_tones": 0.25, "diversity": ...}
+    scores: dict[str, Any] = field(default_factory=dict)
 
     @property
     def step_chords(self) -> np.ndarray:
@@ -247,6 +294,11 @@ class GeneratedMelodies:
 
     def half_bar_chords(self) -> list[int]:
         return [b[min(len(b) - 1, h * len(b) // 2)] for b in self.bars for h in (0, 1)]
+
+    def warning_lines(self) -> list[str]:
+        from engines.core.checks import warning_lines
+
+        return warning_lines(self)
 
 
 #: version of the melody generator's autosave (the chosen melody for one progression)
@@ -281,13 +333,24 @@ def chosen_melody_from_autosave(data: Any) -> dict:
     return {"chords": chords, "distance": float(distance), "notes": notes}
 
 
-class MelodyGeneratorEngine(Engine):
+@dataclass
+class GeneratorInputs:
+    bars: list[list[int]]
+    chords: np.ndarray  # chord class per 16th step
+    n: int
+    distance: float
+    temperature: float
+    seed: int | None
+    bpm: float
+    checks: Checks
+
+
+class MelodyGeneratorEngine(ModelEngine):
     id = "melody-generator"
     aliases = ("melody-generation",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.model: MelodyCVAEModel | None = None
+    weights_name = WEIGHTS
+    architecture = ARCH
+    model_noun = "the melody generator"
 
     def info(self) -> EngineInfo:
         return EngineInfo(
@@ -303,46 +366,40 @@ class MelodyGeneratorEngine(Engine):
                         "prior sigma x noise. Trained on Bach chorale sopranos over their bar chords.",
             extra={"self_test_out": "melody.mid"})
 
-    def load(self, device: str) -> None:
-        from engines.core.weights import WeightsError, WeightsStore
+    def build_network(self, card):
+        from engines.music_lab.nets import MelodyCVAE
 
-        try:
-            tensors, card = WeightsStore.default().load(WEIGHTS, "cpu", expect_architecture=ARCH)
-        except WeightsError as exc:
-            raise EngineError(f"the melody generator's weights cannot be used: {exc}") from None
-        dev = device if device.startswith("cuda") else "cpu"
-        self.model = MelodyCVAEModel(tensors, card.arch_args, dev)
-        self.device = device
+        return MelodyCVAE(**card.arch_args)
 
-    def unload(self) -> None:
-        self.model = None
-        self.device = None
-
-    def predict(self, request: Mapping[str, Any], *, progress: ProgressFn = no_progress,
-                cancel: CancelToken | None = None) -> GeneratedMelodies:
-        if self.model is None:
-            self.load("cpu")
-        cancel = cancel or CancelToken()
-        raw = request.get("chords", request.get("progression"))
-        if raw is None:
-            raise EngineError("no chord progression given: type chords such as 'C G Am F'")
-        bars = parse_progression(raw)
+    def prepare(self, request: Mapping[str, Any], *, progress: ProgressFn, cancel: CancelToken) -> GeneratorInputs:
+        checks = Checks()
+        bars = check_progression(request.get("chords", request.get("progression")), checks)
         n = int(request.get("n", 4))
         if not 1 <= n <= 32:
             raise EngineError("ask for 1 to 32 melodies")
         distance = float(request.get("distance", 1.0))
         if not 0 <= distance <= 5:
             raise EngineError("the latent distance must be between 0 and 5")
-        temperature = float(request.get("temperature", 0.9))
-        progress(0.1, f"sampling {n} melodies over {len(bars)} bars")
-        chords = step_chords(bars)
-        toks = self.model.sample(chords, n, distance, temperature, request.get("seed"), cancel)
-        melodies = [tokens_to_notes(t) for t in toks]
+        return GeneratorInputs(bars, step_chords(bars), n, distance, float(request.get("temperature", 0.9)),
+                               request.get("seed"), float(request.get("bpm", 100.0)), checks)
+
+    def infer(self, inputs: GeneratorInputs, *, progress: ProgressFn, cancel: CancelToken) -> list[np.ndarray]:
+        progress(0.1, f"sampling {inputs.n} melodies over {len(inputs.bars)} bars")
+        return sample_tokens(self.network, inputs.chords, inputs.n, inputs.distance, inputs.temperature,
+                             inputs.seed, self.device or "cpu", cancel)
+
+    def finish(self, outputs: list[np.ndarray], inputs: GeneratorInputs,
+               request: Mapping[str, Any]) -> GeneratedMelodies:
+        chords = inputs.chords
+        melodies = [tokens_to_notes(t) for t in outputs]
         steps = [notes_to_steps(m, len(chords)) for m in melodies]
         stats = [melody_stats(s, chords, m) for s, m in zip(steps, melodies)]
-        progress(1.0, "done")
-        return GeneratedMelodies(bars, melodies, stats, diversity(steps), distance,
-                                 float(request.get("bpm", 100.0)))
+        div = diversity(steps)
+        fit = [s["strong_beat_chord_tones"] for s in stats if s["strong_beat_chord_tones"] == s["strong_beat_chord_tones"]]
+        scores = {"strong_beat_chord_tones": round(float(np.mean(fit)), 4) if fit else None,
+                  "chance_chord_tones": 0.25, "diversity": round(div, 4)}
+        return GeneratedMelodies(inputs.bars, melodies, stats, div, inputs.distance, inputs.bpm,
+                                 checks=list(inputs.checks.items), scores=scores)
 
     def request_from_paths(self, paths: Sequence[Path]) -> Mapping[str, Any]:
         if not paths:
@@ -371,3 +428,77 @@ class MelodyGeneratorEngine(Engine):
         from engines.core.samples import sample_path as bundled_sample
 
         return [bundled_sample("music_lab-progression")]
+
+
+# -- evaluation (the model card's figures, through the engine's predict) ----------------------------------
+def heldout_windows(chorales) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """4-bar windows of 4/4 bars: (tokens (64,), chords per step (64,), previous token). Unknown bar chords
+    take the previous one; windows with an unknown chord left or more than half rests are skipped."""
+    W = WINDOW_BARS * STEPS_PER_BAR
+    out = []
+    for c in chorales:
+        ok = (c.bar_len == 4.0)
+        chords = c.chord.copy()
+        for i in range(1, len(chords)):
+            if chords[i] >= 24:
+                chords[i] = chords[i - 1]
+        tok_all = grid_tokens(c.grid, c.onset)
+        for b in range(0, len(chords) - WINDOW_BARS + 1):
+            if not ok[b:b + WINDOW_BARS].all() or (chords[b:b + WINDOW_BARS] >= 24).any():
+                continue
+            tok = tok_all[b * 16:(b + WINDOW_BARS) * 16]
+            if (tok == 0).mean() > 0.5:
+                continue
+            prev = tok_all[b * 16 - 1] if b > 0 else START
+            out.append((tok, np.repeat(chords[b:b + WINDOW_BARS], 16), int(prev)))
+    return out
+
+
+def window_progression(chords: np.ndarray) -> list[str]:
+    """A window's per-step chord classes as the symbols a user types, one per bar."""
+    return [chord_class_symbol(int(chords[b * STEPS_PER_BAR])) for b in range(len(chords) // STEPS_PER_BAR)]
+
+
+def evaluate_generator(engine: MelodyGeneratorEngine, windows, *, n_samples: int = 4, max_windows: int = 200,
+                       distances: Sequence[float] = (0.5, 1.0, 2.0), temperature: float = 0.9,
+                       choose_seed: int = 1, log=None) -> dict:
+    """Melody statistics of the real sopranos, of the CVAE (``engine.predict`` on each window's progression,
+    seeded by the window's index) at each latent distance, and of the random walk over chord tones."""
+    W = WINDOW_BARS * STEPS_PER_BAR
+    rng = np.random.default_rng(choose_seed)
+    idx = rng.choice(len(windows), size=min(max_windows, len(windows)), replace=False)
+    names = ["real chorale sopranos"] + [f"cvae distance {d}" for d in distances] + ["random walk over chord tones"]
+    rows: dict[str, list] = {k: [] for k in names}
+    div: dict[str, list] = {k: [] for k in names}
+    for k, i in enumerate(idx):
+        tok, ch, _ = windows[i]
+        real = tokens_to_notes(tok)
+        rows["real chorale sopranos"].append(melody_stats(notes_to_steps(real, W), ch, real))
+        for dist in distances:
+            r = engine.predict({"chords": window_progression(ch), "n": n_samples, "distance": dist,
+                                "temperature": temperature, "seed": int(i)})
+            rows[f"cvae distance {dist}"] += r.stats
+            div[f"cvae distance {dist}"].append(r.diversity)
+        mels = [random_walk(ch, rng) for _ in range(n_samples)]
+        steps = [notes_to_steps(m, W) for m in mels]
+        rows["random walk over chord tones"] += [melody_stats(s, ch, m) for s, m in zip(steps, mels)]
+        div["random walk over chord tones"].append(diversity(steps))
+        if log is not None and k % 50 == 0:
+            log(f"evaluated {k}/{len(idx)} windows")
+    out: dict[str, Any] = {}
+    for name, stats in rows.items():
+        out[name] = {key: round(float(np.nanmean([s[key] for s in stats])), 4) for key in stats[0]}
+        out[name]["diversity_between_samples"] = round(float(np.mean(div[name])), 4) if div[name] else None
+    out["held_out_windows_evaluated"] = int(len(idx))
+    out["samples_per_window"] = n_samples
+    return out
+
+
+def held_out_sample(engine: MelodyGeneratorEngine, chorales) -> dict:
+    """The small held-out figure a model card records and a test reproduces: strong-beat chord tones at
+    distance 1.0 on 12 windows of ``chorales`` (the tests' 40 held-out chorales), two melodies each."""
+    m = evaluate_generator(engine, heldout_windows(chorales), n_samples=2, max_windows=12, distances=(1.0,))
+    return {"cvae distance 1.0": m["cvae distance 1.0"]["strong_beat_chord_tones"],
+            "real chorale sopranos": m["real chorale sopranos"]["strong_beat_chord_tones"],
+            "windows": m["held_out_windows_evaluated"], "samples_per_window": 2,
+            "sample": "tests/music_lab/data/heldout_bars.npz (4-bar windows of 40 held-out chorales)"}

@@ -3,6 +3,8 @@
 - ``BarBLSTM``: Lim et al. 2017 (seed 6.1): a bi-directional LSTM over bars, 12-d pitch-class input per bar,
   a softmax over 24 major/minor chords per bar.
 - ``BarDNN``: the per-bar classifier baseline (same input, no context).
+- ``BarHarmonizers``: the harmonizer's weights file as one module: the BLSTM (``blstm.*``), the DNN (``dnn.*``)
+  and the HMM baseline's tables as buffers (``hmm.*``), so the engine template loads and checks it in one go.
 - ``MelodyCVAE``: seed 3.3 [13]: chords -> prior network p(z|c); melody + chords -> posterior q(z|x,c);
   an autoregressive GRU decoder p(x|z,c) over a 16th-note grid.
 """
@@ -34,6 +36,29 @@ class BarDNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+class ChordHMMTables(nn.Module):
+    """The HMM baseline's log tables (initial, transition from -> to, pitch-class emission) as buffers."""
+
+    def __init__(self, n_chords: int = 24, n_pc: int = 12):
+        super().__init__()
+        self.register_buffer("log_init", torch.zeros(n_chords))
+        self.register_buffer("log_trans", torch.zeros(n_chords, n_chords))
+        self.register_buffer("log_emit", torch.zeros(n_chords, n_pc))
+
+
+class BarHarmonizers(nn.Module):
+    """The three harmonizers of one weights file. ``forward`` runs both networks on the same bars."""
+
+    def __init__(self, blstm: dict, dnn: dict):
+        super().__init__()
+        self.blstm = BarBLSTM(**blstm)
+        self.dnn = BarDNN(**dnn)
+        self.hmm = ChordHMMTables(int(blstm.get("n_out", 24)), int(blstm.get("n_in", 12)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, T, 12) -> (B, 2, T, 24): BLSTM and DNN logits
+        return torch.stack([self.blstm(x), self.dnn(x)], 1)
 
 
 class MelodyCVAE(nn.Module):
@@ -90,9 +115,12 @@ class MelodyCVAE(nn.Module):
             x = torch.cat([self.tok_emb(prev), ce[:, t], pos[:, t], z], -1).unsqueeze(1)
             o, h = self.dec_rnn(x, h)
             logits = self.dec_out(o[:, 0]) / max(temperature, 1e-3)
-            if t % 16 == 0:  # a bar never starts by holding over nothing
-                pass
-            tok = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]
+            probs = torch.softmax(logits, -1)
+            if generator is not None and probs.device != generator.device:
+                # draw where the generator lives (the CPU), so a seed gives the same melody on every device
+                tok = torch.multinomial(probs.to(generator.device), 1, generator=generator)[:, 0].to(probs.device)
+            else:
+                tok = torch.multinomial(probs, 1, generator=generator)[:, 0]
             out.append(tok)
             prev = tok
         return torch.stack(out, 1)
