@@ -106,6 +106,7 @@ class TrainingRun:
         self.resume_enabled = resume
         self.log_every_s = max(1.0, float(log_every))
         self.best_metric: float | None = None
+        self.resumed_extra: dict[str, Any] = {}  # the ``extra`` of the checkpoint ``resume`` loaded
         self.started = time.monotonic()
         self._last_log = (self.started, 0)
         self._last_checkpoint = self.started
@@ -206,6 +207,7 @@ class TrainingRun:
         if optimizer is not None and "optimizer" in rest:
             _unflatten_optimizer(optimizer, tensors, rest["optimizer"])
         self.best_metric = rest.get("best_metric")
+        self.resumed_extra = dict(rest.get("extra") or {})
         self._first_step = int(rest.get("step", 0))
         self._last_log = (time.monotonic(), self._first_step)
         log.info("%s: resumed at step %d from %s", self.name, self._first_step, self.checkpoint_dir)

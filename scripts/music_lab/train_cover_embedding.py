@@ -7,17 +7,20 @@ class means choose each piece's k_s-bit code (eq. 5, exact, assign_codes); the l
 semi-hard negatives on the distance over the union of the two codes' active dimensions, plus the same loss on
 the full L1 distance (weight --dense) so that unseen pieces still land near their versions.
 
-Wall-clock budget, one torch thread, resumable checkpoint under out/ (ignored by git):
+Wall-clock budget, one torch thread by default, resumable safetensors checkpoint under
+.training/music_lab-cover-embed/ (engines.core.training.TrainingRun: arguments, seed, threads, budget across
+resumes, steps/s log; ignored by git):
 
-    nohup .venv/bin/python scripts/music_lab/train_cover_embedding.py --minutes 8 \
+    nohup .venv/bin/python scripts/music_lab/train_cover_embedding.py --max-minutes 8 \
         > build/music_lab/train_cover_embed.log 2>&1 &
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -113,11 +116,17 @@ def retrieval_metrics(emb: np.ndarray, codes: np.ndarray, pieces: np.ndarray) ->
 def main() -> int:
     import torch
 
+    from engines.core.training import TrainingRun, command_line, parser
     from engines.core.weights import ModelCard, WeightsStore
+    from engines.music_lab.cover_embed import CoverEmbeddingEngine
 
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__.splitlines()[0], minutes=8.0, seed=0)
+    ap.set_defaults(threads=1, device="cpu")
+    ap.add_argument("--minutes", dest="max_minutes", type=float, default=argparse.SUPPRESS,
+                    help="same as --max-minutes")
+    ap.add_argument("--fresh", dest="no_resume", action="store_true", default=argparse.SUPPRESS,
+                    help="same as --no-resume")
     ap.add_argument("--data", type=Path, default=ROOT / "build/music_lab/covers")
-    ap.add_argument("--minutes", type=float, default=8.0, help="wall-clock budget of the training loop")
     ap.add_argument("--dim", type=int, default=256)
     ap.add_argument("--k-s", type=int, default=2)
     ap.add_argument("--channels", type=int, default=16)
@@ -126,18 +135,11 @@ def main() -> int:
     ap.add_argument("--penalty", type=float, default=0.5, help="orthogonality penalty of the code assignment")
     ap.add_argument("--dense", type=float, default=0.5, help="weight of the full-L1 triplet term")
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--checkpoint", type=Path, default=ROOT / "out/music_lab/cover_embed/checkpoint.pt")
-    ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--out", type=Path, default=ROOT / "resources/models/music_lab")
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    t0 = time.time()
-
-    def log(msg):
-        print(f"[{time.time() - t0:6.0f}s] {msg}", flush=True)
+    run = TrainingRun.from_args(WEIGHTS, args)
+    os.environ["CSI_TORCH_THREADS"] = str(run.threads)  # the engine's evaluation keeps the run's thread count
+    log = logging.getLogger("csi.training").info
 
     train, test = load(args.data, "train"), load(args.data, "test")
     pieces = sorted({c[0] for c in train})
@@ -146,19 +148,15 @@ def main() -> int:
     net_args = {"dim": args.dim, "channels": args.channels, "k_s": args.k_s}
     net = embed_net(net_args)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=1e-5)
-    step, spent = 0, 0.0
-    if args.checkpoint.exists() and not args.fresh:
-        ck = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
-        if ck.get("net_args") == net_args:
-            net.load_state_dict(ck["net"])
-            opt.load_state_dict(ck["opt"])
-            step, spent = int(ck["step"]), float(ck["seconds"])
-            rng = np.random.default_rng(args.seed + step)
-            log(f"resumed at step {step} ({spent:.0f} s already trained)")
-    budget = args.minutes * 60
-    started, last_log, last_ck, steps_at_log = time.time(), time.time(), time.time(), step
+    step = run.resume(net, opt)
+    if step and run.resumed_extra.get("net_args") != net_args:
+        raise SystemExit(f"the checkpoint in {run.checkpoint_dir} was trained with {run.resumed_extra.get('net_args')}"
+                         f", not {net_args}: pass --no-resume to start again")
+    spent = float(run.resumed_extra.get("seconds", 0.0)) if step else 0.0  # the budget covers every resumed run
+    rng = np.random.default_rng(args.seed + step)  # a resumed run does not replay the first batches
+    share = float("nan")
     net.train()
-    while spent + (time.time() - started) < budget:
+    while run.time_left() > spent:
         chosen = rng.choice(len(pieces), size=min(args.classes, len(pieces)), replace=False)
         length = int(rng.integers(32, 80))
         xs, ys = [], []
@@ -185,26 +183,17 @@ def main() -> int:
         loss.backward()
         opt.step()
         step += 1
-        now = time.time()
-        if now - last_log > 30:
+        if step % 50 == 0:  # how many clips land on their piece's own code
             with torch.no_grad():
-                codes = sparse_code(f.numpy(), args.k_s)
-                hit = float(np.mean([set(codes[i]) == set(z[slot[int(ys[i])]]) for i in range(len(ys))]))
-            log(f"step {step} loss {float(loss):.4f} own-code share {hit:.2f} "
-                f"{(step - steps_at_log) / (now - last_log):.2f} steps/s")
-            last_log, steps_at_log = now, step
-        if now - last_ck > 60:
-            args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "net_args": net_args,
-                        "seconds": spent + (now - started)}, args.checkpoint)
-            last_ck = now
-    spent += time.time() - started
-    args.checkpoint.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "net_args": net_args,
-                "seconds": spent}, args.checkpoint)
+                codes = sparse_code(f.detach().numpy(), args.k_s)
+            share = float(np.mean([set(codes[i]) == set(z[slot[int(ys[i])]]) for i in range(len(ys))]))
+        run.log_step(step, loss=float(loss), own_code_share=share)
+        run.checkpoint_maybe(step, net, opt, extra={"seconds": spent + run.elapsed_s, "net_args": net_args})
+    spent += run.elapsed_s
+    run.checkpoint(step, net, opt, extra={"seconds": spent, "net_args": net_args})
     log(f"trained {step} steps in {spent:.0f} s")
 
-    # evaluation through the engine's own inference path
+    # evaluation through the engine's own inference path, on the network in memory
     net.eval()
     card = ModelCard(
         name=WEIGHTS, architecture=ARCH, arch_args=net_args,
@@ -220,44 +209,25 @@ def main() -> int:
                       f"-5..+6, some with a modulation half way or a quarter removed); random crops of 32-80 "
                       f"frames, time stretch 0.8-1.25, random transposition.",
         training_command="python scripts/music_lab/render_cover_versions.py --out build/music_lab/covers --train 46 "
-                         "--test 20 --versions 3 && python scripts/music_lab/train_cover_embedding.py "
-                         f"--minutes {args.minutes} --dim {args.dim} --k-s {args.k_s} --channels {args.channels} "
-                         f"--classes {args.classes} --margin {args.margin} --penalty {args.penalty} "
-                         f"--dense {args.dense} --lr {args.lr} --seed {args.seed}",
+                         f"--test 20 --versions 3 && {command_line()}",
         metrics={}, limits="")
-    store = args.out
-    WeightsStore.save(store, WEIGHTS, net.state_dict(), card)  # saved once so the engine can load it
-    from engines.music_lab.cover_embed import CoverEmbeddingEngine
-
-    engine = CoverEmbeddingEngine()
-    tensors_card = _load_from(store, engine)
-    emb = np.stack([engine.embed_pooled(c[1])[0] for c in test])
-    codes = np.stack([engine.embed_pooled(c[1])[1] for c in test])
+    engine = CoverEmbeddingEngine().attach_network(net, card, "cpu")
+    embedded = [engine.embed_pooled(c[1]) for c in test]
+    emb = np.stack([e for e, _ in embedded])
+    codes = np.stack([k for _, k in embedded])
     metrics = retrieval_metrics(emb, codes, np.array([c[0] for c in test]))
     metrics.update({"queries": len(test), "pieces": len({c[0] for c in test}), "steps": step,
                     "training_seconds": round(spent), "held_out": "BWV ending in 3 or 7"})
     log(json.dumps(metrics, indent=1))
-    card = tensors_card
     card.metrics = metrics
     card.limits = (f"Trained on synthesized chorale excerpts (about 20-40 s, {len(pieces)} pieces): real recordings, vocals, "
                    "live covers and long songs are outside what it has seen. Hash lookup finds a cover only when "
                    "the two share an active bit; the catalog query re-ranks the best candidates with the "
                    "cross-similarity CNN. Research use only.")
-    WeightsStore.save(store, WEIGHTS, net.state_dict(), card)
+    WeightsStore.save(args.out, WEIGHTS, net.state_dict(), card)
     log("saved")
+    run.done(step)
     return 0
-
-
-def _load_from(store: Path, engine):
-    """Load the just-saved weights into the engine from ``store`` (the default store when it is the same)."""
-    from engines.core.weights import WeightsStore, load_state_checked
-
-    tensors, card = WeightsStore([store]).load(WEIGHTS, "cpu", expect_architecture=ARCH)
-    net = embed_net(card.arch_args)
-    load_state_checked(net, tensors, "the cover embedding's weights")
-    # the template's per-device cache takes the network loaded from this store (it loads from the default store)
-    engine._networks["cpu"], engine.card, engine.device = net.eval(), card, "cpu"
-    return card
 
 
 if __name__ == "__main__":

@@ -4,14 +4,18 @@ a random walk over chord tones, and save safetensors + model card to resources/m
 
     nohup .venv/bin/python scripts/music_lab/train_melody_cvae.py > build/music_lab/train_cvae.log 2>&1 &
 
-One CPU thread; --minutes bounds the training time (default 8).
+One CPU thread by default; --max-minutes (or --minutes) bounds the training time (default 8); the harness
+(engines.core.training.TrainingRun) seeds, logs steps/s and keeps a resumable checkpoint under
+.training/music_lab-melody-cvae/. The card's melody statistics come from the engine's own predict
+(engines.music_lab.generator.evaluate_generator on the network in memory, attached to the engine).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,32 +24,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from engines.music_lab.dataset import DEFAULT_CACHE, load_chorales, split  # noqa: E402
-from engines.music_lab.generator import (N_TOKENS, PITCH_HI, PITCH_LO, START, STEPS_PER_BAR, WINDOW_BARS,  # noqa: E402
-                                         diversity, grid_tokens, melody_stats, notes_to_steps, random_walk,
-                                         tokens_to_notes)
+from engines.music_lab.generator import (ARCH, N_TOKENS, PITCH_HI, PITCH_LO, START, WEIGHTS,  # noqa: E402
+                                         evaluate_generator, heldout_windows)
 
-W = WINDOW_BARS * STEPS_PER_BAR
-
-
-def windows(chorales):
-    """4-bar windows of 4/4 bars: (tokens (64,), chords per step (64,), previous token)."""
-    out = []
-    for c in chorales:
-        ok = (c.bar_len == 4.0)
-        chords = c.chord.copy()
-        for i in range(1, len(chords)):  # unknown bar chords take the previous one
-            if chords[i] >= 24:
-                chords[i] = chords[i - 1]
-        tok_all = grid_tokens(c.grid, c.onset)
-        for b in range(0, len(chords) - WINDOW_BARS + 1):
-            if not ok[b:b + WINDOW_BARS].all() or (chords[b:b + WINDOW_BARS] >= 24).any():
-                continue
-            tok = tok_all[b * 16:(b + WINDOW_BARS) * 16]
-            if (tok == 0).mean() > 0.5:
-                continue
-            prev = tok_all[b * 16 - 1] if b > 0 else START
-            out.append((tok, np.repeat(chords[b:b + WINDOW_BARS], 16), int(prev)))
-    return out
+log = logging.getLogger("csi.training").info
+windows = heldout_windows  # the same 4-bar windows for training and evaluation
 
 
 def shift_window(tok, ch, prev, s):
@@ -64,44 +47,45 @@ def shift_window(tok, ch, prev, s):
 def main() -> int:
     import torch
 
+    from engines.core.training import TrainingRun, command_line, parser
     from engines.core.weights import ModelCard, WeightsStore
+    from engines.music_lab.generator import MelodyGeneratorEngine
     from engines.music_lab.nets import MelodyCVAE
 
-    ap = argparse.ArgumentParser()
+    ap = parser(__doc__.splitlines()[0], minutes=8.0, seed=0)
+    ap.set_defaults(threads=1, device="cpu")
+    ap.add_argument("--minutes", dest="max_minutes", type=float, default=argparse.SUPPRESS,
+                    help="same as --max-minutes")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
-    ap.add_argument("--minutes", type=float, default=8.0)
     ap.add_argument("--epochs", type=int, default=60)
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=ROOT / "resources/models/music_lab")
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    t0 = time.time()
-
-    def log(msg):
-        print(f"[{time.time() - t0:6.0f}s] {msg}", flush=True)
+    run = TrainingRun.from_args(WEIGHTS, args)
+    os.environ["CSI_TORCH_THREADS"] = str(run.threads)  # the engine's evaluations keep the run's thread count
+    dev = run.device
 
     parts = split(load_chorales(args.cache))
     train = windows(parts["train"] + parts["val"])
     test = windows(parts["test"])
     log(f"windows: train {len(train)}, held-out {len(test)}")
     net_args = {"n_tokens": N_TOKENS, "n_chords": 24, "hidden": 128, "latent": 16, "emb": 32}
-    net = MelodyCVAE(**net_args)
+    net = MelodyCVAE(**net_args).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     bs = 64
-    step = 0
+    step = run.resume(net, opt)
+    first_epoch = int(run.resumed_extra.get("epoch", 0))
+    rng = np.random.default_rng(args.seed + step)  # a resumed run does not replay the first batches
     free_bits = 0.1
-    ep = 0
-    for ep in range(args.epochs):
+    ep = first_epoch - 1
+    for ep in range(first_epoch, args.epochs):
         net.train()
         order = rng.permutation(len(train))
         tot = [0.0, 0.0]
         for i in range(0, len(order), bs):
             batch = [shift_window(*train[j], int(rng.integers(-5, 7))) for j in order[i:i + bs]]
-            tok = torch.from_numpy(np.stack([b[0] for b in batch])).long()
-            ch = torch.from_numpy(np.stack([b[1] for b in batch])).long()
-            prev0 = torch.tensor([b[2] for b in batch]).long()
+            tok = torch.from_numpy(np.stack([b[0] for b in batch])).long().to(dev)
+            ch = torch.from_numpy(np.stack([b[1] for b in batch])).long().to(dev)
+            prev0 = torch.tensor([b[2] for b in batch]).long().to(dev)
             prev = torch.cat([prev0[:, None], tok[:, :-1]], 1)
             mu_q, lv_q = net.posterior(tok, ch)
             mu_p, lv_p = net.prior(ch)
@@ -119,12 +103,16 @@ def main() -> int:
             step += 1
             tot[0] += float(rec.detach()) * len(batch)
             tot[1] += float(kl.detach()) * len(batch)
+            run.log_step(step, rec=float(rec.detach()), kl=float(kl.detach()))
         log(f"epoch {ep + 1} rec/window {tot[0] / len(train):.2f} kl {tot[1] / len(train):.2f} beta {beta:.2f}")
-        if time.time() - t0 > args.minutes * 60:
+        run.checkpoint_maybe(step, net, opt, extra={"epoch": ep + 1})
+        if not run.keep_going(step):
             log("time budget reached")
             break
-    net.eval()
-    # held-out reconstruction NLL per step (posterior z) for the card
+    run.checkpoint(step, net, opt, extra={"epoch": ep + 1})
+    net = net.cpu().eval()
+    # held-out teacher-forced reconstruction NLL per step: a training diagnostic (the posterior network is not
+    # part of what users run), not a figure of the generation path
     with torch.no_grad():
         tok = torch.from_numpy(np.stack([t[0] for t in test])).long()
         ch = torch.from_numpy(np.stack([t[1] for t in test])).long()
@@ -133,13 +121,8 @@ def main() -> int:
         mu_p, _ = net.prior(ch)
         nll_post = float(torch.nn.functional.cross_entropy(net.decode_logits(mu_q, ch, prev).reshape(-1, N_TOKENS), tok.reshape(-1)))
         nll_prior = float(torch.nn.functional.cross_entropy(net.decode_logits(mu_p, ch, prev).reshape(-1, N_TOKENS), tok.reshape(-1)))
-    metrics = evaluate(net, test, log)
-    metrics["heldout_token_nll"] = {"posterior_mean_z": round(nll_post, 4), "prior_mean_z": round(nll_prior, 4)}
-    metrics["windows"] = {"train": len(train), "heldout": len(test)}
-    metrics["epochs"] = ep + 1
-    log(json.dumps(metrics, indent=1))
     card = ModelCard(
-        name="music_lab-melody-cvae", architecture="melody-cvae@1", arch_args=net_args,
+        name=WEIGHTS, architecture=ARCH, arch_args=net_args,
         task="melody generation over a chord progression (seed 3.3 [13], conditional VAE)",
         labels=["rest", "hold"] + [f"midi {p}" for p in range(PITCH_LO, PITCH_HI + 1)],
         inputs={"chords": "one of 24 major/minor chord classes per 16th-note step (bars of 4/4, 4-bar windows)",
@@ -147,54 +130,22 @@ def main() -> int:
         training_data=f"soprano lines of music21's four-part Bach chorales over their bar chords (chordify, longest "
                       f"slice, majmin), keys normalized to C/Am then randomly transposed -5..+6 per batch; "
                       f"{len(train)} 4-bar windows from the train+validation chorales; held-out = BWV ending 3/7.",
-        training_command=f"python scripts/music_lab/train_melody_cvae.py --minutes {args.minutes} --epochs "
-                         f"{args.epochs} --seed {args.seed}",
-        metrics=metrics,
+        training_command=command_line(),
+        metrics={},
         limits="Chorale-soprano style only (mostly quarter and eighth notes, stepwise, range about a tenth); "
                "one chord per bar or half bar; 4/4 only; windows of 4 bars are generated one after another. "
-               f"Training bounded to {args.minutes} minutes on one CPU thread. Research use only.")
-    WeightsStore.save(args.out, "music_lab-melody-cvae", net.state_dict(), card)
+               f"Training bounded to {args.max_minutes} minutes on {run.threads} CPU thread(s). Research use only.")
+    engine = MelodyGeneratorEngine().attach_network(net, card, "cpu")
+    metrics = evaluate_generator(engine, test, log=log)
+    metrics["heldout_token_nll"] = {"posterior_mean_z": round(nll_post, 4), "prior_mean_z": round(nll_prior, 4)}
+    metrics["windows"] = {"train": len(train), "heldout": len(test)}
+    metrics["epochs"] = ep + 1
+    log(json.dumps(metrics, indent=1))
+    card.metrics = metrics
+    WeightsStore.save(args.out, WEIGHTS, net.state_dict(), card)
     log("saved")
+    run.done(step)
     return 0
-
-
-def evaluate(net, test, log, n_samples: int = 4, max_windows: int = 200) -> dict:
-    import torch
-
-    rng = np.random.default_rng(1)
-    idx = rng.choice(len(test), size=min(max_windows, len(test)), replace=False)
-    rows = {"real chorale sopranos": [], "cvae distance 0.5": [], "cvae distance 1.0": [], "cvae distance 2.0": [],
-            "random walk over chord tones": []}
-    div = {k: [] for k in rows}
-    gen = torch.Generator().manual_seed(0)
-    for k, i in enumerate(idx):
-        tok, ch, prev = test[i]
-        real = tokens_to_notes(tok)
-        rows["real chorale sopranos"].append(melody_stats(notes_to_steps(real, W), ch, real))
-        c = torch.from_numpy(ch).long()[None].expand(n_samples, -1).contiguous()
-        for dist in (0.5, 1.0, 2.0):
-            with torch.no_grad():
-                mu, lv = net.prior(c)
-                z = mu + dist * torch.exp(0.5 * lv) * torch.randn(mu.shape, generator=gen)
-                toks = net.generate(z, c, torch.full((n_samples,), START, dtype=torch.long), 0.9, gen).numpy()
-            mels = [tokens_to_notes(t) for t in toks]
-            steps = [notes_to_steps(m, W) for m in mels]
-            rows[f"cvae distance {dist}"] += [melody_stats(s, ch, m) for s, m in zip(steps, mels)]
-            div[f"cvae distance {dist}"].append(diversity(steps))
-        mels = [random_walk(ch, rng) for _ in range(n_samples)]
-        steps = [notes_to_steps(m, W) for m in mels]
-        rows["random walk over chord tones"] += [melody_stats(s, ch, m) for s, m in zip(steps, mels)]
-        div["random walk over chord tones"].append(diversity(steps))
-        if k % 50 == 0:
-            log(f"evaluated {k}/{len(idx)} windows")
-    out = {}
-    for name, stats in rows.items():
-        keys = stats[0].keys()
-        out[name] = {key: round(float(np.nanmean([s[key] for s in stats])), 4) for key in keys}
-        out[name]["diversity_between_samples"] = round(float(np.mean(div[name])), 4) if div[name] else None
-    out["held_out_windows_evaluated"] = int(len(idx))
-    out["samples_per_window"] = n_samples
-    return out
 
 
 if __name__ == "__main__":

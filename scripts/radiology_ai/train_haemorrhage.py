@@ -1,7 +1,7 @@
 """Train the head-CT haemorrhage/fracture detector (seed 5.6) on simulated head CTs; ship it with its card.
 
     flock /tmp/csi-training.lock .venv/bin/python scripts/radiology_ai/train_haemorrhage.py data
-    flock /tmp/csi-training.lock .venv/bin/python scripts/radiology_ai/train_haemorrhage.py train --minutes 12
+    flock /tmp/csi-training.lock .venv/bin/python scripts/radiology_ai/train_haemorrhage.py train --max-minutes 12
 
 ``data`` simulates the case sets once into out/haemorrhage/data (resumable: finished cases are kept):
 strong-label cases (voxel masks used), weak-label cases (only the case's finding types used), a validation set
@@ -11,13 +11,15 @@ voxel masks, then weak-label fine-tuning by multiple-instance learning (each cas
 highest-scoring patches per finding type are pushed up when the case has that type and down when it has not,
 and a negative case's hard patches are pushed to background), then temperature scaling of the finding scores
 on the validation set, then the held-out evaluation (scripts/radiology_ai/eval_haemorrhage.py's table, the
-engine's own predict path) into the model card. Checkpoints (resumable) and a steps/s log go to
-out/haemorrhage/. One torch thread.
+engine's own predict path) into the model card. The harness (engines.core.training.TrainingRun) seeds, sets
+one torch thread and the CPU by default, logs steps/s and keeps a resumable safetensors checkpoint (model,
+optimizer, phase and time spent: the budget covers every resumed run) under .training/head-ct-haemorrhage/.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -126,21 +128,26 @@ def strong_batch(cases, rng, batch: int, size: int, rim_share: float = 0.0):
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    from engines.core.training import add_common_arguments
+
+    ap = add_common_arguments(argparse.ArgumentParser(description=__doc__.splitlines()[0]), minutes=12.0, seed=56)
+    ap.set_defaults(threads=1, device="cpu")
     ap.add_argument("what", choices=["data", "train"])
+    ap.add_argument("--minutes", dest="max_minutes", type=float, default=argparse.SUPPRESS,
+                    help="same as --max-minutes")
+    ap.add_argument("--fresh", dest="no_resume", action="store_true", default=argparse.SUPPRESS,
+                    help="same as --no-resume: ignore an existing checkpoint")
     ap.add_argument("--sets", default="strong,weak,val,test")
-    ap.add_argument("--minutes", type=float, default=12.0)
     ap.add_argument("--strong-share", type=float, default=0.6, help="share of the budget for strong labels")
     ap.add_argument("--batch", type=int, default=6)
     ap.add_argument("--patch", type=int, default=32)
     ap.add_argument("--width", type=int, default=12)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--seed", type=int, default=56)
     ap.add_argument("--out", type=Path, default=ROOT / "resources/models/radiology_ai")
-    ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--rim-share", type=float, default=0.0,
                     help="share of strong patches centred on the skull (hard negatives); the shipped model used 0")
     args = ap.parse_args(argv)
+    args.minutes = args.max_minutes  # the card's training command names the budget
     if args.what == "data":
         make_data(args.sets.split(","))
         return 0
@@ -151,10 +158,12 @@ def train(args) -> int:
     import torch
     import torch.nn.functional as F
 
+    from engines.core.training import TrainingRun
     from engines.radiology_ai import haemorrhage as H
 
-    torch.set_num_threads(1)
-    torch.manual_seed(args.seed)
+    log = logging.getLogger("csi.training").info
+    run = TrainingRun.from_args(H.WEIGHTS_NAME, args)
+    dev = run.device
     rng = np.random.default_rng(args.seed)
     t_load = time.time()
     strong = [to_training_case(c) for c in load_set("strong")]
@@ -163,40 +172,32 @@ def train(args) -> int:
         c["fg_idx"] = np.argwhere(c["types"] > 0)
         c["head_idx"] = np.argwhere(c["x"][0] > -0.9)[::7]
         c["rim_idx"] = np.argwhere(c["x"][1] > 0.3)[::11]
-    print(f"loaded {len(strong)} strong, {len(weak)} weak cases in {time.time() - t_load:.0f} s", flush=True)
-    model = H.make_net(width=args.width)
+    log(f"loaded {len(strong)} strong, {len(weak)} weak cases in {time.time() - t_load:.0f} s")
+    model = H.make_net(width=args.width).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     OUT.mkdir(parents=True, exist_ok=True)
-    ckpt = OUT / "checkpoint.pt"
-    state = {"step": 0, "elapsed": 0.0, "phase": "strong", "log": []}
-    if ckpt.exists() and not args.fresh:
-        saved = torch.load(ckpt, weights_only=True)
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
-        state = json.loads(saved["state"])
-        print(f"resumed at step {state['step']} ({state['elapsed']:.0f} s, {state['phase']})", flush=True)
-    budget = args.minutes * 60
-    class_w = torch.tensor([0.3, 1.0, 1.0, 1.0, 1.5, 1.0, 2.0])
-    t0 = time.time() - state["elapsed"]
-    last_log, last_step = time.time(), state["step"]
+    step = run.resume(model, opt)
+    phase = str(run.resumed_extra.get("phase", "strong")) if step else "strong"
+    spent = float(run.resumed_extra.get("elapsed", 0.0)) if step else 0.0  # training seconds of earlier runs
+    budget = run.budget_s
+    class_w = torch.tensor([0.3, 1.0, 1.0, 1.0, 1.5, 1.0, 2.0], device=dev)
+    t0 = time.time() - spent  # the loop's clock starts after loading, and goes on from a resumed run's time
+    losses: list[float] = []
 
-    def save():
-        state["elapsed"] = time.time() - t0
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": json.dumps(state)},
-                   str(ckpt) + ".tmp")
-        Path(str(ckpt) + ".tmp").replace(ckpt)
+    def extra() -> dict:
+        return {"phase": phase, "elapsed": time.time() - t0}
 
     model.train()
     while time.time() - t0 < budget:
         frac = (time.time() - t0) / budget
         for g in opt.param_groups:
             g["lr"] = args.lr * (0.5 * (1 + np.cos(np.pi * frac)) * 0.95 + 0.05)
-        if frac >= args.strong_share and state["phase"] == "strong":
-            state["phase"] = "weak"
-            print(f"step {state['step']}: strong-label pre-training done; weak-label MIL fine-tuning", flush=True)
-        if state["phase"] == "strong" or rng.random() < 0.25:  # keep some strong batches against drift
+        if frac >= args.strong_share and phase == "strong":
+            phase = "weak"
+            log(f"step {step}: strong-label pre-training done; weak-label MIL fine-tuning")
+        if phase == "strong" or rng.random() < 0.25:  # keep some strong batches against drift
             x, y = strong_batch(strong, rng, args.batch, args.patch, args.rim_share)
-            xt, yt = torch.from_numpy(x), torch.from_numpy(y).long()
+            xt, yt = torch.from_numpy(x).to(dev), torch.from_numpy(y).long().to(dev)
             logits = model(xt)
             prob = logits.softmax(1)
             fg_p, fg_t = 1 - prob[:, 0], (yt > 0).float()
@@ -207,31 +208,27 @@ def train(args) -> int:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        state["step"] += 1
-        state["log"].append(round(float(loss.item()), 4))
-        if time.time() - last_log > 30:
-            rate = (state["step"] - last_step) / (time.time() - last_log)
-            print(f"step {state['step']} {state['phase']} loss {np.mean(state['log'][-20:]):.4f} "
-                  f"{rate:.2f} steps/s {time.time() - t0:.0f}/{budget:.0f} s", flush=True)
-            last_log, last_step = time.time(), state["step"]
-            save()
-    save()
+        step += 1
+        losses = (losses + [float(loss.item())])[-20:]
+        run.log_step(step, loss=float(np.mean(losses)))
+        run.checkpoint_maybe(step, model, opt, extra=extra())
+    run.checkpoint(step, model, opt, extra=extra())
     train_s = time.time() - t0
-    model.eval()
-    print(f"trained {state['step']} steps in {train_s:.0f} s; calibrating", flush=True)
+    model = model.cpu().eval()
+    log(f"trained {step} steps in {train_s:.0f} s; calibrating")
     from scripts.radiology_ai.eval_haemorrhage import calibrate, evaluate_sets
 
     temperature = calibrate(model, load_set("val"))
-    print(f"temperature {temperature:.3f}", flush=True)
+    log(f"temperature {temperature:.3f}")
     metrics = evaluate_sets(model, temperature, load_set("test"))
-    print(json.dumps(metrics["table"], indent=1), flush=True)
-    card = H.model_card(args, temperature=temperature, metrics=metrics, steps=state["step"], train_s=train_s,
-                        sets=SETS)
+    log(json.dumps(metrics["table"], indent=1))
+    card = H.model_card(args, temperature=temperature, metrics=metrics, steps=step, train_s=train_s, sets=SETS)
     from engines.core.weights import WeightsStore
 
     WeightsStore.save(args.out, H.WEIGHTS_NAME, model.state_dict(), card)
     (OUT / "eval.json").write_text(json.dumps(metrics, indent=1, default=str))
-    print(f"saved {H.WEIGHTS_NAME}", flush=True)
+    log(f"saved {H.WEIGHTS_NAME}")
+    run.done(step)
     return 0
 
 
@@ -246,11 +243,12 @@ def mil_loss(model, weak, rng, size: int, candidates: int = 8, top: int = 2):
     c = weak[rng.integers(len(weak))]
     patches = np.stack([sample_patch(c, rng, size, c["head_idx"][rng.integers(len(c["head_idx"]))])[0]
                         for _ in range(candidates)])
+    dev = next(model.parameters()).device
     with torch.no_grad():
-        p = model(torch.from_numpy(patches)).softmax(1)
+        p = model(torch.from_numpy(patches).to(dev)).softmax(1)
         susp = (1 - p[:, 0]).flatten(1).max(1).values
-    order = torch.argsort(susp, descending=True)[:top].numpy()
-    logits = model(torch.from_numpy(patches[order]))
+    order = torch.argsort(susp, descending=True)[:top].cpu().numpy()
+    logits = model(torch.from_numpy(patches[order]).to(dev))
     prob = logits.softmax(1)
     present = set(c["case_types"])
     loss = logits.new_zeros(())
@@ -258,7 +256,8 @@ def mil_loss(model, weak, rng, size: int, candidates: int = 8, top: int = 2):
         s = prob[:, t].max().clamp(1e-5, 1 - 1e-5)
         loss = loss + (-torch.log(s) if t in present else -torch.log(1 - s))
     if not present:
-        loss = loss + F.cross_entropy(logits, torch.zeros(logits.shape[:1] + logits.shape[2:], dtype=torch.long))
+        loss = loss + F.cross_entropy(logits, torch.zeros(logits.shape[:1] + logits.shape[2:], dtype=torch.long,
+                                                          device=logits.device))
     return loss / 3.0
 
 
