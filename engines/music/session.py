@@ -23,6 +23,7 @@ from typing import Any, Callable
 from psygnal import Signal, SignalGroup
 
 from engines.core.engine import CancelToken, ProgressFn, no_progress
+from engines.core.model_engine import as_token
 from engines.music.audio import AudioClip, Features
 from engines.music.beats import MIN_BEATS, BeatEstimate
 from engines.music.chords import (CHORD_AUTOSAVE_SCHEMA, ChordSegment, ChordTrack, chord_autosave_payload,
@@ -145,7 +146,7 @@ def analyse_recording(clip: AudioClip, features: Features | None = None, *, prog
     from engines.music.beats import estimate_beats
     from engines.music.keys import estimate_key
 
-    cancel = cancel or CancelToken()
+    cancel = as_token(cancel)
     progress(0.1, "finding the beat")
     try:
         beats = estimate_beats(clip.samples, clip.sr)
@@ -210,7 +211,7 @@ def read_recording(path: str | Path, *, progress: ProgressFn = no_progress, canc
     from engines.music.audio import compute_features, load_audio
 
     path = Path(path)
-    cancel = cancel or CancelToken()
+    cancel = as_token(cancel)
     clip = load_audio(path, progress=progress, cancel=cancel)
     saved = read_chord_autosave(clip, path.name) if clip.content_hash else {}
     feats = compute_features(clip, progress=progress, cancel=cancel) if features else None

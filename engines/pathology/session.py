@@ -230,13 +230,13 @@ def prepare_open(path: str | Path, screen: tuple[int, int] = (1200, 800), progre
     """Open and check a slide, read its thumbnail, the tiles of the fitted first view when at most
     ``preload_below`` cover it, its associated images and its autosave. File I/O: call it off the GUI thread."""
     from engines.core.autosave import clean_stale_temps
-    from engines.core.engine import CancelToken
+    from engines.core.model_engine import as_token
     from engines.pathology.annotations import autosave_path, load_saved_annotations
     from engines.pathology.slide import open_slide
 
     path = Path(path)
     progress = progress or (lambda fraction, message: None)
-    cancel = cancel or CancelToken()
+    cancel = as_token(cancel)
     progress(None, f"opening {path.name}")
     reader = open_slide(path)
     try:
@@ -303,12 +303,12 @@ def prepare_import(path: str | Path, progress=None, cancel=None, base_bounds: np
     detections, and build the boxes of the first and the arrays of the second with numpy (a million features
     must not be looped over on the GUI thread). With ``base_bounds`` (the store's rows now) the spatial index over
     the rows after the addition is built here too. Returns parsed, annotations, bounds, detections, index."""
-    from engines.core.engine import CancelToken
+    from engines.core.model_engine import as_token
     from engines.pathology.geojson import OBJECT_TYPES, load_geojson_table
 
     path = Path(path)
     progress = progress or (lambda fraction, message: None)
-    cancel = cancel or CancelToken()
+    cancel = as_token(cancel)
     progress(None, f"reading {path.name}")
     table, parsed = load_geojson_table(path, progress=progress, cancel=cancel)
     cancel.raise_if_cancelled()

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from engines.core.engine import CancelToken, EngineError
+from engines.core.model_engine import as_token
 from engines.radiology.resample import place_labels
 
 
@@ -54,7 +55,7 @@ def read_path(path: str | Path, target=None, *, progress: Callable = lambda f, m
     from engines.radiology.overlays import LabelMap, read_seg
 
     path = Path(path)
-    cancel = cancel or CancelToken()
+    cancel = as_token(cancel)
     kind = classify(path)
     if kind == "dicom-rtstruct":
         from engines.radiology.overlays import read_rtstruct
