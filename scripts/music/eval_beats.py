@@ -1,13 +1,23 @@
-"""Beats and downbeats on arranged songs with exact labels: engines/music/beats.py beside a naive baseline
-(librosa's beats, a downbeat every fourth beat from the first).
+"""Beats and downbeats on arranged songs with exact labels, and on real songs with a charted tempo map:
+engines/music/beats.py beside a naive baseline (librosa's beats, a downbeat every fourth beat from the first).
 
-    flock /tmp/csi-training.lock .venv/bin/python scripts/music/eval_beats.py --seeds 0:24 --seconds 40
+    OMP_NUM_THREADS=1 flock /tmp/csi-training.lock .venv/bin/python scripts/music/eval_beats.py \
+        --seeds 0:40 --seconds 30 --real /usr/share/games/fretsonfire/data/songs
 
-Songs are rendered with FluidSynth (the FluidR3 GM bank, or --soundfont) through the produced-recording effects
-chain of scripts/music/render_arranged.py. The beat estimator is classical (nothing was trained), so the
-soundfont is no leak. Metrics: mir_eval beat F-measure (70 ms window) of beats and of downbeats, and meter
-accuracy (3 vs 4 beats per bar; 6/8 songs are counted as 2 beats of dotted quarters and scored as meter 3/4 or
-4/4 = wrong unless the estimate found their 6 eighths as 3+3). Prints a JSON summary and a markdown row.
+Arranged songs are rendered with FluidSynth (the FluidR3 GM bank, or --soundfont) through the produced-recording
+effects chain of scripts/music/render_arranged.py (renders are cached under --cache, so repeated runs measure
+the estimator, not FluidSynth). The beat estimator is classical (nothing was trained), so the soundfont is no
+leak. Metrics (mir_eval, 70 ms window): beat F-measure, beat AMLt (continuity at any metrical level: double,
+half or off-beat tracking is not an error there), downbeat F-measure, and meter accuracy (3 vs 4 beats per
+bar; 6/8 songs are labelled as 2 dotted-quarter beats a bar, so they are left out of the meter accuracy).
+
+Real songs (--real, a folder searched for Frets on Fire song folders: song.ogg beside notes.mid): the chart's
+tempo map (its MIDI tempo and bar grid, made by the charter to keep the game in time with the audio) is the
+reference; excerpts of --real-seconds from --real-offset. A chart has one metrical level the charter chose, so
+AMLt is the fairer beat number there.
+
+Prints one JSON line per song, a JSON summary and the estimator's cost in seconds per minute of audio (timed
+after a warm-up call, so numba's compilation is not counted).
 """
 from __future__ import annotations
 
@@ -25,53 +35,123 @@ from engines.music.audio import SR  # noqa: E402
 from engines.music.beats import estimate_beats  # noqa: E402
 
 
-def main() -> int:
+def cached_render(seed: int, soundfont: Path, seconds: float, fx: bool, cache: Path | None) -> dict:
+    """The rendered song's samples and labels, from the cache when it is there."""
+    key = f"{soundfont.stem}_{seed}_{seconds:g}_{'fx' if fx else 'dry'}.npz"
+    if cache is not None and (cache / key).exists():
+        with np.load(cache / key) as z:
+            return {k: (z[k] if z[k].ndim else z[k].item()) for k in z.files}
+    from scripts.music.render_arranged import render_song
+
+    song, y, _ = render_song(seed, soundfont, seconds, fx=fx)
+    rec = {"y": y.astype(np.float32), "beats": np.asarray(song.beats), "downbeats": np.asarray(song.downbeats),
+           "meter": song.meter, "style": song.style, "bpm": float(song.bpm), "swing": bool(song.swing)}
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        np.savez(cache / key, **rec)
+    return rec
+
+
+def real_songs(root: Path, offset: float, seconds: float):
+    """(name, samples, chart beats, chart downbeats) of each charted song under ``root``, as an excerpt."""
+    import pretty_midi
+
+    from engines.music.audio import load_audio
+
+    for chart in sorted(root.rglob("notes.mid")):
+        audio = chart.with_name("song.ogg")
+        if not audio.exists():
+            continue
+        midi = pretty_midi.PrettyMIDI(str(chart))
+        y = load_audio(audio, SR).samples[int(offset * SR):int((offset + seconds) * SR)]
+        beats, downbeats = midi.get_beats() - offset, midi.get_downbeats() - offset
+        keep = lambda t: t[(t >= 0) & (t < len(y) / SR)]  # noqa: E731
+        yield chart.parent.name, y, keep(beats), keep(downbeats)
+
+
+def load_estimator(path: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("beats_under_test", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module.estimate_beats
+
+
+def score(ref_b: np.ndarray, ref_d: np.ndarray, est) -> dict:
     import mir_eval
 
-    from scripts.music.render_arranged import TRAIN_SOUNDFONTS, render_song
+    amlt = mir_eval.beat.continuity(mir_eval.beat.trim_beats(ref_b), mir_eval.beat.trim_beats(est.beats))[3] \
+        if len(est.beats) > 1 else 0.0
+    return {"beat_f": round(mir_eval.beat.f_measure(ref_b, est.beats), 4), "beat_amlt": round(float(amlt), 4),
+            "downbeat_f": round(mir_eval.beat.f_measure(ref_d, est.downbeats), 4),
+            "naive_downbeat_f": round(mir_eval.beat.f_measure(ref_d, est.beats[::4]), 4),
+            "est_bpm": round(est.bpm, 1), "est_meter": est.beats_per_bar, "confidence": round(est.confidence, 3),
+            "warnings": list(est.warnings)}
+
+
+def main() -> int:
+    from scripts.music.render_arranged import TRAIN_SOUNDFONTS
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", default="0:24")
-    ap.add_argument("--seconds", type=float, default=40.0)
+    ap.add_argument("--seeds", default="0:40")
+    ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--soundfont", default=str(TRAIN_SOUNDFONTS["fluid-gm"]))
     ap.add_argument("--no-fx", action="store_true")
+    ap.add_argument("--cache", default="/tmp/csi-beats-cache", help="rendered songs ('' for none)")
+    ap.add_argument("--real", default="", help="folders (comma-separated) with Frets on Fire songs (song.ogg + notes.mid)")
+    ap.add_argument("--real-offset", type=float, default=30.0)
+    ap.add_argument("--real-seconds", type=float, default=60.0)
+    ap.add_argument("--estimator", default="", help="a .py file defining estimate_beats(y, sr), to compare "
+                    "another version (e.g. `git show REV:engines/music/beats.py > /tmp/old.py`)")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
+    estimate = load_estimator(args.estimator) if args.estimator else estimate_beats
     a, b = (int(x) for x in args.seeds.split(":"))
-    rows = []
+    cache = Path(args.cache) if args.cache else None
+    estimate(np.random.default_rng(0).normal(size=SR * 5).astype(np.float32) * 0.1, SR)  # warm-up
+    rows, real_rows = [], []
     t_est = t_audio = 0.0
     for seed in range(a, b):
-        song, y, applied = render_song(seed, Path(args.soundfont), args.seconds, fx=not args.no_fx)
+        rec = cached_render(seed, Path(args.soundfont), args.seconds, not args.no_fx, cache)
         t0 = time.perf_counter()
-        est = estimate_beats(y, SR)
+        est = estimate(rec["y"], SR)
         t_est += time.perf_counter() - t0
-        t_audio += len(y) / SR
-        ref_b, ref_d = np.asarray(song.beats), np.asarray(song.downbeats)
-        naive_d = est.beats[::4]
-        bar = {"4/4": 4, "3/4": 3, "6/8": 2}[song.meter]
-        rows.append({
-            "seed": seed, "style": song.style, "meter": song.meter, "bpm": round(song.bpm, 1),
-            "beat_f": mir_eval.beat.f_measure(ref_b, est.beats),
-            "downbeat_f": mir_eval.beat.f_measure(ref_d, est.downbeats),
-            "naive_downbeat_f": mir_eval.beat.f_measure(ref_d, naive_d),
-            "meter_ok": est.beats_per_bar == bar, "est_meter": est.beats_per_bar,
-            "est_bpm": round(est.bpm, 1), "confidence": round(est.confidence, 3), "warnings": list(est.warnings)})
+        t_audio += len(rec["y"]) / SR
+        bar = {"4/4": 4, "3/4": 3, "6/8": 2}[rec["meter"]]
+        rows.append({"seed": seed, "style": rec["style"], "meter": rec["meter"], "swing": rec["swing"],
+                     "bpm": round(rec["bpm"], 1), **score(rec["beats"], rec["downbeats"], est),
+                     "meter_ok": est.beats_per_bar == bar})
         print(json.dumps(rows[-1]), flush=True)
+    if args.real:
+        songs = (s for root in args.real.split(",") for s in real_songs(Path(root), args.real_offset, args.real_seconds))
+        for name, y, ref_b, ref_d in songs:
+            t0 = time.perf_counter()
+            est = estimate(y, SR)
+            t_est += time.perf_counter() - t0
+            t_audio += len(y) / SR
+            chart_bpm = 60.0 / float(np.median(np.diff(ref_b)))
+            real_rows.append({"song": name, "chart_bpm": round(chart_bpm, 1), **score(ref_b, ref_d, est)})
+            print(json.dumps(real_rows[-1]), flush=True)
 
-    def mean(key, sel=lambda r: True):
-        vals = [float(r[key]) for r in rows if sel(r)]
+    def mean(rs, key, sel=lambda r: True):
+        vals = [float(r[key]) for r in rs if sel(r)]
         return round(float(np.mean(vals)), 3) if vals else None
 
-    summary = {"songs": len(rows), "beat_f": mean("beat_f"), "downbeat_f": mean("downbeat_f"),
-               "naive_downbeat_f": mean("naive_downbeat_f"),
-               "meter_accuracy_34_44": mean("meter_ok", lambda r: r["meter"] != "6/8"),
-               "downbeat_f_44": mean("downbeat_f", lambda r: r["meter"] == "4/4"),
-               "downbeat_f_34": mean("downbeat_f", lambda r: r["meter"] == "3/4"),
+    summary = {"songs": len(rows), "beat_f": mean(rows, "beat_f"), "beat_amlt": mean(rows, "beat_amlt"),
+               "downbeat_f": mean(rows, "downbeat_f"), "naive_downbeat_f": mean(rows, "naive_downbeat_f"),
+               "meter_accuracy_34_44": mean(rows, "meter_ok", lambda r: r["meter"] != "6/8"),
+               "downbeat_f_44": mean(rows, "downbeat_f", lambda r: r["meter"] == "4/4"),
+               "downbeat_f_34": mean(rows, "downbeat_f", lambda r: r["meter"] == "3/4"),
+               "beat_f_slow": mean(rows, "beat_f", lambda r: r["bpm"] < 90),
+               "real_songs": len(real_rows), "real_beat_f": mean(real_rows, "beat_f"),
+               "real_beat_amlt": mean(real_rows, "beat_amlt"), "real_downbeat_f": mean(real_rows, "downbeat_f"),
                "seconds_per_minute": round(t_est / max(1e-9, t_audio) * 60, 3),
                "soundfont": Path(args.soundfont).name, "effects": not args.no_fx, "command": " ".join(sys.argv)}
     print(json.dumps(summary, indent=1))
     if args.out:
-        Path(args.out).write_text(json.dumps({"summary": summary, "rows": rows}, indent=1))
+        Path(args.out).write_text(json.dumps({"summary": summary, "rows": rows, "real": real_rows}, indent=1))
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Beats, downbeats and meter (engines/music/beats.py) on a rendered groove with known bars and on a real recording."""
+"""Beats, downbeats and meter (engines/music/beats.py) on rendered grooves with known bars and on a real recording
+whose chord changes and charted bar lines are known."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,6 +49,13 @@ def test_beats_bars_and_meter_of_a_groove(meter):
     assert est.nearest_beat(float(beats[5]) + 0.1) == pytest.approx(beats[5], abs=0.05)
 
 
+#: chord changes in the excerpt (G at 0.47 s, Am at 3.06 s, D at 5.47 s: every ~2.5 s, a chord per bar of 4
+#: beats at 95 bpm) and its chart's bar lines (Frets on Fire notes.mid of the same song: 95 bpm, bars from
+#: 40.421 s of the song, i.e. 0.421 s into the excerpt, every 4 beats)
+REAL_CHORD_CHANGES = (0.47, 3.06, 5.47)
+REAL_CHART_BARS = 0.421 + np.arange(15) * 4 * 60 / 95
+
+
 def test_a_real_recording_has_a_steady_pulse():
     from engines.music.audio import load_audio
 
@@ -57,6 +65,19 @@ def test_a_real_recording_has_a_steady_pulse():
     assert len(est.beats) > 40 and 60 < est.bpm < 200
     assert np.std(intervals) / np.mean(intervals) < 0.1
     assert len(est.downbeats) >= len(est.beats) // est.beats_per_bar - 1
+
+
+def test_the_real_recording_has_its_bar_lines_on_its_chord_changes():
+    """Its 3+3+2 groove (no onsets on beats 2 and 4) made the plain tracker find 129 bpm in 3/4; the bar lines
+    must fall where the chords change and where the song's chart puts them."""
+    from engines.music.audio import load_audio
+
+    est = estimate_beats(load_audio(REAL, SR).samples, SR)
+    assert abs(est.bpm - 95) < 2 and est.beats_per_bar == 4 and not est.warnings
+    for t in REAL_CHORD_CHANGES:
+        assert np.min(np.abs(est.downbeats - t)) < 0.1, t
+    off = np.array([np.min(np.abs(est.downbeats - t)) for t in REAL_CHART_BARS])
+    assert (off < 0.07).all(), off.round(3)
 
 
 def test_silence_and_a_click_free_drone_say_there_is_no_beat():
