@@ -100,7 +100,8 @@ def main() -> int:
     ap.add_argument("--soundfont", default=str(TRAIN_SOUNDFONTS["fluid-gm"]))
     ap.add_argument("--no-fx", action="store_true")
     ap.add_argument("--cache", default="/tmp/csi-beats-cache", help="rendered songs ('' for none)")
-    ap.add_argument("--real", default="", help="folders (comma-separated) with Frets on Fire songs (song.ogg + notes.mid)")
+    ap.add_argument("--real", default="",
+                    help="folders (comma-separated) with Frets on Fire songs (song.ogg + notes.mid)")
     ap.add_argument("--real-offset", type=float, default=30.0)
     ap.add_argument("--real-seconds", type=float, default=60.0)
     ap.add_argument("--estimator", default="", help="a .py file defining estimate_beats(y, sr), to compare "
@@ -125,7 +126,8 @@ def main() -> int:
                      "meter_ok": est.beats_per_bar == bar})
         print(json.dumps(rows[-1]), flush=True)
     if args.real:
-        songs = (s for root in args.real.split(",") for s in real_songs(Path(root), args.real_offset, args.real_seconds))
+        songs = (s for root in args.real.split(",")
+                 for s in real_songs(Path(root), args.real_offset, args.real_seconds))
         for name, y, ref_b, ref_d in songs:
             t0 = time.perf_counter()
             est = estimate(y, SR)
