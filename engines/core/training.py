@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import random
 import sys
 import time
@@ -133,6 +134,8 @@ class TrainingRun:
 
         if threads and threads > 0:
             torch.set_num_threads(int(threads))
+            # an evaluation through an engine applies the thread policy: it must keep this run's count
+            os.environ["CSI_TORCH_THREADS"] = str(int(threads))
             return int(threads)
         from engines.core.threads import apply_thread_policy
 
