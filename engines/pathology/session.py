@@ -98,6 +98,11 @@ class DetectionLayer:
         self.classes = np.asarray(self.classes, np.int16).reshape(-1)
         sizes = np.maximum(self.boxes[:, 2] - self.boxes[:, 0], self.boxes[:, 3] - self.boxes[:, 1])
         self.median_size = float(np.median(sizes)) if len(sizes) else 0.0
+        # a view that holds (min x1, max x0, min y1, max y0) meets every box: far out, every frame at low
+        # magnification, no index query is needed for the rows (None when a box is not finite)
+        b = self.boxes
+        self._all_meet = (float(b[:, 2].min()), float(b[:, 0].max()), float(b[:, 3].min()), float(b[:, 1].max())) \
+            if len(b) and np.isfinite(b).all() else None
 
     def __len__(self) -> int:
         return int(self.xy.shape[0])
@@ -106,8 +111,14 @@ class DetectionLayer:
         """Rows (ascending) whose box meets ``rect0`` and whose score reaches ``min_score``."""
         if not len(self):
             return np.zeros(0, np.int64)
-        idx = self.index.query(rect0, self.boxes) if len(self) >= SpatialIndex.SCAN_BELOW \
-            else boxes_meeting(self.boxes, rect0)
+        every = self._all_meet
+        if every is not None and rect0[0] <= every[0] and rect0[2] >= every[1] and rect0[1] <= every[2] \
+                and rect0[3] >= every[3]:
+            idx = np.arange(len(self), dtype=np.int64)
+        elif len(self) >= SpatialIndex.SCAN_BELOW:
+            idx = self.index.query(rect0, self.boxes)
+        else:
+            idx = boxes_meeting(self.boxes, rect0)
         if self.min_score > 0:
             idx = idx[self.scores[idx] >= self.min_score]
         return idx
