@@ -234,6 +234,9 @@ def make_parser() -> argparse.ArgumentParser:
                              "'' compiles every module on import, as a PYTHONDONTWRITEBYTECODE=1 shell does "
                              "(which made each lazy import of the workstation's own code in the GUI thread 2-4x "
                              "dearer). The first run fills it")
+    parser.add_argument("--gc-threshold", default=None,
+                        help="experiment: gc.set_threshold, e.g. 700,10,1000 (Python's default is 700,10,10; the "
+                             "third number spaces out the full collections)")
     parser.add_argument("--switch-interval-ms", type=float, default=None,
                         help="experiment: sys.setswitchinterval (Python's default is 5 ms)")
     return parser
@@ -245,6 +248,10 @@ def start(args) -> Bench:
         sys.dont_write_bytecode, sys.pycache_prefix = False, args.pycache
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1000.0)
+    if args.gc_threshold:
+        import gc
+
+        gc.set_threshold(*(int(v) for v in args.gc_threshold.split(",")))
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault("CSI_DEVICE", "cpu")
     os.environ["CSI_WORKSTATION_HOME"] = tempfile.mkdtemp(prefix="csi-bench-home-")
