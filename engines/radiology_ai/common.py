@@ -6,7 +6,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -196,3 +196,18 @@ def write_volume_file(volume, out: Path) -> list[Path]:
     with atomic_path(out) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)
     return [Path(out)]
+
+
+def preflight_volume(request: Mapping[str, Any], contract: Callable[[Any, np.ndarray], Any]):
+    """An engine's ``preflight``: read the request's volume and run ``contract(volume, real-valued voxels)``
+    without inference. Never raises for a bad input: a refusal comes back as a refused check."""
+    from engines.core.checks import Check, Checks, InputRefused
+
+    try:
+        volume = input_volume(request)
+        return contract(volume, np.asarray(volume.real(volume.voxels), dtype=np.float32))
+    except InputRefused as exc:
+        return Checks(list(exc.checks))
+    except EngineError as exc:
+        return Checks([Check("input", "refused", str(exc))])
+

@@ -366,16 +366,9 @@ class _HeadCtFindings:
 
     def preflight(self, request: Mapping[str, Any]):
         """The head-CT contract (modality, plane, slice spacing, anatomy) without running the detector."""
-        from engines.core.checks import Check, InputRefused
-        from engines.radiology_ai.common import input_volume
+        from engines.radiology_ai.common import preflight_volume
 
-        try:
-            volume = input_volume(request)
-            return head_ct_checks(volume, np.asarray(volume.real(volume.voxels), dtype=np.float32))
-        except InputRefused as exc:
-            return Checks(list(exc.checks))
-        except EngineError as exc:
-            return Checks([Check("input", "refused", str(exc))])
+        return preflight_volume(request, head_ct_checks)
 
     def prepare(self, request: Mapping[str, Any], *, progress: ProgressFn, cancel: CancelToken) -> HeadCtInputs:
         """Read the CT, check the head-CT contract, resample to the working grid."""

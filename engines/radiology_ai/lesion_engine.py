@@ -96,17 +96,10 @@ class LesionSegmentationSEEngine(ModelEngine):
 
     def preflight(self, request: Mapping[str, Any]):
         """The diffusion-MR contract (tags, modality, intensity profile) without running the network."""
-        from engines.core.checks import Check, Checks, InputRefused
-        from engines.radiology_ai.common import input_volume
+        from engines.radiology_ai.common import preflight_volume
         from engines.radiology_ai.contracts import dwi_checks
 
-        try:
-            volume = input_volume(request)
-            return dwi_checks(volume, np.asarray(volume.real(volume.voxels), dtype=np.float32))
-        except InputRefused as exc:
-            return Checks(list(exc.checks))
-        except EngineError as exc:
-            return Checks([Check("input", "refused", str(exc))])
+        return preflight_volume(request, dwi_checks)
 
     # -- prepare -> infer -> finish -------------------------------------------------------------------
     def prepare(self, request: Mapping[str, Any], *, progress, cancel) -> LesionInputs:
