@@ -158,13 +158,22 @@ class VqaMclKdEngine(ModelEngine):
     def weights_name(self) -> str:
         if self.card is not None:
             return self.card.name
-        from engines.core.weights import WeightsStore
+        from engines.core.weights import WeightsError, WeightsStore
 
         store = WeightsStore.default()
-        for name in self.weight_candidates:
-            if store.status(name) == "ok":
-                return name
-        return self.weight_candidates[0]
+        key = []
+        for name in self.weight_candidates:  # the choice is hashed once per state of the files, not per call
+            try:
+                stat = store.paths(name)[0].stat()
+                key.append((name, stat.st_mtime_ns, stat.st_size))
+            except (WeightsError, OSError):
+                key.append((name, None, None))
+        cached = getattr(self, "_weights_choice", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        choice = next((n for n in self.weight_candidates if store.status(n) == "ok"), self.weight_candidates[0])
+        self._weights_choice = (key, choice)
+        return choice
 
     def info(self) -> EngineInfo:
         return EngineInfo(
