@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
                                  f"(details in the log).", str(err))
         if detect_device:
             self._detect_device()
+            self._discover_engines()
         self._clean_stale_temps()
 
     # -- layout -------------------------------------------------------------------------------------
@@ -253,14 +254,31 @@ class MainWindow(QMainWindow):
         self.settings.save()
 
     def registry(self):
+        """The engines (discovered once; in a worker at start-up, here if a view asks before that finished)."""
         if self._registry is None:
             from engines.core.registry import EngineRegistry
 
-            self._registry = EngineRegistry.discover()
-            for name, err in self._registry.errors.items():
-                self.notify("error", f"The {name} engines could not be loaded; they are left out of this session "
-                                     f"(details in the log).", str(err))
+            self._set_registry(EngineRegistry.discover())
         return self._registry
+
+    def _set_registry(self, registry) -> None:
+        if self._registry is not None:  # a view asked first and discovered them itself
+            return
+        self._registry = registry
+        for name, err in registry.errors.items():
+            self.notify("error", f"The {name} engines could not be loaded; they are left out of this session "
+                                 f"(details in the log).", str(err))
+
+    def _discover_engines(self) -> None:
+        """Import the engine modules off the GUI thread at start-up (80-200 ms of imports that otherwise land
+        on the first study a user opens; benchmarks/gui_stall)."""
+        def job(progress, cancel):
+            from engines.core.registry import EngineRegistry
+
+            return EngineRegistry.discover()
+
+        self.tasks.submit(job, title="Finding engines", owner="shell:engines", on_result=self._set_registry,
+                          on_error=lambda msg, detail: self.notify("error", msg, detail))
 
     def _clean_stale_temps(self) -> None:
         """Remove temporary files that killed writes left in the settings and data folders (autosaves too).

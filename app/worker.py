@@ -237,7 +237,7 @@ class TaskManager(QObject):
 
             with hold_engine(engine, cancel, progress):
                 # a classical engine needs no device: resolving one would import torch for nothing
-                needs_device = bool(getattr(engine.info(), "weights", None)) or device is not None
+                needs_device = bool(getattr(engine.info(), "weights", None))
                 dev = resolve_device(device).device if needs_device else "cpu"
                 notice = getattr(progress, "notice", None)
                 return run_engine(engine, request, device=dev, progress=progress, cancel=cancel, notice=notice)
