@@ -270,6 +270,8 @@ def run_steps(bench: Bench, args) -> None:
     if args.device_first:
         bench.step("start-up: detect the device (imports torch)", lambda m: window._detect_device(),
                    until=lambda: window.device_label != "detecting…")
+        bench.step("start-up: find the engines in a worker", lambda m: window._discover_engines(),
+                   until=lambda: window._registry is not None)
     if args.gc_freeze:
         import gc
 
