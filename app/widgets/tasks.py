@@ -27,7 +27,7 @@ class TaskRow(QWidget):
         self.cancel_button.clicked.connect(self._cancel)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(2, 0, 2, 0)
-        layout.addWidget(self.label)
+        layout.addWidget(self.label, 2)  # the title gets the room first: 'Opening lung1' reads, a bar still shows
         layout.addWidget(self.bar, 1)
         layout.addWidget(self.status, 1)
         layout.addWidget(self.cancel_button)
