@@ -56,3 +56,4 @@ def isolated_logging():
             handler.close()
     root.setLevel(level)
     logsetup._configured = configured
+

@@ -10,16 +10,14 @@ from PIL import Image
 from engines.core.checks import Checks, checks_of, warning_lines
 from engines.textvqa import scenes as S
 from engines.textvqa.vqa_engine import SCENE_LIMITS, VqaMclKdEngine, check_scene, scene_statistics
+from tests.fixtures import loaded
 
 HEADLINE = "This picture does not look like the scenes the VQA model was trained on"
 
 
 @pytest.fixture(scope="module")
 def engine():
-    e = VqaMclKdEngine()
-    e.load("cpu")
-    yield e
-    e.unload()
+    yield from loaded(VqaMclKdEngine)
 
 
 def test_every_generated_scene_lies_inside_the_limits():

@@ -15,6 +15,7 @@ from engines.textvqa import scenes as S
 from engines.textvqa.history import history_autosave_path
 from engines.textvqa.session import TextVqaSession, read_image_for_session
 from tests.engines.test_music_session import save_and_flush
+from tests.fixtures import loaded
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,10 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def engine():
     from engines.textvqa.vqa_engine import VqaMclKdEngine
 
-    vqa = VqaMclKdEngine()
-    vqa.load("cpu")
-    yield vqa
-    vqa.unload()
+    yield from loaded(VqaMclKdEngine)
 
 
 def ask(session: TextVqaSession, engine, question: str) -> dict:

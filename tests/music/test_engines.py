@@ -22,6 +22,7 @@ from engines.music.evaluate import wcsr
 from engines.music.export import export_track
 from engines.music.recognize import BTCChordEngine, BTCLargeChordEngine, TemplateChordEngine
 from engines.music.synth import render_chords
+from tests.fixtures import loaded
 
 
 KNOWN = ["C:maj", "A:min", "F:maj", "G:7", "E:min", "D:min7", "G:maj", "C:maj"]
@@ -29,10 +30,7 @@ KNOWN = ["C:maj", "A:min", "F:maj", "G:7", "E:min", "D:min7", "G:maj", "C:maj"]
 
 @pytest.fixture(scope="module")
 def btc():
-    engine = BTCChordEngine()
-    engine.load("cpu")
-    yield engine
-    engine.unload()
+    yield from loaded(BTCChordEngine)
 
 
 @pytest.fixture(scope="module")

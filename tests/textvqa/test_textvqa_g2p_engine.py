@@ -6,16 +6,14 @@ import pytest
 from engines.core.engine import EngineError
 from engines.textvqa import g2p_data as G
 from engines.textvqa.g2p_engine import G2pNsgdEngine, words_from_text
+from tests.fixtures import loaded
 
 PER_CEILING = 25.0  # percent, on held-out words
 
 
 @pytest.fixture(scope="module")
 def engine():
-    e = G2pNsgdEngine()
-    e.load("cpu")
-    yield e
-    e.unload()
+    yield from loaded(G2pNsgdEngine)
 
 
 def test_split_is_85_5_10_by_word_and_disjoint():

@@ -9,6 +9,7 @@ import pytest
 from engines.core.engine import EngineError
 from engines.textvqa import scenes as S
 from engines.textvqa.vqa_engine import VqaMclKdEngine
+from tests.fixtures import loaded
 
 # majority answer ("yes") is ~22% of questions; uniform chance is 1/22
 ACCURACY_FLOOR = 0.45
@@ -16,10 +17,7 @@ ACCURACY_FLOOR = 0.45
 
 @pytest.fixture(scope="module")
 def engine():
-    e = VqaMclKdEngine()
-    e.load("cpu")
-    yield e
-    e.unload()
+    yield from loaded(VqaMclKdEngine)
 
 
 def test_held_out_accuracy_is_well_above_chance(engine):
