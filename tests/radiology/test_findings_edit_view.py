@@ -53,16 +53,20 @@ def test_drag_a_handle_of_the_edited_box_moves_it_by_the_dragged_mm(window, qtbo
     axial = view.views["axial"]
     roi = view.finding_editor.rois["axial"]
     assert roi.isVisible()
+    # background work started by the review (statistics, engine checks) may still change the layout and so the
+    # view's scale: let it finish before the drag is planned
+    qtbot.waitUntil(lambda: not window.tasks.active(), timeout=30000)
+    qtbot.wait(50)
     before = view.session.review.get("F1")
     h0, v0, h1, v1 = view.session.finding_rect("axial")
     assert (roi.pos().x(), roi.pos().y()) == pytest.approx((h0, v0)) and roi.size().x() == pytest.approx(h1 - h0)
     corner = screen_point(axial, h1, v1)  # the handle at the box's (max i, max j) corner
     qtbot.waitUntil(lambda: axial.graphics.itemAt(corner.toPoint()) is not None, timeout=5000)
     end = corner + QPointF(24, 16)
-    drag(qtbot, axial, corner, end)
-    a = axial.box.mapSceneToView(axial.graphics.mapToScene(corner.toPoint()))
+    a = axial.box.mapSceneToView(axial.graphics.mapToScene(corner.toPoint()))  # the drag in mm, as planned
     b = axial.box.mapSceneToView(axial.graphics.mapToScene(end.toPoint()))
     dh, dv = b.x() - a.x(), b.y() - a.y()
+    drag(qtbot, axial, corner, end, pause_ms=40)
     assert dh > 3 and dv > 3  # the drag went right and down on the screen (down: posterior on an axial view)
     after = view.session.review.get("F1")
     # axial view: horizontal = i = patient x (left), vertical = j = y (posterior) on this LPS grid

@@ -34,13 +34,15 @@ def screen_point(slice_view, h_mm: float, v_mm: float) -> QPointF:
     return QPointF(slice_view.graphics.mapFromScene(slice_view.box.mapViewToScene(QPointF(h_mm, v_mm))))
 
 
-def drag(qtbot, slice_view, a: QPointF, b: QPointF, steps: int = 8) -> None:
-    """A left-button drag from ``a`` to ``b`` (viewport pixels), as the mouse sends it."""
+def drag(qtbot, slice_view, a: QPointF, b: QPointF, steps: int = 8, pause_ms: int = 5) -> None:
+    """A left-button drag from ``a`` to ``b`` (viewport pixels), as the mouse sends it. pyqtgraph's scene
+    rate-limits mouse moves (about 60 a second) and a ROI handle follows moves, not the release: a drag of its
+    handles needs ``pause_ms`` of ~40 so the last move is not dropped."""
     port = slice_view.graphics.viewport()
     _send(port, QEvent.MouseButtonPress, a, Qt.LeftButton, Qt.LeftButton)
     for n in range(1, steps + 1):
         _send(port, QEvent.MouseMove, a + (b - a) * (n / steps), Qt.NoButton, Qt.LeftButton)
-        qtbot.wait(5)
+        qtbot.wait(pause_ms)
     _send(port, QEvent.MouseButtonRelease, b, Qt.LeftButton, Qt.NoButton)
     QApplication.processEvents()
 
