@@ -17,7 +17,7 @@ one around the dragged voxel block. :func:`finding_statistics` recomputes volume
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
@@ -238,7 +238,11 @@ class FindingsReview(UndoHistory):
             listener(what, detail)
 
     # -- content -------------------------------------------------------------------------------------
-    def set_findings(self, findings: Iterable[Finding]) -> None:
+    def set_findings(self, findings: Iterable[Finding], *, origins: Mapping[str, Finding] | None = None,
+                     current: str | None = None) -> None:
+        """Review ``findings`` afresh (no undo history). ``origins``: what the detector gave for findings that
+        were edited since (a review read back from its autosave), by id; the others are their own origin.
+        ``current``: the finding the cursor starts on when it is visible (else the first visible one)."""
         items = list(findings)
         ids = [f.id for f in items]
         if len(set(ids)) != len(ids):
@@ -246,12 +250,15 @@ class FindingsReview(UndoHistory):
         for f in items:
             if f.state not in STATES:
                 raise ValueError(f"unknown review state '{f.state}' of {f.id}")
+        origins = dict(origins or {})
+        if set(origins) - set(ids):
+            raise ValueError(f"origins of unknown findings: {sorted(set(origins) - set(ids))}")
         self._findings = sorted(items, key=lambda f: -f.score)
-        self._origin = {f.id: f for f in items}
+        self._origin = {f.id: origins.get(f.id, f) for f in items}
         self._undo.clear()
         self._redo.clear()
         vis = self.visible
-        self._current = vis[0].id if vis else None
+        self._current = current if current in {f.id for f in vis} else (vis[0].id if vis else None)
         self._emit("findings", "reset")
 
     @property

@@ -19,6 +19,9 @@ mask layer painted with the brush; state changes, box edits and strokes share on
 edit ``finding_stats_due`` asks for its volume and mean HU: ``finding_stats_job`` snapshots what a worker
 measures and ``apply_finding_stats`` takes the answer (stale ones dropped). A head CT opens in the brain
 window (``engines.radiology.windows``): from its tags at once, from its image through ``window_choice_job``.
+The review is autosaved with the label edits (``autosave_snapshot()["review"]``; ``autosave_requested``
+asks for a write after a review change) and comes back after a restart through ``restore_review``: the same
+list, states, boxes and masks, each painted mask again in its finding's own layer.
 The session itself is not thread-safe: call it from one thread (the GUI thread in the app).
 """
 from __future__ import annotations
@@ -35,7 +38,8 @@ from engines.core.history import UndoHistory
 from engines.radiology.brush import paint_segment
 from engines.radiology.findings import (FindingStats, FindingsReview, box_cuts, box_index_bounds, box_rect,
                                         box_with_rect, finding_statistics)
-from engines.radiology.label_autosave import autosave_file, load_autosave_layers, write_autosave  # noqa: F401
+from engines.radiology.label_autosave import (RestoredReview, autosave_file, load_autosave_layers,  # noqa: F401
+                                              write_autosave)
 from engines.radiology.labelstats import empty_layer_problem
 from engines.radiology.layers import BoxLayer, LabelLayer, to_boxes
 from engines.radiology.measurements import PLANE_AXES, Measurement, MeasurementSet, make_roi, make_ruler
@@ -105,6 +109,7 @@ class RadiologySession(UndoHistory):
     finding_edit_changed = Signal(object)  # the id of the finding whose box and mask are edited (None: none)
     finding_stats_due = Signal(str)  # a finding's box or mask changed: a worker runs finding_stats_job(id)
     window_choice_changed = Signal(object)  # the WindowChoice the image check made (head CT: brain window)
+    autosave_requested = Signal()  # the review changed (a state, a box, a mask's figures): an autosave is due
 
     def __init__(self) -> None:
         self.volume = None
@@ -129,6 +134,8 @@ class RadiologySession(UndoHistory):
         self.review = FindingsReview()
         self.review.subscribe(self._review_changed)
         self.editing: str | None = None  # the finding whose box and mask are being edited
+        self.review_engine = ""  # the engine whose findings are reviewed (the report names it)
+        self._restoring_review = False
         self._finding_layers: dict[str, LabelLayer] = {}  # finding id -> its own mask layer (made when edited)
         self._finding_boxes: dict[str, tuple] = {}  # finding id -> its box as box layers draw it
         self._stats_revision: dict[str, int] = {}
@@ -167,6 +174,7 @@ class RadiologySession(UndoHistory):
         self._opening_window = self.window
         self.editing = None
         self._finding_layers.clear()
+        self.review_engine = ""
         self.review.set_findings([])
         self.invert = bool(volume.invert)
         self.volume_changed.emit(volume)
@@ -503,7 +511,9 @@ class RadiologySession(UndoHistory):
         if threshold is not None:
             self.review.set_threshold(threshold)
         findings = list(findings)
+        self.review_engine = str(engine)
         self.review.set_findings(findings)
+        self._review_autosave_due()  # a new review replaces the autosaved one (none: it goes)
         window = review_window(engine, findings)
         if window is not None and self.volume is not None and self.volume.modality == "CT":
             self.set_window(*window)
@@ -612,7 +622,15 @@ class RadiologySession(UndoHistory):
                 self._stats_due(fid)
                 return
 
+    def _review_autosave_due(self) -> None:
+        if self._restoring_review or self.volume is None:
+            return
+        self._pending_autosave = True
+        self.autosave_requested.emit()
+
     def _review_changed(self, what: str, detail) -> None:
+        if what in ("states", "boxes", "finding", "threshold"):
+            self._review_autosave_due()
         if what == "step":  # a new review step: it joins the one history, after the strokes before it
             self._finish_stroke()
             self._undo.append(_ReviewStep())
@@ -718,19 +736,59 @@ class RadiologySession(UndoHistory):
         return self._pending_autosave
 
     def autosave_snapshot(self, *, force: bool = False) -> dict | None:
-        """A copy of what the autosave keeps (every layer with unexported edits), or None when nothing
-        changed since the last snapshot (``force``: whenever there is something to keep, e.g. at shutdown).
-        Copies the edited layers (one memory copy each); encoding and writing are :func:`write_autosave`'s."""
-        if self.volume is None or not (self._pending_autosave or (force and self.dirty)):
+        """A copy of what the autosave keeps (every layer with unexported edits, and the findings review with
+        the mask layers of its findings), or None when nothing changed since the last snapshot (``force``:
+        whenever there is something to keep, e.g. at shutdown). Copies the edited layers (one memory copy
+        each); encoding and writing are :func:`write_autosave`'s."""
+        if self.volume is None or not (self._pending_autosave or (force and (self.dirty or self.review.findings))):
             return None
         path = self.autosave_file()
         if path is None:
             return None
         self._pending_autosave = False
+        own = {id(layer) for layer in self._finding_layers.values()}  # kept with their findings, not as layers
         layers = [{"name": layer.name.removesuffix(RESTORED_SUFFIX), "names": dict(layer.names),
                    "colours": dict(layer.colours), "labels": layer.labels.copy()}
-                  for layer in self.layers if layer.unsaved]
-        return {"path": path, "series": self.series_title(), "geometry": self.volume.geometry, "layers": layers}
+                  for layer in self.layers if layer.unsaved and id(layer) not in own]
+        return {"path": path, "series": self.series_title(), "geometry": self.volume.geometry, "layers": layers,
+                "review": self._review_snapshot()}
+
+    def _review_snapshot(self) -> dict | None:
+        """The review as the autosave keeps it: findings, what the detector gave, threshold, cursor, engine, and
+        a copy of each finding mask layer painted since its last export (what :func:`write_autosave` encodes;
+        a finding's mask otherwise is its own)."""
+        review = self.review
+        findings = review.findings
+        if not findings:
+            return None
+        current = review.current
+        return {"findings": findings, "origins": {f.id: review.original(f.id) for f in findings},
+                "threshold": review.threshold, "current": current.id if current is not None else None,
+                "engine": self.review_engine, "shape": tuple(self.volume.shape),
+                "layers": {fid: (layer.labels.copy(), layer.unsaved) for fid, layer in self._finding_layers.items()
+                           if layer in self.layers and layer.unsaved}}
+
+    def restore_review(self, restored: RestoredReview) -> None:
+        """Take a review read back from the autosave (:func:`load_autosave_contents`): the same list, states,
+        boxes and masks; a finding whose mask was painted gets its own mask layer again (hidden until it is
+        edited), so its mask stays tied to it rather than coming back as a plain label layer."""
+        if self.volume is None:
+            raise ValueError("open the study before restoring its review")
+        previous = self.current_layer()
+        self._restoring_review = True
+        try:
+            self.review_engine = restored.engine
+            self.review.set_threshold(restored.threshold)
+            self.review.set_findings(restored.findings, origins=restored.origins, current=restored.current)
+            for fid, unsaved in restored.layers.items():
+                layer = self._new_finding_layer(fid)
+                layer.visible = False
+                layer.unsaved = bool(unsaved)
+        finally:
+            self._restoring_review = False
+        self.current = previous
+        self._update_dirty()
+        self.layers_changed.emit()
 
     def restore_layers(self, label_maps: list) -> list[LabelLayer]:
         """Add autosaved layers (LabelMaps on the display grid, from :func:`load_autosave_layers`) as layers

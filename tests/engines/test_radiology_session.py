@@ -249,3 +249,107 @@ def test_edits_autosaved_by_an_earlier_version_are_read_once(opened):
     restored, = session.restore_layers(maps)
     assert restored.name == "my corrections (autosaved edits)" and np.array_equal(restored.labels, labels)
     assert len(notices) == 1 and "layer-broken.nii.gz" in notices[0]
+
+
+def _reviewed(session):
+    """Three findings on lung1: F1 accepted, F2 rejected, F3's box moved and its mask painted."""
+    from engines.radiology.findings import Finding, MaskPatch
+
+    g, shape = session.volume.geometry, session.volume.shape
+    mask = np.zeros(shape, bool)
+    mask[6:9, 60:66, 60:66] = True
+
+    def box(lo_ijk, hi_ijk):
+        a, b = g.index_to_lps(np.array(lo_ijk, float) - 0.5), g.index_to_lps(np.array(hi_ijk, float) + 0.5)
+        return tuple(np.minimum(a, b)), tuple(np.maximum(a, b))
+
+    findings = [Finding("F1", "nodule", 0.9, *box((60, 60, 6), (65, 65, 8)), volume_ml=0.3,
+                        mask=MaskPatch.from_full(mask), source="test"),
+                Finding("F2", "nodule", 0.7, *box((20, 20, 2), (25, 25, 3)), source="test"),
+                Finding("F3", "nodule", 0.6, *box((90, 90, 10), (99, 99, 12)), source="test")]
+    session.start_review(findings, threshold=0.5, engine="test-detector")
+    session.review.accept("F1")
+    session.review.reject("F2")
+    session.review.select("F3")
+    session.edit_finding("F3")
+    h0, v0, h1, v1 = session.finding_rect("axial")
+    session.set_finding_rect("axial", (h0 + 3.0, v0 + 2.0, h1 + 3.0, v1 + 2.0))
+    sp = g.spacing
+    session.paint("axial", 94.5 * sp[0], 94.5 * sp[1], radius_mm=2.0, value=1, start=True, finish=True)
+    session.edit_finding(None)
+    return session.finding_layer("F3").labels.copy()
+
+
+def test_the_review_comes_back_from_the_autosave_tied_to_its_findings(opened):
+    from engines.radiology.label_autosave import load_autosave_contents
+
+    session, _ = opened
+    painted = _reviewed(session)
+    assert session.autosave_due()
+    before = {f.id: f for f in session.review.findings}
+    writer = AutosaveWriter()
+    path = write_autosave(writer, session.autosave_snapshot())
+    writer.close()
+    again = RadiologySession()
+    result = read_path(LUNG1)
+    again.open_volume(result["volume"], auto_window=result["auto_window"])
+    contents = load_autosave_contents(again.autosave_file(), again.volume.geometry, again.volume.shape, "lung1")
+    assert contents.notices == [] and contents.layers == []  # the painted mask is the finding's, not a layer
+    again.restore_review(contents.review)
+    assert again.review_engine == "test-detector" and not again.autosave_due()  # what is on disk already
+    restored = {f.id: f for f in again.review.findings}
+    assert [f.id for f in again.review.findings] == ["F1", "F2", "F3"] and again.review.threshold == 0.5
+    assert {i: f.state for i, f in restored.items()} == {"F1": "accepted", "F2": "rejected", "F3": "unreviewed"}
+    for fid, f in restored.items():
+        assert np.allclose(f.lo_mm, before[fid].lo_mm, atol=1e-3) and np.allclose(f.hi_mm, before[fid].hi_mm, atol=1e-3)
+    assert restored["F3"].edited and not restored["F1"].edited and again.review.current.id == "F3"
+    assert np.allclose(again.review.original("F3").lo_mm, session.review.original("F3").lo_mm)
+    assert np.array_equal(restored["F3"].mask.full(again.volume.shape), painted > 0)
+    assert np.array_equal(restored["F1"].mask.full(again.volume.shape), before["F1"].mask.full(again.volume.shape))
+    layer = again.finding_layer("F3")  # the painted mask is again the finding's own layer, hidden, unexported
+    assert layer is not None and np.array_equal(layer.labels, painted) and not layer.visible and again.dirty
+    assert [x.name for x in again.layers] == ["F3 mask (review)"]
+    again.review.undo()  # a restored review starts a fresh history
+    assert restored["F1"].state == again.review.get("F1").state
+    again.review.reset("F1")  # a review change asks for the next autosave
+    assert again.autosave_due() and again.autosave_snapshot()["review"]["findings"][0].state == "unreviewed"
+    assert path == again.autosave_file()
+
+
+def test_a_damaged_or_foreign_review_autosave_is_set_aside_with_one_sentence(opened):
+    import json
+    import zlib
+
+    from engines.core.autosave import encode_array_autosave
+    from engines.radiology.label_autosave import AUTOSAVE_SCHEMA, load_autosave_contents
+
+    session, _ = opened
+    _reviewed(session)
+    writer = AutosaveWriter()
+    path = write_autosave(writer, session.autosave_snapshot())
+    writer.close()
+    vol = session.volume
+    good = np.load(path, allow_pickle=False)
+    arrays = {k: good[k] for k in good.files if k != "__autosave__"}
+    meta = json.loads(good["__autosave__"].tobytes())["meta"]
+    cases = {"a state no version wrote": lambda m: m["review"]["findings"][0].update(state="maybe"),
+             "a mask off the grid": lambda m: m["review"]["masks"][0].update(lo_kji=[15, 127, 127]),
+             "a box with three words": lambda m: m["review"]["findings"][1].update(lo_mm=["a", "b", "c"])}
+    for why, spoil in cases.items():
+        bad = json.loads(json.dumps(meta))
+        spoil(bad)
+        path.write_bytes(encode_array_autosave(arrays, schema=AUTOSAVE_SCHEMA, meta=bad))
+        contents = load_autosave_contents(path, vol.geometry, vol.shape, "lung1")
+        assert contents.review is None and contents.layers == [], why
+        assert len(contents.notices) == 1 and "could not be read (its contents are damaged)" in contents.notices[0]
+        assert not path.exists() and list(path.parent.glob(path.name + ".damaged-*")), why
+        for old in path.parent.glob(path.name + ".damaged-*"):
+            old.unlink()
+    arrays["finding_mask_0"] = np.frombuffer(zlib.compress(b"short"), np.uint8)
+    path.write_bytes(encode_array_autosave(arrays, schema=AUTOSAVE_SCHEMA, meta=meta))
+    contents = load_autosave_contents(path, vol.geometry, vol.shape, "lung1")
+    assert contents.review is None and len(contents.notices) == 1 and not path.exists()
+    path.write_bytes(encode_array_autosave({}, schema=AUTOSAVE_SCHEMA + 1, meta=meta))  # a newer version's
+    contents = load_autosave_contents(path, vol.geometry, vol.shape, "lung1")
+    assert contents.review is None and "newer version" in contents.notices[0]
+    assert list(path.parent.glob(path.name + ".newer-*"))

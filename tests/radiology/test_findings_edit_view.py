@@ -82,12 +82,18 @@ def test_drag_a_handle_of_the_edited_box_moves_it_by_the_dragged_mm(window, qtbo
     assert view.session.editing is None and not roi.isVisible()
 
 
-def test_painting_the_edited_finding_remeasures_it_in_a_worker(window, qtbot, head_series):
+def _editing_the_lesion(window, qtbot, head_series):
+    """The head CT open in the workspace, its lesion under review and being edited."""
     case, folder = head_series
     view = open_in(window, qtbot, folder)
     view.findings_panel.set_result({"findings": [_lesion(case, view.volume)], "threshold": 0.5,
                                     "engine": "head-ct-haemorrhage", "source": view.volume})
     view.finding_editor.toggle()
+    return view
+
+
+def test_painting_the_edited_finding_remeasures_it_in_a_worker(window, qtbot, head_series):
+    view = _editing_the_lesion(window, qtbot, head_series)
     view.tool_box.setCurrentText("Brush")
     assert not view.finding_editor.rois["axial"].translatable  # inside the box the brush paints
     h0, v0, h1, v1 = view.session.finding_rect("axial")
@@ -101,3 +107,56 @@ def test_painting_the_edited_finding_remeasures_it_in_a_worker(window, qtbot, he
     f = view.session.review.get("F1")
     assert f.volume_ml == pytest.approx(painted * 0.02) and f.edited
     assert view.findings_panel.tree.topLevelItem(0).text(5) == f"{f.volume_ml:.2f}"
+
+
+def _fast_drag(slice_view, a: QPointF, b: QPointF, steps: int = 4) -> None:
+    """A left-button drag from ``a`` to ``b`` with no pause between its moves (the events come faster than
+    pyqtgraph's scene takes moves, ~60 a second: all but the first are dropped), then the release at ``b``."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtWidgets import QApplication
+
+    from .test_trust_measurements import _send
+
+    port = slice_view.graphics.viewport()
+    _send(port, QEvent.MouseButtonPress, a, Qt.LeftButton, Qt.LeftButton)
+    for n in range(1, steps + 1):
+        _send(port, QEvent.MouseMove, a + (b - a) * (n / steps), Qt.NoButton, Qt.LeftButton)
+    _send(port, QEvent.MouseButtonRelease, b, Qt.LeftButton, Qt.NoButton)
+    QApplication.processEvents()
+
+
+def _mm(slice_view, point: QPointF) -> tuple[float, float]:
+    p = slice_view.box.mapSceneToView(slice_view.graphics.mapToScene(point.toPoint()))
+    return p.x(), p.y()
+
+
+def test_a_fast_drag_of_the_box_ends_where_the_pointer_ends(window, qtbot, head_series):
+    view = _editing_the_lesion(window, qtbot, head_series)
+    qtbot.waitUntil(lambda: not window.tasks.active(), timeout=30000)
+    qtbot.wait(50)  # before the drag (not between its moves): the scene takes the drag's first move
+    axial, session = view.views["axial"], view.session
+    before = session.review.get("F1")
+    h0, v0, h1, v1 = session.finding_rect("axial")
+    # a handle: the (max i, max j) corner, dragged 48 x 32 pixels in four moves of 14 pixels (past the scene's
+    # 5-pixel drag threshold at the first move) with no pause
+    corner = screen_point(axial, h1, v1).toPoint()
+    qtbot.waitUntil(lambda: axial.graphics.itemAt(corner) is not None, timeout=5000)
+    end = QPointF(corner) + QPointF(48, 32)
+    (ah, av), (bh, bv) = _mm(axial, QPointF(corner)), _mm(axial, end)
+    _fast_drag(axial, QPointF(corner), end)
+    after = session.review.get("F1")
+    assert bh - ah > 5 and bv - av > 5
+    assert np.abs(np.subtract(after.hi_mm, before.hi_mm) - (bh - ah, bv - av, 0.0)).max() < 0.5
+    assert np.allclose(after.lo_mm, before.lo_mm, atol=1e-6)
+    # the whole box, dragged from inside it the same way: it moves with the pointer to the release
+    h0, v0, h1, v1 = session.finding_rect("axial")
+    qtbot.wait(50)
+    inside = screen_point(axial, (h0 + h1) / 2, (v0 + v1) / 2).toPoint()
+    end = QPointF(inside) + QPointF(-40, 36)
+    (ah, av), (bh, bv) = _mm(axial, QPointF(inside)), _mm(axial, end)
+    moved_from = session.review.get("F1")
+    _fast_drag(axial, QPointF(inside), end)
+    moved = session.review.get("F1")
+    shift = (bh - ah, bv - av, 0.0)
+    assert np.abs(np.subtract(moved.lo_mm, moved_from.lo_mm) - shift).max() < 0.5
+    assert np.abs(np.subtract(moved.hi_mm, moved_from.hi_mm) - shift).max() < 0.5

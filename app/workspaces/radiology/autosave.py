@@ -3,7 +3,9 @@
 The session says what to keep (``autosave_snapshot``: every layer with unexported edits) and where
 (``autosave_file``: the shared keying rule); this wiring debounces (1 s after the last stroke), compresses and
 writes in a worker task through one ``AutosaveWriter``, and restores a study's autosave in a worker when it
-opens. At shutdown the last snapshot is written before the window closes.
+opens. The findings review is kept in the same autosave (a review change asks for a write through
+``session.autosave_requested``) and comes back with it: the Review list, its states, boxes and masks. At
+shutdown the last snapshot is written before the window closes.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QTimer
 
 from engines.core.autosave import AutosaveWriter
-from engines.radiology.label_autosave import legacy_autosave_folder, load_autosave_layers, write_autosave
+from engines.radiology.label_autosave import legacy_autosave_folder, load_autosave_contents, write_autosave
 
 if TYPE_CHECKING:
     from app.workspaces.radiology.view import RadiologyWorkspace
@@ -32,6 +34,7 @@ class LabelAutosave:
         self.timer.setSingleShot(True)
         self.timer.setInterval(delay_ms)
         self.timer.timeout.connect(self.save_now)
+        self.session.autosave_requested.connect(self.schedule)
 
     def schedule(self) -> None:
         self.timer.start()
@@ -73,21 +76,35 @@ class LabelAutosave:
         title = session.series_title()
 
         def job(progress, cancel):
-            return load_autosave_layers(path, *target, source_name=title, legacy_folder=legacy)
+            return load_autosave_contents(path, *target, source_name=title, legacy_folder=legacy)
 
-        def done(result) -> None:
-            maps, notices = result
+        def done(contents) -> None:
             if session.volume is not volume:
                 return
-            for notice in notices:
+            for notice in contents.notices:
                 ws.context.notify("warning", notice, "")
+            maps = contents.layers
             if maps:
                 session.restore_layers(maps)
                 ws.context.notify("info", f"Restored {len(maps)} label layer(s) with your unsaved corrections "
                                           f"(autosaved in {path})", "")
+            if contents.review is not None and not session.review.findings:  # not over a review begun since
+                self._restore_review(contents.review)
 
         ws.context.tasks.submit(job, title="Restoring autosaved label edits", owner=f"{ws.manifest.id}:restore",
                                 on_result=done, on_error=ws._error)
+
+    def _restore_review(self, restored) -> None:
+        session, ws = self.session, self.ws
+        session.restore_review(restored)
+        panel = getattr(ws, "findings_panel", None)
+        if panel is not None:
+            panel.show_restored(session.volume, restored.engine)
+        c = session.review.counts()
+        edited = session.review.edited_count()
+        ws.context.notify("info", f"Restored the review of {len(restored.findings)} finding(s) from the autosave "
+                                  f"({c['accepted']} accepted, {c['rejected']} rejected, {c['unreviewed']} to review"
+                                  f"{f', {edited} edited' if edited else ''})", "")
 
     def shutdown(self) -> None:
         """The window closes: write the last edits now (tasks are being cancelled) and stop the writer."""

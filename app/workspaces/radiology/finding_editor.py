@@ -9,12 +9,17 @@ are chosen the box only answers to its handles, so painting inside it paints. Af
 volume and mean HU are measured in a worker (``session.finding_stats_job``), and a CT whose tags do not say
 whether it is a head is looked at in a worker too (``session.window_choice_job``: a head opens in the brain
 window). E toggles editing of the current finding.
+
+A drag ends where the pointer is released: pyqtgraph's scene drops mouse moves that come faster than about 60
+a second and its handles (and the box's own move) follow moves, not the release, so a fast drag used to end
+a few pixels short. :class:`ReleaseROI` applies the release position before the drag is finished.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import pyqtgraph as pg
+from pyqtgraph.graphicsItems.ROI import Handle
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QKeySequence, QShortcut
 
@@ -29,6 +34,33 @@ HANDLES = (((1, 1), (0, 0)), ((0, 0), (1, 1)), ((1, 0), (0, 1)), ((0, 1), (1, 0)
 BOX_COLOUR = QColor(255, 200, 0)
 
 
+class ReleaseHandle(Handle):
+    """A ROI handle that moves to the release position when its drag ends (not to the last move delivered)."""
+
+    def mouseDragEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph override
+        if ev.isFinish() and self.isMoving and ev.button() == Qt.LeftButton:
+            self.movePoint(ev.scenePos() + self.cursorOffset, ev.modifiers(), finish=False)
+        super().mouseDragEvent(ev)
+
+
+class ReleaseROI(pg.ROI):
+    """A rectangle whose handles (:class:`ReleaseHandle`) and whose own move end where the pointer ends."""
+
+    def addHandle(self, info, index=None):  # noqa: N802 - pyqtgraph override
+        if info.get("item") is None:
+            info["item"] = ReleaseHandle(self.handleSize, typ=info["type"], pen=self.handlePen,
+                                         hoverPen=self.handleHoverPen, parent=self, antialias=self._antialias)
+        return super().addHandle(info, index=index)
+
+    def mouseDragEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph override
+        drag = self.mouseDragHandler
+        if ev.isFinish() and self.isMoving and drag.dragMode == "translate":
+            snap = True if (ev.modifiers() & drag.snapModifier) else None
+            end = self.mapToParent(ev.pos()) + drag.cursorOffset
+            self.translate(end - self.pos(), snap=snap, finish=False)
+        super().mouseDragEvent(ev)
+
+
 class FindingBoxEditor:
     """One handle rectangle per plane for the finding being edited, bound to the workspace's session."""
 
@@ -39,8 +71,8 @@ class FindingBoxEditor:
         self._placing = False
         for plane in PLANES:
             view = workspace.planes.views[plane]
-            roi = pg.ROI(QPointF(0, 0), QPointF(1, 1), pen=pg.mkPen(BOX_COLOUR, width=2), movable=True,
-                         rotatable=False, resizable=False, removable=False)
+            roi = ReleaseROI(QPointF(0, 0), QPointF(1, 1), pen=pg.mkPen(BOX_COLOUR, width=2), movable=True,
+                             rotatable=False, resizable=False, removable=False)
             roi.handlePen = pg.mkPen(BOX_COLOUR, width=2)
             for pos, centre in HANDLES:
                 roi.addScaleHandle(pos, centre)

@@ -6,7 +6,8 @@ slice), a score threshold slider, keyboard review (see ``KEYS_HELP``), editing t
 mask in the slice views (E; ``finding_editor``), and Export SR… / Export SEG…, written by a worker task.
 Choosing a finding moves the workspace's cursor to it. In the workspace the review keys are the panel's while
 it has the focus (they are taken before the workspace's own shortcuts, which use some of the same letters),
-and undo/redo go through the session's one history (review steps, box edits and brush strokes).
+and undo/redo go through the session's one history (review steps, box edits and brush strokes). After a
+restart the review comes back from the study's autosave as it was left (``show_restored``).
 """
 from __future__ import annotations
 
@@ -155,6 +156,15 @@ class FindingsPanel(QWidget):
         else:
             self.review.set_threshold(self.slider.value() / 100)
             self.review.set_findings(result.get("findings") or [])
+
+    def show_restored(self, source, engine: str) -> None:
+        """The session took a review back from the autosave (after a restart): show it as it was left."""
+        self.source = source
+        self.engine = str(engine)
+        self.slider.blockSignals(True)
+        self.slider.setValue(int(round(self.review.threshold * 100)))
+        self.slider.blockSignals(False)
+        self._refresh()
 
     def clear(self) -> None:
         self.source = None
