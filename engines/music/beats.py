@@ -4,7 +4,10 @@ Beats come from librosa's dynamic-programming beat tracker (Ellis 2007) on the o
 The bar is then found from the beats: for each candidate meter (3 or 4 beats per bar) and each phase, a
 downbeat score sums what marks the first beat of a bar in produced music - a low-frequency onset (kick and
 bass), a change of harmony (chroma difference between the beat before and after) and the accent of the beat
-itself; the best (meter, phase) wins, and its margin over the runner-up is the confidence. This is a classical
+itself; the best (meter, phase) wins, and its margin over the runner-up is the confidence. The tempo octave is
+settled by metrical salience (a half-speed reading has its backbeat between its beats; a double-speed one has
+every other beat faint), and a beat whose onsets fall on both of its thirds and not on its half is compound:
+6/8, two dotted-quarter beats a bar (``subdivision`` 3). This is a classical
 method: no training, so it has no training timbres to overfit, and it says when it is unsure (few beats, no
 pulse, a weak downbeat margin).
 
@@ -32,10 +35,16 @@ PRIOR_BPM, PRIOR_OCTAVES = 110.0, 1.0  # log-normal tempo prior: centre and spre
 #: weights of the tempo score's parts (tempo_scores); chosen on arranged songs 100-139 and the real charted
 #: songs, never on the songs docs/music.md reports (0-39)
 TEMPO_WEIGHTS = {"onset": 1.0, "onset_2": 0.5, "bass": 0.5, "harmony_bar": 0.5, "harmony_half": 0.5, "prior": 1.0,
-                 "bars": 0.2}
+                 "bars": 0.2, "octave": 1.5}
+#: onsets midway between beats louder than this share of the beats speak for the double tempo (octave_evidence)
+OCTAVE_SPLIT = 0.5
+OCTAVE_TOLERANCE = 0.06  # octaves: a candidate this close to double or half the best is its octave neighbour
 RETRACKED = 3  # the best candidates by the frame-level score that are tracked and scored on their beats too
 #: downbeat evidence per beat: low-band onset, harmonic change (times its clarity: see bar_scores), accent
 FEATURE_WEIGHTS = np.array([1.0, 0.5, 0.25])
+#: ternary salience (thirds above the half, relative to the beat) above which the beat divides in three
+TERNARY_MIN = 0.05
+COMPOUND_METERS = (2,)  # 6/8 (a 12/8 is read as two bars of 6/8, as a 2/4 is read as half a 4/4)
 METER_PERIODICITY = 1.0  # weight of onset and harmony repeating at the bar in the meter choice
 
 
@@ -49,9 +58,14 @@ class BeatEstimate:
     beats_per_bar: int
     confidence: float  # 0..1: the downbeat margin, scaled (0 when there is no pulse)
     warnings: tuple[str, ...] = field(default=())
+    subdivision: int = 2  # 2: simple meter (beats of two eighths); 3: compound (dotted-quarter beats of three)
 
     @property
     def meter(self) -> str:
+        """The time signature: 3/4 or 4/4 for simple meter, 6/8 (two dotted-quarter beats) or 12/8 for compound
+        meter, whose ``bpm`` counts dotted quarters."""
+        if self.subdivision == 3:
+            return f"{3 * self.beats_per_bar}/8"
         return f"{self.beats_per_bar}/4"
 
     def bar_of(self, t: float) -> int:
@@ -75,6 +89,7 @@ class _Signals:
     chroma: np.ndarray  # (12, frames), unit-norm columns
     novelty: np.ndarray  # harmonic change: chroma before vs after each frame
     fps: float
+    accent: np.ndarray  # spectral flux of mel magnitudes (not dB): how loud each onset is, for metrical salience
 
 
 def _signals(y: np.ndarray, sr: int) -> _Signals:
@@ -82,14 +97,17 @@ def _signals(y: np.ndarray, sr: int) -> _Signals:
     import librosa
 
     power = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP)) ** 2
-    mel = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=sr, n_fft=N_FFT, n_mels=N_MELS))
+    mel_power = librosa.feature.melspectrogram(S=power, sr=sr, n_fft=N_FFT, n_mels=N_MELS)
+    mel = librosa.power_to_db(mel_power)
     onset = librosa.onset.onset_strength(S=mel, sr=sr, hop_length=HOP, center=ONSET_CENTER)
     centres = librosa.mel_frequencies(N_MELS + 2, fmax=sr / 2)[1:-1]
     low = librosa.onset.onset_strength(S=mel[centres < LOW_HZ], sr=sr, hop_length=HOP, center=ONSET_CENTER)
     chroma = librosa.feature.chroma_stft(S=power, sr=sr, n_fft=N_FFT, tuning=0.0)
     chroma = chroma / (np.linalg.norm(chroma, axis=0, keepdims=True) + 1e-9)
     fps = sr / HOP
-    return _Signals(onset, low, chroma, _novelty(chroma, int(round(NOVELTY_HALF_WINDOW * fps))), fps)
+    accent = librosa.onset.onset_strength(S=np.sqrt(mel_power), sr=sr, hop_length=HOP, center=ONSET_CENTER)
+    return _Signals(onset, low, chroma, _novelty(chroma, int(round(NOVELTY_HALF_WINDOW * fps))), fps,
+                    accent / (float(np.percentile(accent, 99)) + 1e-9))
 
 
 def _novelty(chroma: np.ndarray, half: int) -> np.ndarray:
@@ -166,21 +184,93 @@ def choose_tempo(sig: _Signals, tracker_bpm: float) -> tuple[float, np.ndarray, 
 
     Every candidate gets the frame-level score; the RETRACKED best are tracked at their tempo and add how
     clearly the harmony changes at one phase of a bar of their beats (``bars``): at double tempo a chord per bar
-    lands on every other bar line, at half tempo on every second beat, and either blurs that contrast."""
+    lands on every other bar line, at half tempo on every second beat, and either blurs that contrast. Then the
+    octave: the winner's double and half tempo are tracked too and add what their metrical salience says for
+    them against the winner (``octave``, :func:`octave_evidence`); one that then scores higher takes over (fast
+    rock or swing read at half speed has its backbeat between the beats)."""
     ac = {"onset": _autocorr(sig.onset), "low": _autocorr(sig.low), "novelty": _autocorr(sig.novelty)}
-    scored = []
-    for bpm in tempo_candidates(tracker_bpm, ac["onset"], sig.fps) or [tracker_bpm]:
+
+    def frame_score(bpm: float) -> tuple[float, float, dict]:
         parts = tempo_scores(bpm, ac, sig.fps)
-        scored.append((sum(TEMPO_WEIGHTS[k] * v for k, v in parts.items()), bpm, parts))
-    scored.sort(key=lambda s: -s[0])
-    tracked = {}
-    for i, (score, bpm, parts) in enumerate(scored[:RETRACKED]):
-        frames = _track(sig, bpm)
-        tracked[bpm] = frames
+        return sum(TEMPO_WEIGHTS[k] * v for k, v in parts.items()), bpm, parts
+
+    tracked: dict[float, np.ndarray] = {}
+
+    def retrack(entry: tuple[float, float, dict]) -> tuple[float, float, dict]:
+        score, bpm, parts = entry
+        frames = tracked[bpm] = _track(sig, bpm)
         parts["bars"] = _phase_contrast(_beat_features(sig, frames)[:, 1]) if len(frames) >= MIN_BEATS else 0.0
-        scored[i] = (score + TEMPO_WEIGHTS["bars"] * parts["bars"], bpm, parts)
-    scored[:RETRACKED] = sorted(scored[:RETRACKED], key=lambda s: -s[0])
-    return scored[0][1], tracked[scored[0][1]], scored
+        return score + TEMPO_WEIGHTS["bars"] * parts["bars"], bpm, parts
+
+    scored = sorted((frame_score(b) for b in tempo_candidates(tracker_bpm, ac["onset"], sig.fps) or [tracker_bpm]),
+                    key=lambda s: -s[0])
+    scored[:RETRACKED] = sorted((retrack(e) for e in scored[:RETRACKED]), key=lambda s: -s[0])
+    best = scored[0]
+    family = [best]
+    for ratio in (2.0, 0.5):
+        near = [e for e in scored if abs(np.log2(e[1] / (best[1] * ratio))) < OCTAVE_TOLERANCE]
+        if near:
+            entry = max(near, key=lambda e: e[0])
+            family.append(entry if entry[1] in tracked else retrack(entry))
+        elif MIN_BPM <= best[1] * ratio <= MAX_BPM:
+            family.append(retrack(frame_score(best[1] * ratio)))
+    final = [best]
+    for score, bpm, parts in family[1:]:
+        slow, fast = (tracked[best[1]], tracked[bpm]) if bpm > best[1] else (tracked[bpm], tracked[best[1]])
+        parts["octave"] = octave_evidence(sig, slow, fast) * (1.0 if bpm > best[1] else -1.0)
+        final.append((score + TEMPO_WEIGHTS["octave"] * parts["octave"], bpm, parts))
+    final.sort(key=lambda s: -s[0])
+    rest = [e for e in scored if all(e[1] != f[1] for f in final)]
+    return final[0][1], tracked[final[0][1]], final + rest
+
+
+def _at(env: np.ndarray, frames: np.ndarray, reach: int = 1) -> np.ndarray:
+    """The peak of ``env`` within ``reach`` frames of each (fractional) frame position."""
+    idx = np.clip(np.round(frames).astype(np.int64), 0, len(env) - 1)
+    return np.max(np.stack([env[np.clip(idx + d, 0, len(env) - 1)] for d in range(-reach, reach + 1)]), axis=0)
+
+
+def metrical_salience(onset: np.ndarray, frames: np.ndarray) -> dict[str, float]:
+    """How loud the onsets are at points of the beat grid ``frames``, above the envelope's median and relative
+    to the beats themselves: ``half`` at the midpoints between beats, ``third``/``two_thirds`` at the thirds of
+    each beat, and ``alternate`` at the weaker of the two parities of beats (odd or even). A beat level whose
+    midpoints are nearly as loud as its beats (a backbeat between them) is half the tempo the music moves in;
+    one whose every other beat is faint (hats between kick and snare) is double it; onsets at both thirds and
+    not at the half make a compound (ternary) beat."""
+    if len(frames) < 4:
+        return {"half": 0.0, "third": 0.0, "two_thirds": 0.0, "alternate": 0.0}
+    env = onset - float(np.median(onset))
+    start, step = frames[:-1].astype(float), np.diff(frames).astype(float)
+    on = max(float(_at(env, start).mean()), 1e-9)
+    beat = np.maximum(_at(env, start), 0.0)
+    parity = sorted([float(beat[0::2].mean()), float(beat[1::2].mean())])
+    return {"half": float(_at(env, start + step / 2).mean()) / on,
+            "third": float(_at(env, start + step / 3).mean()) / on,
+            "two_thirds": float(_at(env, start + 2 * step / 3).mean()) / on,
+            "alternate": parity[0] / max(parity[1], 1e-9)}
+
+
+def octave_evidence(sig: _Signals, slow: np.ndarray, fast: np.ndarray) -> float:
+    """What speaks for the faster of two beat grids a tempo octave apart (``slow`` has half the beats of
+    ``fast``), from their metrical salience: the onsets midway between the slow grid's beats - its ``half`` and
+    the fast grid's weaker ``alternate`` beats, the same places found by two tracks - louder than OCTAVE_SPLIT
+    of the beats (a backbeat between them: fast rock read at half speed), on the onset curve and on the
+    magnitude flux (the dB curve flattens loud against soft); plus how much better the fast grid's own beats
+    look as a beat level than the slow grid's (:func:`octave_salience`)."""
+    between, level = [], 0.0
+    for env in (sig.onset, sig.accent):
+        s_slow, s_fast = metrical_salience(env, slow), metrical_salience(env, fast)
+        between += [s_slow["half"], s_fast["alternate"]]
+        if env is sig.onset:
+            level = octave_salience(s_fast) - octave_salience(s_slow)
+    return float(np.mean(between)) - OCTAVE_SPLIT + level
+
+
+def octave_salience(sal: dict[str, float]) -> float:
+    """How much a grid looks like the beat rather than its double or half (from :func:`metrical_salience`):
+    every beat about as loud as the next (else the level is a subdivision and half of it is the beat) and
+    little between the beats (else the music moves twice as fast)."""
+    return sal["alternate"] - sal["half"]
 
 
 def _phase_contrast(values: np.ndarray, meters: tuple[int, ...] = (3, 4)) -> float:
@@ -203,12 +293,8 @@ def _beat_features(sig: _Signals, beats_frames: np.ndarray) -> np.ndarray:
     change[1:] = 1.0 - np.sum(seg[:, 1:] * seg[:, :-1], axis=0)
     change[0] = change[1:].mean() if len(change) > 1 else 0.0
 
-    def at(env: np.ndarray) -> np.ndarray:
-        idx = np.clip(beats_frames, 0, len(env) - 1)
-        # the peak within +-2 frames: beat times are quantised to the hop
-        return np.max(np.stack([env[np.clip(idx + d, 0, len(env) - 1)] for d in (-2, -1, 0, 1, 2)]), axis=0)
-
-    feats = np.stack([at(sig.low), change, at(sig.onset)], axis=1)
+    # the peak within +-2 frames: beat times are quantised to the hop
+    feats = np.stack([_at(sig.low, beats_frames, 2), change, _at(sig.onset, beats_frames, 2)], axis=1)
     return (feats - feats.mean(axis=0)) / (feats.std(axis=0) + 1e-9)
 
 
@@ -265,8 +351,16 @@ def pulse_strength(onset: np.ndarray, frames: np.ndarray) -> float:
     return float(ac.max() / np.dot(x, x))
 
 
-def estimate_beats(y: np.ndarray, sr: int, *, meters: tuple[int, ...] = (3, 4)) -> BeatEstimate:
-    """Beats, downbeats and meter of mono samples ``y`` at ``sr``."""
+def is_compound(sal: dict[str, float]) -> bool:
+    """Ternary subdivision (from :func:`metrical_salience`): onsets at both thirds of the beat, louder than at its
+    half. A swung eighth, at the second third only, is not compound; a straight eighth is at the half."""
+    return min(sal["third"], sal["two_thirds"]) - sal["half"] > TERNARY_MIN
+
+
+def estimate_beats(y: np.ndarray, sr: int, *, meters: tuple[int, ...] = (3, 4),
+                   compound_meters: tuple[int, ...] = COMPOUND_METERS) -> BeatEstimate:
+    """Beats, downbeats and meter of mono samples ``y`` at ``sr``: ``meters`` (beats per bar) are tried when the
+    beat divides in two, ``compound_meters`` (dotted-quarter beats per bar: 2 is 6/8) when it divides in three."""
     import librosa
 
     y = np.asarray(y, dtype=np.float32)
@@ -286,7 +380,8 @@ def estimate_beats(y: np.ndarray, sr: int, *, meters: tuple[int, ...] = (3, 4)) 
         return BeatEstimate(beats, beats[:0], bpm, 4, 0.0,
                             ("no steady pulse: the recording has no rhythmic onsets to follow (a drone, noise, "
                              "free time); the beat grid is not shown",))
-    candidates = bar_scores(sig, frames, meters)
+    compound = bool(compound_meters) and is_compound(metrical_salience(sig.onset, frames))
+    candidates = bar_scores(sig, frames, compound_meters if compound else meters)
     best, m, phase = candidates[0]
     runner = candidates[1][0] if len(candidates) > 1 else 0.0
     confidence = float(np.clip(best - runner, 0.0, 1.0))
@@ -296,4 +391,4 @@ def estimate_beats(y: np.ndarray, sr: int, *, meters: tuple[int, ...] = (3, 4)) 
     onset_cv = float(np.std(np.diff(beats)) / max(1e-9, np.mean(np.diff(beats))))
     if onset_cv > 0.15:
         warnings.append("the tempo varies: beats were tracked but the grid is not steady")
-    return BeatEstimate(beats, beats[phase::m], bpm, m, confidence, tuple(warnings))
+    return BeatEstimate(beats, beats[phase::m], bpm, m, confidence, tuple(warnings), 3 if compound else 2)
