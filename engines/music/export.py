@@ -15,8 +15,10 @@ SUFFIXES = (".lab", ".mid", ".midi", ".musicxml", ".xml", ".wav", ".json")
 
 
 def export_track(track: ChordTrack, out: Path, *, melody=None, tempo_bpm: float | None = None,
-                 voice: str = "piano", first_beat_s: float = 0.0) -> Path:
-    """Write ``track`` (transposed as displayed) in the format named by ``out``'s suffix."""
+                 voice: str = "piano", first_beat_s: float = 0.0, meter: str | None = None) -> Path:
+    """Write ``track`` (transposed as displayed) in the format named by ``out``'s suffix. ``meter`` (a time
+    signature such as "3/4" or "6/8", from the beat tracker) makes ``first_beat_s`` a downbeat: the lead sheet's
+    bar lines then fall on the recording's bars; without it only the beat phase is used, in 4/4."""
     out = Path(out)
     suffix = out.suffix.lower()
     if suffix == ".lab":
@@ -24,7 +26,7 @@ def export_track(track: ChordTrack, out: Path, *, melody=None, tempo_bpm: float 
     if suffix in (".mid", ".midi"):
         return write_midi(track, out, melody=melody, tempo_bpm=tempo_bpm)
     if suffix in (".musicxml", ".xml"):
-        return write_lead_sheet(track, out, tempo_bpm=tempo_bpm, first_beat_s=first_beat_s)
+        return write_lead_sheet(track, out, tempo_bpm=tempo_bpm, first_beat_s=first_beat_s, meter=meter)
     if suffix == ".wav":
         return write_wav(track, out, voice=voice)
     if suffix == ".json":
@@ -83,22 +85,34 @@ def estimate_beats(samples: np.ndarray, sr: int) -> tuple[float, float] | None:
     return bpm, float(beats[0])
 
 
-def lead_sheet_score(track: ChordTrack, tempo_bpm: float | None = None, title: str = "Chords",
-                     first_beat_s: float = 0.0):
-    """A music21 score: one staff of slashes (rests) in 4/4 with chord symbols on the beats nearest the
-    chord changes, at ``tempo_bpm`` (default 60: one beat per second, so times read directly); beat 1 of
-    bar 1 is aligned to the beat phase of ``first_beat_s`` (which bar line is the downbeat is not estimated)."""
-    from music21 import harmony, meter, metadata, note, stream, tempo
+METERS = {"4/4": (4, 1.0), "3/4": (3, 1.0), "2/4": (2, 1.0), "6/8": (2, 1.5), "9/8": (3, 1.5), "12/8": (4, 1.5)}
 
+
+def lead_sheet_score(track: ChordTrack, tempo_bpm: float | None = None, title: str = "Chords",
+                     first_beat_s: float = 0.0, meter: str | None = None):
+    """A music21 score: one staff of slashes (rests) with chord symbols on the beats nearest the chord changes,
+    at ``tempo_bpm`` counted beats per minute (default 60: one beat per second, so times read directly; in
+    6/8 a beat is a dotted quarter). With ``meter`` (from the beat tracker) ``first_beat_s`` is a downbeat and
+    bar 1 starts on the bar of the recording it belongs to; without it the meter is 4/4 and only the beat phase
+    of ``first_beat_s`` is kept (the first chord lands on beat 0 or 1)."""
+    from music21 import duration, harmony, metadata, note, stream, tempo
+    from music21 import meter as m21meter
+
+    if meter is not None and meter not in METERS:
+        raise EngineError(f"cannot write a lead sheet in {meter}: use one of {', '.join(METERS)}")
+    beats_per_bar, beat_ql = METERS[meter or "4/4"]
     bpm = float(tempo_bpm or 60.0)
     beat_s = 60.0 / bpm
-    # keep only the beat phase (the meter's downbeat is not known): the first chord lands on beat 0 or 1
-    first_beat_s = ((float(first_beat_s) + beat_s / 2) % beat_s) - beat_s / 2
-    total_beats = max(4, int(np.ceil((track.duration - first_beat_s) / beat_s)))
-    total_beats += (-total_beats) % 4
+    period = beat_s * (beats_per_bar if meter else 1)
+    first_beat_s = ((float(first_beat_s) + beat_s / 2) % period) - beat_s / 2
+    total_beats = max(beats_per_bar, int(np.ceil((track.duration - first_beat_s) / beat_s)))
+    total_beats += (-total_beats) % beats_per_bar
     part = stream.Part()
-    part.insert(0, meter.TimeSignature("4/4"))
-    part.insert(0, tempo.MetronomeMark(number=round(bpm)))
+    part.insert(0, m21meter.TimeSignature(meter or "4/4"))
+    if beat_ql == 1.0:
+        part.insert(0, tempo.MetronomeMark(number=round(bpm)))
+    else:  # compound meter: the mark counts dotted quarters, as a musician reads 6/8
+        part.insert(0, tempo.MetronomeMark(number=round(bpm), referent=duration.Duration(beat_ql)))
     placed: dict[int, str] = {}
     for seg in track.transposed_segments():
         beat = max(0, int(round((seg.start - first_beat_s) / beat_s)))
@@ -113,9 +127,9 @@ def lead_sheet_score(track: ChordTrack, tempo_bpm: float | None = None, title: s
         last = label
         chord = parse_label(label)
         symbol = harmony.NoChord() if chord.is_none else harmony.ChordSymbol(_m21_figure(chord, track.spelling()))
-        part.insert(beat, symbol)
+        part.insert(beat * beat_ql, symbol)
     for b in range(total_beats):
-        part.insert(b, note.Rest(quarterLength=1.0))
+        part.insert(b * beat_ql, note.Rest(quarterLength=beat_ql))
     score = stream.Score()
     score.metadata = metadata.Metadata(title=title)
     score.insert(0, part)
@@ -135,8 +149,8 @@ def _m21_figure(chord, names=None) -> str:
 
 
 def write_lead_sheet(track: ChordTrack, out: Path, *, tempo_bpm: float | None = None,
-                     first_beat_s: float = 0.0) -> Path:
-    score = lead_sheet_score(track, tempo_bpm, title=out.stem, first_beat_s=first_beat_s)
+                     first_beat_s: float = 0.0, meter: str | None = None) -> Path:
+    score = lead_sheet_score(track, tempo_bpm, title=out.stem, first_beat_s=first_beat_s, meter=meter)
     with atomic_path(out, suffix=".musicxml") as tmp:
         written = score.write("musicxml", fp=str(tmp), makeNotation=True)
         if Path(written) != tmp:  # music21 may append its own suffix

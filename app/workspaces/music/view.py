@@ -433,8 +433,9 @@ class MusicWorkspace(WorkspaceView):
         voice, out = self.voice_box.currentData(), Path(out)
 
         beats = self.session.beats if self.session.can_snap else None
-        if beats is not None and tempo is None:  # the beat grid already found: the lead sheet uses it
-            tempo, first_beat = beats.bpm, float(beats.downbeats[0])
+        meter = None
+        if beats is not None and tempo is None:  # the beat grid already found: the lead sheet uses its bars
+            tempo, first_beat, meter = beats.bpm, float(beats.downbeats[0]), beats.meter
         else:
             first_beat = 0.0
 
@@ -448,11 +449,13 @@ class MusicWorkspace(WorkspaceView):
                 if found:
                     bpm, first = found
             cancel.raise_if_cancelled()
-            return export_track(snapshot, out, melody=melody, tempo_bpm=bpm, voice=voice, first_beat_s=first), bpm
+            return (export_track(snapshot, out, melody=melody, tempo_bpm=bpm, voice=voice, first_beat_s=first,
+                                 meter=meter), bpm)
 
         def done(result) -> None:
             path, bpm = result
-            extra = f" (lead sheet at {bpm:.0f} bpm)" if path.suffix.lower() in (".musicxml", ".xml") and bpm else ""
+            extra = (f" (lead sheet at {bpm:.0f} bpm{', ' + meter if meter else ''})"
+                     if path.suffix.lower() in (".musicxml", ".xml") and bpm else "")
             self.context.notify("info", f"Exported {path.name} to {path.parent}{extra}", "")
 
         self.context.tasks.submit(job, title=f"Exporting {short_name(out.name)}", owner=f"{self.manifest.id}:export",
