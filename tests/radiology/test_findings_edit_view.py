@@ -160,3 +160,18 @@ def test_a_fast_drag_of_the_box_ends_where_the_pointer_ends(window, qtbot, head_
     shift = (bh - ah, bv - av, 0.0)
     assert np.abs(np.subtract(moved.lo_mm, moved_from.lo_mm) - shift).max() < 0.5
     assert np.abs(np.subtract(moved.hi_mm, moved_from.hi_mm) - shift).max() < 0.5
+
+
+def test_a_new_result_puts_the_cursor_on_its_first_finding_and_a_click_brings_it_back(window, qtbot, head_series):
+    case, folder = head_series
+    view = open_in(window, qtbot, folder)
+    lesion = _lesion(case, view.volume)
+    centre = np.rint(view.volume.geometry.lps_to_index(lesion.centre)).astype(int)  # (i, j, k)
+    assert list(view.cursor) != [int(v) for v in centre]
+    panel = view.findings_panel
+    panel.set_result({"findings": [lesion], "threshold": 0.5, "engine": "head-ct-haemorrhage", "source": view.volume})
+    assert list(view.cursor) == [int(v) for v in centre]  # all three planes through the finding
+    view.set_cursor(5, 5, 2)
+    item = panel.tree.topLevelItem(0)
+    qtbot.mouseClick(panel.tree.viewport(), Qt.LeftButton, pos=panel.tree.visualItemRect(item).center())
+    assert list(view.cursor) == [int(v) for v in centre]

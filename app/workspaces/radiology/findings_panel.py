@@ -56,6 +56,7 @@ class FindingsPanel(QWidget):
         self.tree.setRootIsDecorated(False)
         self.tree.setUniformRowHeights(True)
         self.tree.currentItemChanged.connect(self._item_changed)
+        self.tree.itemClicked.connect(self._item_clicked)  # the current row again: go back to its finding
         self.slider = QSlider(Qt.Horizontal)
         self.slider.setRange(0, 100)
         self.slider.setValue(50)
@@ -177,6 +178,8 @@ class FindingsPanel(QWidget):
             self._go_to_current()
         else:
             self._refresh()
+            if what == "findings" and detail == "reset":  # a new result: the cursor goes to its first finding
+                self._go_to_current()
 
     def _refresh(self) -> None:
         self.threshold_label.setText(f"{self.review.threshold:.2f}")
@@ -220,6 +223,11 @@ class FindingsPanel(QWidget):
     def _item_changed(self, item: QTreeWidgetItem | None, _old=None) -> None:
         if item is not None:
             self.review.select(str(item.data(0, Qt.UserRole)))
+
+    def _item_clicked(self, item: QTreeWidgetItem | None, _column: int = 0) -> None:
+        cur = self.review.current
+        if item is not None and cur is not None and item.data(0, Qt.UserRole) == cur.id:
+            self._go_to_current()
 
     def _go_to_current(self) -> None:
         f = self.review.current
