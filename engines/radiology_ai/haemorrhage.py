@@ -44,6 +44,8 @@ DEFAULT_THRESHOLD = 0.5
 BASELINE_TYPE = "haemorrhage (50-90 HU)"
 ENCIRCLING_SHARE = 0.75
 CANDIDATE_VOXEL_P = 0.3
+FRACTURE_VOXEL_P = 0.15  # fractures are lines one or two voxels wide: their probability rarely reaches 0.3
+FRACTURE_TOP_VOXELS = 3
 OUTPUT_SUFFIXES = (".json", ".dcm", ".nii.gz", ".nii", ".mha", ".nrrd")
 
 
@@ -171,34 +173,38 @@ def run_net(model, work_hu: np.ndarray, device: str = "cpu", cancel: CancelToken
 
 # -- findings from probabilities ------------------------------------------------------------------------
 def candidates(prob: np.ndarray, voxel_p: float = CANDIDATE_VOXEL_P, min_voxels: int = 2,
-               hu: np.ndarray | None = None) -> list[dict[str, Any]]:
+               hu: np.ndarray | None = None, fracture_p: float = FRACTURE_VOXEL_P) -> list[dict[str, Any]]:
     """Connected regions of the network's probabilities on the working grid: haemorrhage (classes 1-5, typed
     by the class with most probability in the region) and fractures (class 6) separately. Each: ``mask``
-    (bool, working grid), ``type``, ``raw`` score (mean of the region's 8 most probable voxels). With the
-    working-grid ``hu``, a haemorrhage region that encircles the brain (its box spans more than
+    (bool, working grid), ``type``, ``raw`` score (haemorrhage: mean of the region's 8 most probable voxels).
+    Fractures are thin lines whose probability is spread over one or two voxels across: their regions are cut
+    at ``fracture_p``, a single voxel is a region, and the score is the mean of its FRACTURE_TOP_VOXELS most
+    probable voxels. With the working-grid ``hu``, a region that encircles the brain (its box spans more than
     ENCIRCLING_SHARE of the head's width and of its length) is dropped: that shell is the skull's inner table
-    in partial volume, which the network can mistake for an extra-axial collection; real collections, even
-    large subdural ones, lie over one side."""
+    in partial volume, which the network can mistake for an extra-axial collection (or the skull itself, for
+    a fracture); real collections, even large subdural ones, lie over one side, and a fracture line is at
+    most a few centimetres long."""
     from scipy import ndimage
 
     out = []
     st = np.ones((3, 3, 3))
     head = head_crop(hu, margin=0) if hu is not None else None
-    for classes in ((1, 2, 3, 4, 5), (6,)):
+    for classes, cut, least, top in (((1, 2, 3, 4, 5), voxel_p, min_voxels, 8),
+                                     ((6,), fracture_p, 1, FRACTURE_TOP_VOXELS)):
         p = prob[list(classes)].sum(0)
-        lab, n = ndimage.label(p >= voxel_p, st)
+        lab, n = ndimage.label(p >= cut, st)
         if n == 0:
             continue
         objects = ndimage.find_objects(lab)
         for num, sl in enumerate(objects, start=1):
             m = lab[sl] == num
-            if m.sum() < min_voxels:
+            if m.sum() < least:
                 continue
-            if head is not None and classes != (6,) and all(
+            if head is not None and all(
                     (sl[a].stop - sl[a].start) > ENCIRCLING_SHARE * (head[a].stop - head[a].start) for a in (1, 2)):
                 continue
             vals = p[sl][m]
-            raw = float(np.sort(vals)[-8:].mean())
+            raw = float(np.sort(vals)[-top:].mean())
             sums = [float(prob[c][sl][m].sum()) for c in classes]
             t = classes[int(np.argmax(sums))]
             mask = np.zeros(p.shape, bool)
@@ -207,10 +213,11 @@ def candidates(prob: np.ndarray, voxel_p: float = CANDIDATE_VOXEL_P, min_voxels:
     return out
 
 
-def calibrated(raw: float | np.ndarray, temperature: float) -> float | np.ndarray:
-    """Temperature scaling of a probability: sigmoid(logit(raw) / T)."""
+def calibrated(raw: float | np.ndarray, temperature: float, bias: float = 0.0) -> float | np.ndarray:
+    """Temperature scaling of a probability: sigmoid(logit(raw) / T + bias) (bias 0 for haemorrhage; the
+    fracture scores have their own T and bias, fitted on the validation cases' fracture candidates)."""
     r = np.clip(raw, 1e-6, 1 - 1e-6)
-    return 1.0 / (1.0 + np.exp(-np.log(r / (1 - r)) / max(float(temperature), 1e-3)))
+    return 1.0 / (1.0 + np.exp(-(np.log(r / (1 - r)) / max(float(temperature), 1e-3) + float(bias))))
 
 
 # -- input contract ------------------------------------------------------------------------------------
@@ -314,7 +321,8 @@ def findings_from_regions(regions: list[dict[str, Any]], *, work_geometry, volum
         ii = np.argwhere(on_input)
         mlo, mhi = ii.min(0), ii.max(0) + 1
         patch = MaskPatch(tuple(int(v) for v in mlo), on_input[tuple(slice(a, b) for a, b in zip(mlo, mhi))].copy())
-        score = float(calibrated(r["raw"], temperature)) if temperature is not None else float(r["raw"])
+        score = (float(calibrated(r["raw"], r.get("temperature", temperature), r.get("bias", 0.0)))
+                 if temperature is not None else float(r["raw"]))
         centre = work_geometry.index_to_lps(idx.mean(0)[::-1])
         k_centre = int(round(float(volume.geometry.lps_to_index(centre)[2])))
         findings.append(Finding(
@@ -479,6 +487,14 @@ class HaemorrhageDetectorEngine(_HeadCtFindings, ModelEngine):
         arch = getattr(self.card, "arch_args", None) or {}
         return float(cal.get("temperature", arch.get("temperature", 1.0)))
 
+    @property
+    def fracture_calibration(self) -> tuple[float, float]:
+        """(T, bias) of the fracture scores: sigmoid(logit(raw) / T + bias), fitted on the validation cases'
+        fracture candidates (their precision differs from the haemorrhage candidates'); without a fit the
+        haemorrhage temperature and no bias."""
+        cal = (getattr(self.card, "calibration", None) or {}).get("fracture") or {}
+        return float(cal.get("temperature", self.temperature)), float(cal.get("bias", 0.0))
+
     def infer(self, inputs: HeadCtInputs, *, progress: ProgressFn, cancel: CancelToken):
         return run_net(self.network, inputs.work, self.device or "cpu", cancel,
                        lambda f, m: progress(0.15 + 0.7 * (f or 0), m))
@@ -486,6 +502,10 @@ class HaemorrhageDetectorEngine(_HeadCtFindings, ModelEngine):
     def finish(self, outputs, inputs: HeadCtInputs, request: Mapping[str, Any]) -> DetectionResult:
         prob, energy = outputs
         regions = candidates(prob, hu=inputs.work)
+        t_frac, b_frac = self.fracture_calibration
+        for r in regions:
+            if r["type"] == 6:
+                r.update(temperature=t_frac, bias=b_frac)
         findings, labels_in = findings_from_regions(regions, work_geometry=inputs.work_geometry,
                                                     volume=inputs.volume, hu=inputs.hu,
                                                     temperature=self.temperature, source=self.id)
@@ -575,7 +595,8 @@ def threshold_regions(work: np.ndarray, spacing, low=50.0, high=90.0, min_ml=0.0
     return out
 
 
-def model_card(args, *, temperature: float, metrics: dict, steps: int, train_s: float, sets: dict):
+def model_card(args, *, temperature: float, metrics: dict, steps: int, train_s: float, sets: dict,
+               fracture: dict | None = None):
     """The model card the training script saves with the weights."""
     import sys
 
@@ -583,6 +604,8 @@ def model_card(args, *, temperature: float, metrics: dict, steps: int, train_s: 
 
     return ModelCard(
         name=WEIGHTS_NAME, architecture=ARCH,
+        calibration={"temperature": round(temperature, 4), **({"fracture": fracture} if fracture else {}),
+                     "split": "validation cases (train_haemorrhage.py's calibration)"},
         arch_args={"width": args.width, "in_channels": 2, "classes": len(CLASSES), "temperature": round(temperature, 4)},
         task="detection of haemorrhage (intraparenchymal, epidural, subdural, subarachnoid, intraventricular) and "
              "skull fractures on non-contrast head CT; voxel classes grouped into findings",
@@ -596,18 +619,29 @@ def model_card(args, *, temperature: float, metrics: dict, steps: int, train_s: 
                        + "; ".join(f"{k}: seeds {v[0]}-{v[0] + v[1] - 1}, kernels {'/'.join(v[2])}, "
                                    f"{v[3][0]:.0e}-{v[3][1]:.0e} photons/ray, {'/'.join(str(s) for s in v[4])} mm "
                                    f"slices" for k, v in sets.items())
-                       + ". Strong labels: voxel masks of the 'strong' set; weak labels: only the finding types of "
-                         "the 'weak' set's cases."),
+                       + ". Strong labels: voxel masks of the 'strong' and 'focus' sets (the focus set's findings "
+                         "are drawn from subdural, fracture and epidural only); weak labels: only the finding types "
+                         "of the 'weak' set's cases; 'test_focus' is held out like 'test' and reported beside it."),
         training_command=(f"flock /tmp/csi-training.lock {Path(sys.executable).name} "
                           f"scripts/radiology_ai/train_haemorrhage.py train --minutes {args.minutes:g} "
                           f"--strong-share {args.strong_share:g} --batch {args.batch} --patch {args.patch} "
-                          f"--width {args.width} --lr {args.lr:g} --seed {args.seed}"),
-        metrics={"held_out": metrics.get("table"), "detail": metrics.get("detail"), "steps": steps,
+                          f"--width {args.width} --lr {args.lr:g} --seed {args.seed}"
+                          f" --rim-share {getattr(args, 'rim_share', 0):g}"
+                          f" --fracture-share {getattr(args, 'fracture_share', 0):g}"
+                          f" --subdural-share {getattr(args, 'subdural_share', 0):g}"
+                          f" --class-weights {getattr(args, 'class_weights', '0.3,1,1,1,1.5,1,2')}"
+                          + (f" --init {args.init}" if getattr(args, "init", None) else "")),
+        metrics={"held_out": metrics.get("table"), "detail": metrics.get("detail"),
+                 **({"held_out_with_test_focus": metrics["table_with_extra"],
+                     "detail_with_test_focus": metrics.get("detail_with_extra")} if metrics.get("table_with_extra")
+                    else {}),
+                 "steps": steps,
                  "train_seconds": round(train_s), "threads": 1, "temperature": round(temperature, 4),
                  "evaluation_command": "scripts/radiology_ai/eval_haemorrhage.py"},
         limits=("Trained only on simulated head CTs of one template anatomy at 2 mm pixels, without skull base, "
                 "metal, motion, beam hardening or mass effect; real scans differ. Types are those of the "
-                "simulation. A few minutes of training on one CPU thread."),
+                "simulation. Fractures are lines 0.6-2.5 mm wide at 2 mm pixels: a drop of a few hundred HU "
+                f"in the bone, subtle and often missed. {train_s / 60:.0f} minutes of training on one CPU thread."),
     )
 
 

@@ -5,7 +5,9 @@
 
 ``data`` simulates the case sets once into out/haemorrhage/data (resumable: finished cases are kept):
 strong-label cases (voxel masks used), weak-label cases (only the case's finding types used), a validation set
-(temperature scaling, early checks) and a held-out test set with other anatomy seeds, kernels and doses.
+(temperature scaling, early checks) and a held-out test set with other anatomy seeds, kernels and doses; a
+'focus' strong-label set and an added held-out 'test_focus' set draw their findings from subdural, fracture and
+epidural only (the thin and rare classes).
 ``train`` runs the seed's recipe under one wall-clock budget: strong-label pre-training on 32^3 patches with the
 voxel masks, then weak-label fine-tuning by multiple-instance learning (each case is a bag of patches; the
 highest-scoring patches per finding type are pushed up when the case has that type and down when it has not,
@@ -31,12 +33,18 @@ sys.path.insert(0, str(ROOT))
 OUT = ROOT / "out/haemorrhage"
 DATA = OUT / "data"
 
-# name: (first seed, count, kernels, photon range, slice choices, negative share)
+# name: (first seed, count, kernels, photon range, slice choices, negative share[, finding types drawn from])
 SETS = {
     "strong": (0, 36, ("hann", "hamming", "shepp-logan", "ramp"), (2e5, 2e6), (2.5, 3.0, 4.0, 5.0), 0.1),
+    # strong labels too: the thin and rare classes (subdural 2/5, fracture 2/5, epidural 1/5 of the findings)
+    "focus": (40000, 30, ("hann", "hamming", "shepp-logan", "ramp"), (2e5, 2e6), (2.5, 3.0, 4.0, 5.0), 0.0,
+              (3, 3, 6, 6, 2)),
     "weak": (10000, 48, ("hann", "hamming", "shepp-logan", "ramp"), (2e5, 2e6), (2.5, 3.0, 4.0, 5.0), 0.35),
     "val": (20000, 12, ("hann", "hamming", "shepp-logan", "ramp"), (2e5, 2e6), (2.5, 3.0, 5.0), 0.3),
     "test": (30000, 24, ("cosine", "edge", "hann"), (1.2e5, 3e6), (2.5, 5.0), 0.3),
+    # added held-out cases (same conditions as 'test') with subdurals, fractures and epidurals only: reported
+    # beside 'test', never mixed into its figures
+    "test_focus": (31000, 12, ("cosine", "edge", "hann"), (1.2e5, 3e6), (2.5, 5.0), 0.0, (3, 6, 2)),
 }
 
 
@@ -49,13 +57,15 @@ def make_data(names) -> None:
 
     t0 = time.time()
     for name in names:
-        first, count, kernels, photons, slices, neg = SETS[name]
+        first, count, kernels, photons, slices, neg = SETS[name][:6]
+        types = SETS[name][6] if len(SETS[name]) > 6 else None
         (DATA / name).mkdir(parents=True, exist_ok=True)
         for seed in range(first, first + count):
             path = case_path(name, seed)
             if path.exists():
                 continue
-            c = simulate_head(seed, kernels=kernels, photon_range=photons, slice_choices=slices, p_negative=neg)
+            c = simulate_head(seed, types=types, kernels=kernels, photon_range=photons, slice_choices=slices,
+                              p_negative=neg)
             tmp = path.with_suffix(".tmp.npz")
             np.savez_compressed(tmp, hu=c.hu.astype(np.float16), types=c.types, instances=c.instances,
                                 brain=c.brain, spacing=np.asarray(c.spacing), origin=np.asarray(c.origin_lps),
@@ -109,22 +119,56 @@ def sample_patch(c: dict, rng, size: int, centre=None):
     return np.ascontiguousarray(px), np.ascontiguousarray(py)
 
 
-def strong_batch(cases, rng, batch: int, size: int, rim_share: float = 0.0):
+def strong_batch(cases, rng, batch: int, size: int, rim_share: float = 0.0, focus: dict | None = None):
+    """A batch of strong-label patches. ``focus`` maps a class to its guaranteed share of the batch (patches
+    centred on a voxel of that class, from a case that has it: thin and rare classes such as fractures and
+    subdural crescents are otherwise almost never the centre of a patch, their voxels being a tiny part of
+    all finding voxels); the rest: 60% on a finding voxel, ``rim_share`` on the skull, the others anywhere in
+    the head."""
     xs, ys = [], []
-    for _ in range(batch):
-        c = cases[rng.integers(len(cases))]
-        fg = c["fg_idx"]
-        u = rng.random()
-        if len(fg) and u < 0.6 - rim_share / 2:
-            centre = fg[rng.integers(len(fg))]
-        elif u < 0.6 + rim_share / 2 and len(c["rim_idx"]):  # hard negatives: the skull's inner table
-            centre = c["rim_idx"][rng.integers(len(c["rim_idx"]))]
+    slots: list[int | None] = []
+    for cls, share in (focus or {}).items():
+        slots += [cls] * int(round(share * batch))
+    slots = (slots + [None] * batch)[:batch]
+    for slot in slots:
+        holders = [c for c in cases if len(c["cls_idx"].get(slot, ()))] if slot is not None else []
+        if holders:
+            c = holders[rng.integers(len(holders))]
+            idx = c["cls_idx"][slot]
+            centre = idx[rng.integers(len(idx))]
         else:
-            centre = c["head_idx"][rng.integers(len(c["head_idx"]))]
+            c = cases[rng.integers(len(cases))]
+            fg = c["fg_idx"]
+            u = rng.random()
+            if len(fg) and u < 0.6 - rim_share / 2:
+                centre = fg[rng.integers(len(fg))]
+            elif u < 0.6 + rim_share / 2 and len(c["rim_idx"]):  # hard negatives: the skull's inner table
+                centre = c["rim_idx"][rng.integers(len(c["rim_idx"]))]
+            else:
+                centre = c["head_idx"][rng.integers(len(c["head_idx"]))]
         px, py = sample_patch(c, rng, size, centre)
         xs.append(px)
         ys.append(py)
     return np.stack(xs), np.stack(ys)
+
+
+def strong_loss(logits, yt, class_w, dice_classes=range(1, 7)):
+    """Weighted cross-entropy + soft Dice of all findings against background + the mean soft Dice of each
+    finding class present in the batch (a class's Dice does not depend on how few voxels it has, so thin
+    fractures and crescents weigh as much as large clots)."""
+    import torch.nn.functional as F
+
+    prob = logits.softmax(1)
+    fg_p, fg_t = 1 - prob[:, 0], (yt > 0).float()
+    dice = 1 - (2 * (fg_p * fg_t).sum() + 1) / (fg_p.sum() + fg_t.sum() + 1)
+    per = []
+    for t in dice_classes:
+        tt = (yt == t).float()
+        if tt.sum() > 0:
+            pt = prob[:, t]
+            per.append(1 - (2 * (pt * tt).sum() + 1) / (pt.sum() + tt.sum() + 1))
+    cls_dice = sum(per) / len(per) if per else logits.new_zeros(())
+    return F.cross_entropy(logits, yt, weight=class_w) + dice + cls_dice
 
 
 def main(argv=None) -> int:
@@ -137,7 +181,7 @@ def main(argv=None) -> int:
                     help="same as --max-minutes")
     ap.add_argument("--fresh", dest="no_resume", action="store_true", default=argparse.SUPPRESS,
                     help="same as --no-resume: ignore an existing checkpoint")
-    ap.add_argument("--sets", default="strong,weak,val,test")
+    ap.add_argument("--sets", default=",".join(SETS))
     ap.add_argument("--strong-share", type=float, default=0.6, help="share of the budget for strong labels")
     ap.add_argument("--batch", type=int, default=6)
     ap.add_argument("--patch", type=int, default=32)
@@ -146,6 +190,14 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "resources/models/radiology_ai")
     ap.add_argument("--rim-share", type=float, default=0.0,
                     help="share of strong patches centred on the skull (hard negatives); the shipped model used 0")
+    ap.add_argument("--fracture-share", type=float, default=0.25,
+                    help="share of every strong batch centred on a fracture voxel")
+    ap.add_argument("--subdural-share", type=float, default=0.25,
+                    help="share of every strong batch centred on a subdural voxel")
+    ap.add_argument("--class-weights", default="0.3,1,1,2,1.5,1,4",
+                    help="cross-entropy weight of each class (background, IPH, EDH, SDH, SAH, IVH, fracture)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="start from these weights (a .safetensors of this architecture) instead of from scratch")
     args = ap.parse_args(argv)
     args.minutes = args.max_minutes  # the card's training command names the budget
     if args.what == "data":
@@ -156,7 +208,6 @@ def main(argv=None) -> int:
 
 def train(args) -> int:
     import torch
-    import torch.nn.functional as F
 
     from engines.core.training import TrainingRun
     from engines.radiology_ai import haemorrhage as H
@@ -166,21 +217,31 @@ def train(args) -> int:
     dev = run.device
     rng = np.random.default_rng(args.seed)
     t_load = time.time()
-    strong = [to_training_case(c) for c in load_set("strong")]
+    strong = [to_training_case(c) for c in load_set("strong") + load_set("focus")]
     weak = [to_training_case(c) for c in load_set("weak")]
     for c in strong + weak:
         c["fg_idx"] = np.argwhere(c["types"] > 0)
+        c["cls_idx"] = {t: np.argwhere(c["types"] == t) for t in (3, 6)}
         c["head_idx"] = np.argwhere(c["x"][0] > -0.9)[::7]
         c["rim_idx"] = np.argwhere(c["x"][1] > 0.3)[::11]
-    log(f"loaded {len(strong)} strong, {len(weak)} weak cases in {time.time() - t_load:.0f} s")
+    log(f"loaded {len(strong)} strong ({sum(len(c['cls_idx'][6]) > 0 for c in strong)} with a fracture, "
+        f"{sum(len(c['cls_idx'][3]) > 0 for c in strong)} with a subdural), {len(weak)} weak cases in "
+        f"{time.time() - t_load:.0f} s")
     model = H.make_net(width=args.width).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     OUT.mkdir(parents=True, exist_ok=True)
     step = run.resume(model, opt)
+    if not step and args.init is not None:
+        from engines.core.weights import load_state_checked
+        from safetensors.torch import load_file
+
+        load_state_checked(model, load_file(str(args.init)), str(args.init))
+        log(f"started from {args.init}")
     phase = str(run.resumed_extra.get("phase", "strong")) if step else "strong"
     spent = float(run.resumed_extra.get("elapsed", 0.0)) if step else 0.0  # training seconds of earlier runs
     budget = run.budget_s
-    class_w = torch.tensor([0.3, 1.0, 1.0, 1.0, 1.5, 1.0, 2.0], device=dev)
+    class_w = torch.tensor([float(v) for v in args.class_weights.split(",")], device=dev)
+    focus = {6: args.fracture_share, 3: args.subdural_share}
     t0 = time.time() - spent  # the loop's clock starts after loading, and goes on from a resumed run's time
     losses: list[float] = []
 
@@ -196,13 +257,9 @@ def train(args) -> int:
             phase = "weak"
             log(f"step {step}: strong-label pre-training done; weak-label MIL fine-tuning")
         if phase == "strong" or rng.random() < 0.25:  # keep some strong batches against drift
-            x, y = strong_batch(strong, rng, args.batch, args.patch, args.rim_share)
+            x, y = strong_batch(strong, rng, args.batch, args.patch, args.rim_share, focus)
             xt, yt = torch.from_numpy(x).to(dev), torch.from_numpy(y).long().to(dev)
-            logits = model(xt)
-            prob = logits.softmax(1)
-            fg_p, fg_t = 1 - prob[:, 0], (yt > 0).float()
-            dice = 1 - (2 * (fg_p * fg_t).sum() + 1) / (fg_p.sum() + fg_t.sum() + 1)
-            loss = F.cross_entropy(logits, yt, weight=class_w) + dice
+            loss = strong_loss(model(xt), yt, class_w)
         else:
             loss = mil_loss(model, weak, rng, args.patch)
         opt.zero_grad()
@@ -218,11 +275,13 @@ def train(args) -> int:
     log(f"trained {step} steps in {train_s:.0f} s; calibrating")
     from scripts.radiology_ai.eval_haemorrhage import calibrate, evaluate_sets
 
-    temperature = calibrate(model, load_set("val"))
-    log(f"temperature {temperature:.3f}")
-    metrics = evaluate_sets(model, temperature, load_set("test"))
+    temperature, fracture = calibrate(model, load_set("val"))
+    log(f"temperature {temperature:.3f}; fracture scores {fracture}")
+    metrics = evaluate_sets(model, temperature, load_set("test"), load_set("test_focus"), fracture)
     log(json.dumps(metrics["table"], indent=1))
-    card = H.model_card(args, temperature=temperature, metrics=metrics, steps=step, train_s=train_s, sets=SETS)
+    log("with test_focus: " + json.dumps(metrics["table_with_extra"], indent=1))
+    card = H.model_card(args, temperature=temperature, metrics=metrics, steps=step, train_s=train_s, sets=SETS,
+                        fracture=fracture)
     from engines.core.weights import WeightsStore
 
     WeightsStore.save(args.out, H.WEIGHTS_NAME, model.state_dict(), card)
