@@ -19,7 +19,7 @@ from engines.music.audio import AudioClip, Features, compute_features, load_audi
 from engines.music.chords import (
     MAJMIN_VOCAB, PITCH_NAMES, QUALITY_INTERVALS, ChordSegment, ChordTrack, merge_short, segments_from_frames,
 )
-from engines.music.keys import estimate_key
+from engines.music.keys import estimate_key_audio
 
 INPUTS = "one audio file (WAV, FLAC, OGG, MP3; any rate, mono or multichannel) or a MIDI/MusicXML file"
 OUTPUTS = ".lab (MIREX chord labels), .mid, .musicxml lead sheet, .wav of synthesized chords, or .json"
@@ -156,9 +156,11 @@ class ChordEngineBase(PipelineEngine):
         track = RecognizedChords(segs, clip.duration, source=self.id)
         track.checks = list(inputs.checks.items) + list(extra_checks)
         track.scores = {"confidence": mean_confidence(segs), **dict(scores or {})}
-        key = estimate_key(feats.chroma[~inputs.silent]) if feats.n_frames else None
+        key = estimate_key_audio(feats.logcqt, inputs.silent) if feats.n_frames else None
         if key is not None:
-            track.key, track.key_confidence = key.name, round(key.correlation, 3)
+            track.key, track.key_confidence = key.name, round(key.confidence, 3)
+            if key.warning:
+                track.checks.append(Check("key", "warned", key.warning))
         return track
 
     def write_result(self, result: ChordTrack, out: Path) -> list[Path]:
