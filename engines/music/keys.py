@@ -93,19 +93,6 @@ def estimate_key(chroma: np.ndarray) -> KeyEstimate | None:
 
 
 # -- the learned estimator -----------------------------------------------------------------------------------
-def _fold(mag: np.ndarray) -> np.ndarray:
-    """(frames, bins) CQT magnitudes at 24 bins per octave from C1 -> (frames, 12) chroma (as
-    engines.music.audio.chroma_from_log_cqt: an odd bin is split between its two semitones)."""
-    n_bins = mag.shape[1]
-    pcs = np.zeros((n_bins, 12), np.float32)
-    for k in range(n_bins):
-        if k % 2 == 0:
-            pcs[k, (k // 2) % 12] = 1.0
-        else:
-            pcs[k, (k // 2) % 12] = pcs[k, (k // 2 + 1) % 12] = 0.5
-    return mag @ pcs
-
-
 def _unit(v: np.ndarray) -> np.ndarray:
     s = float(v.sum())
     return v / s if s > 0 else np.full(12, 1 / 12)
@@ -123,11 +110,12 @@ def key_statistics(logcqt: np.ndarray, silent: np.ndarray | None = None) -> np.n
     sounding = ~np.asarray(silent, bool)
     if sounding.sum() < 2:
         return None
-    mag = np.maximum(np.exp(logcqt) - 1e-6, 0.0)
-    chroma = _fold(mag)[sounding]
+    from engines.music.audio import chroma_from_log_cqt
+
+    chroma = chroma_from_log_cqt(logcqt)[sounding]
     if not _is_tonal(chroma.sum(axis=0).astype(np.float64)):
         return None
-    bass = _fold(mag[:, :BASS_BINS])[sounding]
+    bass = chroma_from_log_cqt(logcqt[:, :BASS_BINS])[sounding]
     norm = chroma / np.maximum(chroma.max(axis=1, keepdims=True), 1e-9)
     bass_norm = bass / np.maximum(bass.max(axis=1, keepdims=True), 1e-9)
     flux = np.maximum(np.diff(logcqt, axis=0, prepend=logcqt[:1]), 0.0).sum(axis=1)[sounding]
