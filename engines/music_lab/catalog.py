@@ -8,10 +8,12 @@ The file is one ``.npz`` (written atomically, read without pickles) holding
 - ``embeddings``: (n, dim) float16; ``codes``: (n, k_s) int16, the active bits.
 
 Search is two-stage. Stage 1 (here, numpy): the hash table maps each bit to the entries that have it; a query
-reads the buckets of its own active bits (and of its next-largest values when that finds too few) and ranks
-those candidates by the L1 distance over the union of the two codes' active dimensions; the catalog's other
-entries are never touched. Stage 2 (:func:`query_catalog`): the cross-similarity CNN of the cover-id engine
-re-scores the best candidates whose audio is still where it was indexed.
+reads the buckets of its own active bits and of its next-largest values (multi-probe: about ``probe_share`` of
+a balanced catalog, more when that finds too few) and ranks those candidates by the full L1 distance of the
+embeddings (``ranking = "masked"``: the L1 over the union of the two codes' active dimensions of [14]); the
+catalog's other entries are never touched. Stage 2 (:func:`query_catalog`): the cross-similarity CNN of the
+cover-id engine re-scores the best candidates whose audio is still where it was indexed, as many as fit in a
+time budget.
 """
 from __future__ import annotations
 
@@ -28,7 +30,9 @@ from engines.core.engine import CancelToken, EngineError, ProgressFn, no_progres
 from engines.music_lab.cover_embed import CoverEmbedding, masked_l1
 
 CATALOG_FORMAT = "csi-workstation/cover-catalog"
-CATALOG_VERSION = 1
+#: 2: the embeddings are those of the balanced cover-embedding model (version 2 weights); stage 1 ranks by the
+#: full L1. A catalog of other weights is refused anyway (check_model); version 1 files still load.
+CATALOG_VERSION = 2
 
 
 class CatalogError(EngineError):
@@ -165,33 +169,51 @@ class CoverCatalog:
             raise CatalogError(f"{path.name}: {exc}") from None
 
     # -- stage 1 ------------------------------------------------------------------------------------------
-    def candidates(self, query: np.ndarray, code: np.ndarray, want: int = 1) -> np.ndarray:
-        """Entries in the buckets of the query's active bits; when they hold fewer than ``want``, the buckets
-        of its next-largest values are read too (multi-probe), one bit at a time."""
+    def candidates(self, query: np.ndarray, code: np.ndarray, want: int = 1, probes: int | None = None) -> np.ndarray:
+        """Entries in the buckets of the query's active bits and of its next-largest values (multi-probe):
+        ``probes`` bits in all (at least the code's), and more, one bit at a time, while fewer than ``want``
+        entries were found."""
         query = np.asarray(query, np.float32)
-        found = np.unique(np.concatenate([self.bucket(int(b)) for b in code] or [np.zeros(0, np.int32)]))
-        if len(found) >= want or len(found) == len(self):
-            return found
-        order = [int(b) for b in np.argsort(-query, kind="stable") if int(b) not in set(int(c) for c in code)]
-        parts = [found]
-        total = len(found)
-        for b in order:
-            parts.append(self.bucket(b))
-            total += len(parts[-1])
-            if total >= want:
-                found = np.unique(np.concatenate(parts))
-                if len(found) >= want:
-                    return found
-        return np.unique(np.concatenate(parts))
+        own = [int(b) for b in code]
+        rest = [int(b) for b in np.argsort(-query, kind="stable") if int(b) not in set(own)]
+        order = own + rest
+        n_probes = probes if probes is not None else round(self.dim * self.probe_share / max(1, self.k_s))
+        k = max(len(own), min(int(n_probes), len(order)))
+        parts = [self.bucket(b) for b in order[:k]] or [np.zeros(0, np.int32)]
+        found = np.unique(np.concatenate(parts))
+        while len(found) < min(want, len(self)) and k < len(order):
+            total = len(found)
+            while k < len(order) and total < want:  # enough raw entries first, then count each once
+                parts.append(self.bucket(order[k]))
+                total += len(parts[-1])
+                k += 1
+            found = np.unique(np.concatenate(parts))
+        return found
 
-    def search(self, query: np.ndarray, code: np.ndarray, top: int = 10) -> tuple[list[Candidate], int]:
-        """Stage 1: (the ``top`` nearest candidates by the union-masked L1 distance, how many were scored)."""
+    #: the share of a balanced catalog a query reads by default: probes = probe_share x dim / k_s bits (the
+    #: code's own and the next-largest values), each bucket holding about k_s / dim of the entries: 8 bits of
+    #: the shipped model (256 values, k_s = 2); real catalogs' buckets are less even, so more is read (about a
+    #: quarter of the synthetic 100,000-entry catalog: docs/music_lab.md section 4, the probe sweep)
+    probe_share = 1 / 16
+
+    def distances(self, query: np.ndarray, code: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Stage 1's ranking distance of the query to entries ``idx``: the full L1 distance of the embeddings
+        (the network's dense training term); ``ranking = "masked"`` uses the union-masked L1 of [14]."""
+        if self.ranking == "masked":
+            return masked_l1(query, code, self.embeddings[idx], self.codes[idx])
+        return np.abs(self.embeddings[idx].astype(np.float32) - np.asarray(query, np.float32)[None]).sum(axis=1)
+
+    ranking = "full"
+
+    def search(self, query: np.ndarray, code: np.ndarray, top: int = 10,
+               probes: int | None = None) -> tuple[list[Candidate], int]:
+        """Stage 1: (the ``top`` nearest candidates, how many entries were scored)."""
         if len(query) != self.dim:
             raise CatalogError(f"the query embedding has {len(query)} values, the catalog {self.dim}")
-        idx = self.candidates(query, code, want=top)
+        idx = self.candidates(query, code, want=top, probes=probes)
         if len(idx) == 0:
             return [], 0
-        d = masked_l1(query, code, self.embeddings[idx], self.codes[idx])
+        d = self.distances(query, code, idx)
         keep = np.argsort(d, kind="stable")[:top]
         return [Candidate(int(idx[i]), str(self.entries[int(idx[i])].get("path", "")), float(d[i])) for i in keep], \
             len(idx)
@@ -220,11 +242,20 @@ def stored_chroma(entry: dict[str, Any]) -> np.ndarray | None:
     return stored.chroma if stored.sha256 == entry.get("sha256") else None
 
 
-def query_catalog(catalog: CoverCatalog, song: str | Path, *, top: int = 10, rerank: int = 10,
-                  catalog_name: str = "the catalog", embedder=None, cover_engine=None,
-                  progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> QueryResult:
+#: re-ranking stops when the next CNN pair would take the lookup and re-rank past this many seconds (after at
+#: least MIN_RERANK pairs): 50 pairs from stored chroma fit (about 0.014 s a pair on one thread)
+RERANK_BUDGET_S = 1.0
+MIN_RERANK = 10
+
+
+def query_catalog(catalog: CoverCatalog, song: str | Path, *, top: int = 10, rerank: int = 50,
+                  budget_s: float | None = RERANK_BUDGET_S, catalog_name: str = "the catalog", embedder=None,
+                  cover_engine=None, progress: ProgressFn = no_progress,
+                  cancel: CancelToken | None = None) -> QueryResult:
     """Find the covers of ``song`` in ``catalog``: stage 1 hash lookup, stage 2 the cross-similarity CNN on the
-    ``rerank`` nearest candidates whose audio still exists (re-scored ones first, by cover probability)."""
+    ``rerank`` nearest candidates whose audio still exists (re-scored ones first, by cover probability). The
+    number re-ranked adapts to ``budget_s``: at least MIN_RERANK, then as many as fit in the budget (candidates
+    whose audio must be decoded cost more than those with stored chroma); None re-ranks all ``rerank``."""
     from engines.music_lab.cover_embed import CoverEmbeddingEngine, check_recording
     from engines.music_lab.covers import CoverIdEngine, audio_chroma, cross_similarity
 
@@ -248,9 +279,15 @@ def query_catalog(catalog: CoverCatalog, song: str | Path, *, top: int = 10, rer
     if rerank > 0 and matches:
         cover_engine = cover_engine or CoverIdEngine()
         cover_engine.ensure_loaded()
-        missing = 0
+        missing, spent = 0, []
         for k, m in enumerate(matches[:rerank]):
             cancel.raise_if_cancelled()
+            if budget_s is not None and k >= MIN_RERANK and spent and \
+                    time.perf_counter() - t1 + float(np.mean(spent)) > budget_s:
+                notes.append(f"{k} of the {min(rerank, len(matches))} best candidates re-ranked within the "
+                             f"{budget_s:g} s budget")
+                break
+            tp = time.perf_counter()
             progress(0.3 + 0.65 * k / max(1, min(rerank, len(matches))), f"re-ranking {Path(m.path).name}")
             if not m.path or not Path(m.path).is_file():
                 missing += 1
@@ -266,6 +303,7 @@ def query_catalog(catalog: CoverCatalog, song: str | Path, *, top: int = 10, rer
                     notes.append(f"not re-ranked: {exc}")
                     continue
                 m.probability = cover_engine.probability(cross_similarity(pooled, other, "patch"))
+                spent.append(time.perf_counter() - tp)
             reranked += 1
         if missing:
             notes.append(f"{missing} of the {min(rerank, len(matches))} best candidates were not re-ranked: their "

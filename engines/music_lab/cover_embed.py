@@ -98,7 +98,8 @@ def embed_net(args: Mapping[str, Any]):
         features are max-pooled over the 12 pitch rotations frame by frame (transposition invariance), then
         mean- and max-pooled over time (any length)."""
 
-        def __init__(self, dim: int = 256, channels: int = 16, k_s: int = 2):
+        def __init__(self, dim: int = 256, channels: int = 16, k_s: int = 2, depth: int = 2,
+                     balance: bool = False):
             super().__init__()
             c = channels
             self.k_s = k_s  # kept in the card: how many bits a code has
@@ -106,9 +107,14 @@ def embed_net(args: Mapping[str, Any]):
             self.convs = nn.ModuleList([nn.Conv2d(1, c, (3, 5), stride=(1, 2)),
                                         nn.Conv2d(c, 2 * c, (5, 3), stride=(1, 2))])
             self.norms = nn.ModuleList([nn.BatchNorm2d(c), nn.BatchNorm2d(2 * c)])
-            self.temporal = nn.Sequential(nn.Conv1d(2 * c, 8 * c, 3, padding=1), nn.ReLU(),
-                                          nn.Conv1d(8 * c, 8 * c, 3, padding=2, dilation=2), nn.ReLU())
+            layers: list[nn.Module] = [nn.Conv1d(2 * c, 8 * c, 3, padding=1), nn.ReLU()]
+            for i in range(1, depth):  # dilations 2, 4, ...: a wider view of the piece at each layer
+                layers += [nn.Conv1d(8 * c, 8 * c, 3, padding=2 ** i, dilation=2 ** i), nn.ReLU()]
+            self.temporal = nn.Sequential(*layers)
             self.head = nn.Linear(16 * c, dim)
+            # bucket balance: every output value centred and scaled over the training data before the unit
+            # length, so that no dimension is among the k_s largest of most recordings (codes spread over bits)
+            self.balance = nn.BatchNorm1d(dim, affine=False) if balance else None
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             h = x.transpose(1, 2)[:, None]  # (B, 1, 12, T)
@@ -120,7 +126,10 @@ def embed_net(args: Mapping[str, Any]):
             h = h.amax(dim=2)  # (B, C, T'): max over the 12 rotations of each frame
             h = self.temporal(h)
             pooled = torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1)
-            return nn.functional.normalize(self.head(pooled), dim=1)
+            out = self.head(pooled)
+            if self.balance is not None:
+                out = self.balance(out)
+            return nn.functional.normalize(out, dim=1)
 
     return CoverEmbedCNN(**dict(args))
 
