@@ -279,3 +279,14 @@ def test_training_terms_contrastive_spread_and_balance_calibration():
         hook.remove()
     z = (torch.cat(raw) - net.balance.running_mean) / net.balance.running_var.sqrt()
     torch.testing.assert_close(z.mean(0), torch.zeros(16), atol=1e-4, rtol=0)
+
+
+def test_the_rerank_stops_at_its_budget_after_the_minimum(embedder):
+    from engines.music_lab.catalog import MIN_RERANK
+
+    items = [embedder.predict({"recording": p}) for p in (A, B_VERSION, OTHER)] * 5  # 15 entries with audio
+    catalog = CoverCatalog.from_entries(items, {"sha256": embedder.card.sha256, "k_s": embedder.k_s})
+    r = query_catalog(catalog, A, top=15, rerank=15, budget_s=0.0, embedder=embedder)
+    assert r.reranked == MIN_RERANK and any("within the 0 s budget" in n for n in r.notes)
+    full = query_catalog(catalog, A, top=15, rerank=15, budget_s=None, embedder=embedder)
+    assert full.reranked == 15 and not any("budget" in n for n in full.notes)
