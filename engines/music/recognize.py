@@ -159,6 +159,7 @@ class ChordEngineBase(PipelineEngine):
         key = estimate_key_audio(feats.logcqt, inputs.silent) if feats.n_frames else None
         if key is not None:
             track.key, track.key_confidence = key.name, round(key.confidence, 3)
+            track.key_method = key.method
             if key.warning:
                 track.checks.append(Check("key", "warned", key.warning))
         return track

@@ -141,10 +141,11 @@ def has_beat_grid(beats: BeatEstimate | None) -> bool:
 
 def analyse_recording(clip: AudioClip, features: Features | None = None, *, progress: ProgressFn = no_progress,
                       cancel: CancelToken | None = None) -> RecordingAnalysis:
-    """Beats, downbeats, meter and tempo (engines.music.beats) and the key (Krumhansl-Schmuckler over the chroma)
-    of ``clip``. Seconds of CPU: call it off the GUI thread."""
+    """Beats, downbeats, meter and tempo (engines.music.beats) and the key (the learned key model over the
+    log-CQT, Krumhansl-Schmuckler when its weights cannot be used) of ``clip``. Seconds of CPU: call it off the GUI
+    thread."""
     from engines.music.beats import estimate_beats
-    from engines.music.keys import estimate_key
+    from engines.music.keys import estimate_key_audio
 
     cancel = as_token(cancel)
     progress(0.1, "finding the beat")
@@ -159,7 +160,7 @@ def analyse_recording(clip: AudioClip, features: Features | None = None, *, prog
         from engines.music.audio import compute_features
 
         features = compute_features(clip, cancel=cancel)
-    key = estimate_key(features.chroma) if features.n_frames else None
+    key = estimate_key_audio(features.logcqt) if features.n_frames else None
     progress(1.0, "done")
     return RecordingAnalysis(beats, key)
 
@@ -179,6 +180,8 @@ def describe_analysis(analysis: RecordingAnalysis | None, transpose: int = 0) ->
     warning = beats.warnings[0] if beats is not None and beats.warnings else ""
     if beats is None:
         warning = "the beat could not be tracked: the beat grid is not shown"
+    if not warning and key is not None and key.warning:
+        warning = key.warning
     if warning:
         text = f"{text} · {warning}" if text else warning
     return text

@@ -167,6 +167,7 @@ def test_the_chorale_is_analysed_as_four_four_in_a_minor_and_the_key_follows_tra
     assert len(beats.beats) > 40 and abs(gaps.mean() - 60 / beats.bpm) < 0.05
     assert set(beats.downbeats.round(4)) <= set(beats.beats.round(4))
     assert session.key.name == "A minor"  # the reference's key (BWV 153.1)
+    assert session.key.method != "krumhansl-schmuckler" and not session.key.warning  # the learned key model
     assert session.info_line.startswith(f"tempo {beats.bpm:.0f} bpm · 4/4 · key A minor")
     assert beats.confidence > 0.15 and session.snap and snaps == [True]  # sure downbeats: snapping is on
     session.set_transpose(3)

@@ -64,7 +64,7 @@ class ResultsPanel:
             return
         extra = f" (transposed {track.transpose:+d})" if track.transpose else ""
         self.key_label.setText(f"Key: {track.display_key()}{extra}")
-        self.key_label.setToolTip(f"Krumhansl-Schmuckler estimate, correlation {track.key_confidence:.2f}")
+        self.key_label.setToolTip(key_tooltip(track.key_confidence, getattr(track, "key_method", "")))
 
     def show_selection(self, track, index: int | None) -> None:
         """The info line shows the selected chord as it is now (after edits, undo and transpose)."""
@@ -79,3 +79,14 @@ class ResultsPanel:
             self.check_banner = banner_before(self.status)
         show_result_checks(self.check_banner, "Chord recognition", track, notify)
         self.status.setText(f"{len(track.segments)} chords from {track.source}. {EDIT_HELP}")
+
+
+def key_tooltip(confidence: float | None, method: str = "") -> str:
+    """What the key's number means: the learned model's probability, or Krumhansl-Schmuckler's correlation."""
+    from engines.music.keys import KS_METHOD
+
+    if confidence is None:
+        return "Key of the whole recording"
+    if method == KS_METHOD:
+        return f"Krumhansl-Schmuckler estimate, correlation {confidence:.2f}"
+    return f"Key of the whole recording (learned key model), probability {confidence:.2f}"
