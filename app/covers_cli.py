@@ -26,8 +26,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     q.add_argument("catalog")
     q.add_argument("song")
     q.add_argument("--top", type=int, default=10, help="how many matches to print (default 10)")
-    q.add_argument("--rerank", type=int, default=10, help="how many of the nearest candidates the CNN re-scores "
-                                                          "(0: hash lookup only; default 10)")
+    q.add_argument("--rerank", type=int, default=50, help="how many of the nearest candidates the CNN re-scores, "
+                                                          "at least 10, then as many as fit in 1 s (0: hash lookup "
+                                                          "only; default 50)")
     q.add_argument("--json", action="store_true")
     return p
 

@@ -495,13 +495,21 @@ class HaemorrhageDetectorEngine(_HeadCtFindings, ModelEngine):
         cal = (getattr(self.card, "calibration", None) or {}).get("fracture") or {}
         return float(cal.get("temperature", self.temperature)), float(cal.get("bias", 0.0))
 
+    @property
+    def fracture_voxel_p(self) -> float:
+        """The voxel probability that starts a fracture region: FRACTURE_VOXEL_P for weights whose card fitted a
+        fracture calibration, else the haemorrhage cut (weights without a fracture fit score their faint fracture
+        voxels near 0: dozens of 0.00 "fractures" along the skull would fill the review list and the report)."""
+        cal = (getattr(self.card, "calibration", None) or {}).get("fracture") or {}
+        return float(cal.get("voxel_p", FRACTURE_VOXEL_P if cal else CANDIDATE_VOXEL_P))
+
     def infer(self, inputs: HeadCtInputs, *, progress: ProgressFn, cancel: CancelToken):
         return run_net(self.network, inputs.work, self.device or "cpu", cancel,
                        lambda f, m: progress(0.15 + 0.7 * (f or 0), m))
 
     def finish(self, outputs, inputs: HeadCtInputs, request: Mapping[str, Any]) -> DetectionResult:
         prob, energy = outputs
-        regions = candidates(prob, hu=inputs.work)
+        regions = candidates(prob, hu=inputs.work, fracture_p=self.fracture_voxel_p)
         t_frac, b_frac = self.fracture_calibration
         for r in regions:
             if r["type"] == 6:

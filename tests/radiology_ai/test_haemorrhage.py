@@ -92,6 +92,16 @@ def test_cli_run_boxes_the_known_haemorrhage(sample, tmp_path):
     assert finding["volume_ml"] > 0.5 and finding["state"] == "unreviewed"
 
 
+def test_the_candidates_are_not_filled_with_near_zero_fractures(sample):
+    """Weights without a fracture calibration keep the haemorrhage cut for fractures: the candidate list (what the
+    Review tab lists behind its threshold, and what the SR reports) holds no dozens of 0.00 "skull fractures"."""
+    series, _ = sample
+    engine = HaemorrhageDetectorEngine()
+    engine.load("cpu")
+    findings = engine.predict({"image_path": str(series)}).findings
+    assert len(findings) <= 5, [(f.type, round(f.score, 3)) for f in findings]
+
+
 def test_untouched_scan_gives_no_finding_above_the_default_threshold():
     from engines.radiology_ai.head_ct_sim import sample_case
 

@@ -85,7 +85,7 @@ def find_catalog(path: Path) -> Path:
     return found[0]
 
 
-def catalog_query_job(catalog: str | Path, song: str | Path, *, top: int = 10, rerank: int = 10):
+def catalog_query_job(catalog: str | Path, song: str | Path, *, top: int = 10, rerank: int = 50):
     """A job for the task adapter: (the catalog file used, engines.music_lab.catalog.QueryResult)."""
 
     def job(progress, cancel):
@@ -145,9 +145,9 @@ class CatalogSearchDialog(QDialog):
         self.top_spin.setToolTip("How many matches to list")
         self.rerank_spin = QSpinBox()
         self.rerank_spin.setRange(0, 100)
-        self.rerank_spin.setValue(10)
-        self.rerank_spin.setToolTip("How many of the nearest candidates the cross-similarity CNN re-scores (0: the "
-                                    "hash-table lookup only)")
+        self.rerank_spin.setValue(50)
+        self.rerank_spin.setToolTip("How many of the nearest candidates the cross-similarity CNN re-scores: at "
+                                    "least 10, then as many as fit in a second (0: the hash-table lookup only)")
         self.search_button = QPushButton("Search")
         self.search_button.setDefault(True)
         self.search_button.clicked.connect(self.search)
