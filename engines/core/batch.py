@@ -185,11 +185,15 @@ def run_one(engine_id: str, input_path: str, out_dir: str, options: Mapping[str,
     folder = output_dir_for(Path(out_dir), src)
     row: dict[str, Any] = {"input": str(src), "status": "failed", "outputs": [], "device": "", "reason": "",
                            "checks": [], "findings": []}
+    # one torch thread per worker (CSI_BATCH_THREADS): the workers already share the cores, and the engines'
+    # own thread policy (engines.core.threads) would otherwise give each worker every idle core at each call
+    threads = str(max(1, int(os.environ.get("CSI_BATCH_THREADS", "1"))))
+    os.environ.setdefault("CSI_TORCH_THREADS", threads)
     try:
         import torch
 
-        torch.set_num_threads(max(1, int(os.environ.get("CSI_BATCH_THREADS", "1"))))
-    except ImportError:
+        torch.set_num_threads(int(os.environ["CSI_TORCH_THREADS"]))
+    except (ImportError, ValueError):
         pass
     try:
         dev = _worker_device(device)

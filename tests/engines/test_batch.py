@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -96,3 +97,17 @@ def test_cli_batch_exit_status_and_summary(cohort, tmp_path, capsys):
     assert "failed:" in captured.err and "broken.dcm" in captured.err
     assert main(["batch", ENGINE, *map(str, cohort[:2]), "--out", str(out), "--workers", "1"]) == 0
     assert "0 done, 2 skipped" in capsys.readouterr().out
+
+
+def test_a_batch_worker_keeps_to_one_torch_thread(cohort, tmp_path, monkeypatch):
+    """Workers share the cores: the engines' thread policy must not give each of them every idle core (two workers
+    of a torch engine were slower than one before)."""
+    from engines.core import batch
+    from engines.core.threads import choose_threads
+
+    monkeypatch.delenv("CSI_TORCH_THREADS", raising=False)
+    monkeypatch.delenv("CSI_BATCH_THREADS", raising=False)
+    row = batch.run_one(ENGINE, str(cohort[0]), str(tmp_path / "out"), {}, key="k")
+    assert row["status"] == "done"
+    assert os.environ.get("CSI_TORCH_THREADS") == "1" and choose_threads(cores=16, load=0.0) == 1
+    monkeypatch.delenv("CSI_TORCH_THREADS")
