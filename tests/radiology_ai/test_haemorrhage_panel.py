@@ -60,3 +60,14 @@ def test_export_sr_keeps_states(panel, tmp_path):
     panel.export_sr(str(tmp_path / "r.dcm"))
     back = {f.id: f.state for f in read_findings_sr(tmp_path / "r.dcm")[0]}
     assert back == {"F1": "unreviewed", "F2": "rejected", "F3": "unreviewed"}
+
+
+def test_the_current_finding_is_described_in_full_below_the_list(panel, qtbot):
+    text = panel.details.text()
+    assert "F1" in text and "subdural haemorrhage" in text and "score 0.90" in text and "unreviewed" in text
+    assert "10×10×6 mm" in text and "1.00 ml" in text and "mean 65 HU" in text and "slice 2" in text
+    panel.tree.setFocus()
+    qtbot.keyClick(panel.tree, Qt.Key_R)
+    assert "F1" in panel.details.text() and "rejected" in panel.details.text()
+    qtbot.keyClick(panel.tree, Qt.Key_N)
+    assert "F2" in panel.details.text() and "score 0.70" in panel.details.text()

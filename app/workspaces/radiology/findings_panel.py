@@ -100,6 +100,10 @@ class FindingsPanel(QWidget):
         lay.addWidget(self.summary)
         lay.addLayout(row)
         lay.addWidget(self.tree, 1)
+        self.details = QLabel("")  # the current finding in full: the list's columns do not fit a narrow dock
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        lay.addWidget(self.details)
         lay.addLayout(buttons)
         lay.addWidget(self.help)
         lay.addLayout(export)
@@ -210,7 +214,21 @@ class FindingsPanel(QWidget):
         self._show_undo()
         self._show_editing()
 
+    def _show_details(self) -> None:
+        f = self.review.current
+        if f is None:
+            self.details.setText("")
+            return
+        parts = [f"<b>{f.id}</b> {f.type}", f"score {f.score:.2f}", state_text(f).strip("·✓✗ ") or "unreviewed",
+                 "×".join(f"{v:.0f}" for v in f.size_mm) + " mm", f"{f.volume_ml:.2f} ml"]
+        if f.mean_hu is not None:
+            parts.append(f"mean {f.mean_hu:.0f} HU")
+        if f.slice_index is not None:
+            parts.append(f"slice {f.slice_index + 1}")
+        self.details.setText(" · ".join(parts))
+
     def _select_current(self) -> None:
+        self._show_details()
         cur = self.review.current
         self.tree.blockSignals(True)
         for n in range(self.tree.topLevelItemCount()):
