@@ -10,11 +10,13 @@ is dragged with real mouse events between two voxel centres 300 voxels apart on 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from eventloop import pumps  # noqa: E402
 
 
 def main(out: Path) -> int:
@@ -28,18 +30,7 @@ def main(out: Path) -> int:
     app = QApplication.instance() or QApplication([])
     out.mkdir(parents=True, exist_ok=True)
 
-    def pump(seconds: float = 0.3) -> None:
-        end = time.time() + seconds
-        while time.time() < end:
-            app.processEvents()
-            time.sleep(0.01)
-
-    def wait(cond, timeout: float = 120.0) -> None:
-        end = time.time() + timeout
-        while not cond():
-            if time.time() > end:
-                raise TimeoutError("the window did not get there in time")
-            pump(0.05)
+    pump, wait = pumps(app)
 
     win = MainWindow(detect_device=False)
     win.resize(1400, 900)
