@@ -23,3 +23,19 @@ def pumps(app) -> tuple[Callable[..., None], Callable[..., None]]:
             pump(0.05)
 
     return pump, wait
+
+
+def open_workstation(width: int = 1400, height: int = 900):
+    """The workstation's main window, shown at ``width`` x ``height`` with its first events processed:
+    (app, window, pump, wait)."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    pump, wait = pumps(app)
+    win = MainWindow(detect_device=False)
+    win.resize(width, height)
+    win.show()
+    pump(1.0)
+    return app, win, pump, wait

@@ -20,23 +20,12 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eventloop import pumps  # noqa: E402
+from eventloop import open_workstation  # noqa: E402
 
 
 def main(out: Path) -> int:
-    from PySide6.QtWidgets import QApplication
-
-    from app.main_window import MainWindow
-
-    app = QApplication.instance() or QApplication([])
     out.mkdir(parents=True, exist_ok=True)
-
-    pump, wait = pumps(app)
-
-    win = MainWindow(detect_device=False)
-    win.resize(1400, 900)
-    win.show()
-    pump(1.0)
+    _app, win, pump, wait = open_workstation(1400, 900)
 
     # -- 1. haemorrhage review --------------------------------------------------------------------------
     view = win.switch_to("radiology")

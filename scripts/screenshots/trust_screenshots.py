@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from eventloop import pumps  # noqa: E402
+from eventloop import open_workstation  # noqa: E402
 
 
 def main(out: Path) -> int:
@@ -24,18 +24,10 @@ def main(out: Path) -> int:
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
 
-    from app.main_window import MainWindow
     from engines.core.samples import sample_path
 
-    app = QApplication.instance() or QApplication([])
     out.mkdir(parents=True, exist_ok=True)
-
-    pump, wait = pumps(app)
-
-    win = MainWindow(detect_device=False)
-    win.resize(1400, 900)
-    win.show()
-    pump(1.0)
+    _app, win, pump, wait = open_workstation(1400, 900)
     view = win.switch_to("radiology")
     view.open_path(sample_path("lung1-ct"))
     wait(lambda: view.volume is not None and len(view.layers) == 1 and not win.tasks.active())
